@@ -1,0 +1,146 @@
+"""The container returned by :func:`clustermap.detect_clusters`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    import folium
+    import geopandas as gpd
+
+#: Columns of ``ClusterResult.clusters`` (one row per detected cluster), in order.
+CLUSTER_COLUMNS = (
+    "cluster_id",  # str, stable within a result, e.g. "25.62A-1"
+    "sector",  # code at the analysis level (or group name)
+    "sector_label",  # French NAF label (or group name)
+    "place",  # a place label a person understands ("Cluses, Scionzier, Marnaz")
+    "unit_ids",  # list of unit ids
+    "n_units",
+    "establishments",
+    "employees",  # band-imputed with the registry's rule (default midpoint)
+    "employees_low",  # lower bound of the size bands
+    "employees_high",  # upper bound of the size bands
+    "lq",  # establishment-count LQ of the cluster region
+    "lq_low",  # exact Poisson (Garwood) 95 % interval of the LQ
+    "lq_high",
+    "lq_employees",  # employment LQ of the region
+    "share_of_sector",  # share of the whole table's sector establishments in the cluster
+    "focus",  # share of the cluster region's establishments that are in the sector
+    "p_value",  # one-sided exact Poisson p-value of the region's excess
+    "stars",  # European Cluster Observatory stars (0-3)
+    "strong_cluster",  # US Cluster Mapping strong-cluster flag (P75)
+    "strong_cluster_p90",  # the P90 variant
+    "artefact",  # sector known to produce registry artefacts (head offices, temp agencies…)
+    "strength",  # documented ranking score (sorted descending)
+    "geometry",  # union of the units' polygons (CRS of the units)
+)
+
+
+@dataclass
+class ClusterResult:
+    """Clusters detected in a registry or a units × sectors table, with every measure.
+
+    Attributes
+    ----------
+    clusters : geopandas.GeoDataFrame
+        One row per cluster, columns :data:`CLUSTER_COLUMNS`, sorted by ``strength``.
+    table : pandas.DataFrame
+        Tidy units × sectors table: ``unit_id``, ``sector``, ``establishments``,
+        ``employees``, ``lq``, ``lq_low``, ``lq_high``, the local statistic and its p-value,
+        ``significant``, ``label`` and ``cluster_id`` (empty when the cell is in no cluster).
+    units : geopandas.GeoDataFrame
+        The analysis units, indexed by unit id, with a ``name`` column when names are known.
+    establishments : geopandas.GeoDataFrame or None
+        Kept establishments with their ``unit_id`` (None for pre-aggregated input).
+    parameters : dict
+        Every parameter used, so a result can be reproduced.
+    registry_summary : dict or None
+        What was read: ``source``, ``rows``, ``kept``, ``rejects`` (count by reason).
+    sectors : pandas.DataFrame or None
+        One row per sector analysed: label, totals, global statistic, artefact flag.
+    """
+
+    clusters: gpd.GeoDataFrame
+    table: pd.DataFrame
+    units: gpd.GeoDataFrame
+    establishments: gpd.GeoDataFrame | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    registry_summary: dict[str, Any] | None = None
+    sectors: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        n_sectors = self.table["sector"].nunique() if "sector" in self.table else 0
+        return (
+            f"<ClusterResult: {len(self.clusters)} clusters in {n_sectors} sectors "
+            f"over {len(self.units)} units>"
+        )
+
+    def explore(self, **kwargs: Any) -> folium.Map:
+        """Interactive map of the clusters (see :func:`clustermap.explore_clusters`)."""
+        from .maps import explore_clusters
+
+        return explore_clusters(self, **kwargs)
+
+    def to_html(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write the standalone HTML report (see :func:`clustermap.write_report`)."""
+        from .report import write_report
+
+        return write_report(self, path, **kwargs)
+
+    def to_file(self, path: str | Path, driver: str | None = None) -> Path:
+        """Write the clusters to GeoPackage (``.gpkg``), GeoParquet (``.parquet``) or CSV.
+
+        A GeoPackage also receives the tidy table as a ``units_x_sectors`` layer (without
+        geometry). List columns (``unit_ids``) are written as ``;``-separated text, except in
+        GeoParquet which keeps lists.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Output file; the format follows the extension unless ``driver`` is given.
+        driver : str, optional
+            ``"GPKG"``, ``"Parquet"`` or ``"CSV"``.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        driver = driver or {".gpkg": "GPKG", ".parquet": "Parquet", ".csv": "CSV"}.get(suffix)
+        if driver is None:
+            raise ValueError(
+                f"Cannot tell the output format of {path.name!r}: expected a .gpkg, .parquet or "
+                ".csv extension, or pass driver='GPKG'|'Parquet'|'CSV'."
+            )
+        clusters = self.clusters.copy()
+        if driver == "Parquet":
+            clusters.to_parquet(path)
+            return path
+        if "unit_ids" in clusters:
+            clusters["unit_ids"] = clusters["unit_ids"].map(
+                lambda ids: ";".join(map(str, ids)) if isinstance(ids, list | tuple) else ids
+            )
+        if driver == "CSV":
+            out = pd.DataFrame(clusters.drop(columns="geometry"))
+            out["geometry_wkt"] = clusters.geometry.to_wkt()
+            out.to_csv(path, index=False)
+            return path
+        if driver == "GPKG":
+            clusters.to_file(path, layer="clusters", driver="GPKG")
+            table = pd.DataFrame(self.table).copy()
+            for col in table.columns:
+                if table[col].dtype == object:
+                    table[col] = table[col].astype(str)
+            import geopandas as gpd
+
+            gpd.GeoDataFrame(table, geometry=[None] * len(table)).to_file(
+                path, layer="units_x_sectors", driver="GPKG"
+            )
+            return path
+        raise ValueError(f"driver must be 'GPKG', 'Parquet' or 'CSV'; {driver!r} was given.")
