@@ -1,0 +1,271 @@
+"""French and English labels for maps, the report and the command line.
+
+French is the default: the people who open the maps are French local-government staff.
+Numbers are formatted for the chosen language: ``1 234`` and ``2,5`` in French (with a
+no-break space as thousands separator), ``1,234`` and ``2.5`` in English.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LANGS = ("fr", "en")
+
+# key -> (french, english)
+_LABELS: dict[str, tuple[str, str]] = {
+    # fiche / tooltips
+    "cluster": ("Cluster", "Cluster"),
+    "clusters": ("Clusters", "Clusters"),
+    "sector": ("Secteur", "Sector"),
+    "sector_code": ("Code du secteur", "Sector code"),
+    "place": ("Lieu", "Place"),
+    "main_communes": ("Principales communes", "Main places"),
+    "n_units": ("Nombre de communes", "Number of units"),
+    "establishments": ("Établissements", "Establishments"),
+    "employees": ("Salariés (estimation)", "Employees (estimate)"),
+    "employees_range": ("fourchette", "range"),
+    "lq": ("Quotient de localisation", "Location quotient"),
+    "lq_short": ("QL", "LQ"),
+    "lq_interval": ("intervalle à 95 %", "95% interval"),
+    "lq_employees": ("Quotient de localisation (emplois)", "Location quotient (jobs)"),
+    "share_of_sector": ("Part du secteur national", "Share of the national sector"),
+    "focus": ("Poids du secteur dans la zone", "Sector's weight in the area"),
+    "stars": ("Étoiles (Observatoire européen)", "Stars (European Cluster Observatory)"),
+    "strong_cluster": ("Cluster fort", "Strong cluster"),
+    "strong_cluster_p90": ("Cluster fort (P90)", "Strong cluster (P90)"),
+    "p_value": ("Valeur p", "p-value"),
+    "strength": ("Score", "Score"),
+    "artefact": (
+        "Secteur sujet aux artefacts du registre",
+        "Sector prone to registry artefacts",
+    ),
+    "largest": ("Principaux établissements", "Largest establishments"),
+    "yes": ("oui", "yes"),
+    "no": ("non", "no"),
+    "unknown": ("inconnu", "unknown"),
+    "no_data": ("pas de donnée", "no data"),
+    "name": ("Nom", "Name"),
+    "unit": ("Commune", "Unit"),
+    "unit_id": ("Code", "Code"),
+    "statistic": ("Statistique locale", "Local statistic"),
+    "quadrant": ("Type", "Type"),
+    # map furniture
+    "fullscreen": ("Plein écran", "Full screen"),
+    "context": ("Limites (contexte)", "Boundaries (context)"),
+    "legend_clusters": ("Clusters détectés, par secteur", "Detected clusters, by sector"),
+    "legend_lq": ("Quotient de localisation", "Location quotient"),
+    "legend_lq_note": (
+        "1 = même part qu'au niveau national ; 2 = deux fois plus",
+        "1 = same share as nationally; 2 = twice as much",
+    ),
+    "legend_local": ("Autocorrélation locale", "Local autocorrelation"),
+    "legend_establishments": ("Établissements, par secteur", "Establishments, by sector"),
+    "title_clusters": ("Clusters d'entreprises", "Business clusters"),
+    "title_lq": ("Quotient de localisation : {sector}", "Location quotient: {sector}"),
+    "title_local": ("Autocorrélation locale : {sector}", "Local autocorrelation: {sector}"),
+    "title_establishments": ("Établissements", "Establishments"),
+    "establishments_layer": ("Établissements : {sector}", "Establishments: {sector}"),
+    "units_layer": ("Communes", "Units"),
+    "HH": ("Cluster (fort entouré de fort)", "Cluster (high among high)"),
+    "LL": ("Creux (faible entouré de faible)", "Cold area (low among low)"),
+    "HL": ("Isolé fort (fort entouré de faible)", "Outlier (high among low)"),
+    "LH": ("Isolé faible (faible entouré de fort)", "Outlier (low among high)"),
+    "hot": ("Point chaud", "Hot spot"),
+    "cold": ("Point froid", "Cold spot"),
+    "ns": ("Non significatif", "Not significant"),
+    "significance_note": (
+        "Seuil {alpha}, correction : {correction}",
+        "Threshold {alpha}, correction: {correction}",
+    ),
+    "none": ("aucune", "none"),
+    # report
+    "report_title": (
+        "Rapport clustermap : clusters d'entreprises",
+        "clustermap report: business clusters",
+    ),
+    "what_was_analysed": ("Ce qui a été analysé", "What was analysed"),
+    "source": ("Fichier source", "Source file"),
+    "date": ("Date du rapport", "Report date"),
+    "rows_read": ("Lignes lues", "Rows read"),
+    "kept": ("Établissements retenus", "Establishments kept"),
+    "dropped": ("Lignes écartées", "Rows dropped"),
+    "reason": ("Motif", "Reason"),
+    "count": ("Nombre", "Count"),
+    "parameters": ("Paramètres", "Parameters"),
+    "parameter": ("Paramètre", "Parameter"),
+    "value": ("Valeur", "Value"),
+    "cluster_table": ("Tableau des clusters", "Table of clusters"),
+    "sort_hint": (
+        "Cliquez sur un en-tête de colonne pour trier.",
+        "Click a column header to sort.",
+    ),
+    "map": ("Carte", "Map"),
+    "map_note": (
+        "Le fond de carte (tuiles OpenStreetMap) demande une connexion internet ; sans "
+        "connexion, les clusters s'affichent sur un fond uni avec les limites des "
+        "départements. Cochez ou décochez les secteurs dans le sélecteur de couches "
+        "(en haut à droite) ; cliquez sur une zone pour ouvrir sa fiche.",
+        "The base map (OpenStreetMap tiles) needs an internet connection; without one, the "
+        "clusters show on a plain background with the outlines of the areas. Tick or untick "
+        "sectors in the layer selector (top right); click an area to open its summary.",
+    ),
+    "leading_clusters": ("Principaux clusters", "Leading clusters"),
+    "method": ("Méthode et limites", "Method and limits"),
+    "no_clusters": ("Aucun cluster détecté.", "No cluster detected."),
+    "n_clusters": ("Nombre de clusters", "Number of clusters"),
+    "n_sectors": ("Secteurs concernés", "Sectors involved"),
+    "n_units_total": ("Unités spatiales", "Spatial units"),
+    "rank": ("Rang", "Rank"),
+    "generated_by": ("Produit par clustermap {version}", "Made with clustermap {version}"),
+    "not_given": ("non précisé", "not given"),
+}
+
+_METHOD_NOTE = {
+    "fr": [
+        "Un cluster est ici une zone de communes voisines où un secteur d'activité est "
+        "nettement plus présent qu'en moyenne nationale. Pour chaque commune et chaque "
+        "secteur, le quotient de localisation (QL) compare la part du secteur dans la "
+        "commune à sa part nationale : un QL de 2 signifie deux fois plus d'établissements "
+        "du secteur que si l'activité était répartie comme en France entière.",
+        "Les communes spécialisées voisines sont regroupées si la concentration est "
+        "statistiquement significative (tests de permutation sur les indicateurs locaux "
+        "d'autocorrélation spatiale). Chaque cluster reçoit un intervalle de confiance à "
+        "95 % sur son QL, une valeur p, des étoiles selon la méthode de l'Observatoire "
+        "européen des clusters et un indicateur de « cluster fort » inspiré du U.S. Cluster "
+        "Mapping Project.",
+        "Limites : les effectifs salariés sont estimés à partir des tranches d'effectif du "
+        "registre (d'où une fourchette) ; un établissement est compté à l'adresse déclarée, "
+        "ce qui peut gonfler les communes qui accueillent des sièges sociaux ou des agences "
+        "d'intérim ; le découpage communal influe sur les résultats (une petite "
+        "spécialisation peut disparaître dans une grande ville). Un cluster statistique "
+        "n'est pas forcément une filière organisée : ces résultats sont un point de départ "
+        "pour une analyse de terrain, pas une conclusion.",
+    ],
+    "en": [
+        "A cluster here is an area of neighbouring units where an industry is clearly more "
+        "present than on average nationally. For each unit and industry, the location "
+        "quotient (LQ) compares the industry's share in the unit with its national share: "
+        "an LQ of 2 means twice as many establishments as if the industry were spread like "
+        "the whole country.",
+        "Neighbouring specialised units are grouped when the concentration is statistically "
+        "significant (permutation tests of local spatial autocorrelation statistics). Each "
+        "cluster gets a 95% confidence interval on its LQ, a p-value, European Cluster "
+        "Observatory stars and a 'strong cluster' flag after the U.S. Cluster Mapping "
+        "Project.",
+        "Limits: employees are estimated from the registry's size bands (hence a range); an "
+        "establishment is counted at its declared address, which can inflate places hosting "
+        "head offices or temporary-work agencies; the zoning affects results (a small "
+        "specialisation can vanish inside a large city). A statistical cluster is not "
+        "necessarily an organised industry: these results are a starting point for field "
+        "work, not a conclusion.",
+    ],
+}
+
+# registry reject reasons (clustermap._schema REASON_* values) in words
+_REASONS: dict[str, tuple[str, str]] = {
+    "missing_coordinates": ("coordonnées manquantes", "missing coordinates"),
+    "coordinates_out_of_bounds": ("coordonnées hors zone", "coordinates out of bounds"),
+    "swapped_lat_lon": ("latitude et longitude inversées", "latitude and longitude swapped"),
+    "invalid_sector_code": ("code d'activité invalide", "invalid sector code"),
+    "other_nomenclature": ("autre nomenclature d'activité", "other activity nomenclature"),
+    "duplicated_id": ("identifiant en double", "duplicated identifier"),
+    "closed_establishments": ("établissements fermés", "closed establishments"),
+    "outside_units": ("hors des unités spatiales", "outside the spatial units"),
+}
+
+NBSP = "\u00a0"
+
+
+def check_lang(lang: str) -> str:
+    """Return ``lang`` if supported, else raise a ValueError naming the choices."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}; {lang!r} was given.")
+    return lang
+
+
+def t(key: str, lang: str = "fr", **fmt: Any) -> str:
+    """Label ``key`` in ``lang`` (``str.format`` with ``fmt`` when given)."""
+    fr, en = _LABELS[key]
+    text = fr if lang == "fr" else en
+    return text.format(**fmt) if fmt else text
+
+
+def reason(code: str, lang: str = "fr") -> str:
+    """Reject reason in words (the code itself when unknown)."""
+    pair = _REASONS.get(str(code))
+    if pair is None:
+        return str(code).replace("_", " ")
+    return pair[0] if lang == "fr" else pair[1]
+
+
+def method_note(lang: str = "fr") -> list[str]:
+    """Plain-language paragraphs on method and limits."""
+    return list(_METHOD_NOTE[lang])
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_int(value: Any, lang: str = "fr") -> str:
+    """Whole number with thousands separators: ``1 234`` (fr) or ``1,234`` (en)."""
+    if _missing(value):
+        return "–"
+    text = f"{round(float(value)):,d}"
+    return text.replace(",", NBSP) if lang == "fr" else text
+
+
+def fmt_num(value: Any, lang: str = "fr", digits: int = 2) -> str:
+    """Decimal number: ``2,5`` (fr) or ``2.5`` (en), trailing zeros dropped."""
+    if _missing(value):
+        return "–"
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    text = f"{value:,.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    if lang == "fr":
+        text = text.replace(",", NBSP).replace(".", ",")
+    return text
+
+
+def fmt_pct(value: Any, lang: str = "fr", digits: int = 1) -> str:
+    """Share in [0, 1] as a percentage: ``12,5 %`` (fr) or ``12.5%`` (en)."""
+    if _missing(value):
+        return "–"
+    num = fmt_num(100 * float(value), lang, digits)
+    return f"{num}{NBSP}%" if lang == "fr" else f"{num}%"
+
+
+def fmt_p(value: Any, lang: str = "fr") -> str:
+    """p-value: 3 significant digits, ``< 0,001`` below 0.001."""
+    if _missing(value):
+        return "–"
+    value = float(value)
+    if value < 0.001:
+        return f"<{NBSP}0,001" if lang == "fr" else "< 0.001"
+    return fmt_num(value, lang, 3)
+
+
+def fmt_bool(value: Any, lang: str = "fr") -> str:
+    """``oui``/``non`` (fr) or ``yes``/``no`` (en); ``inconnu`` when missing."""
+    if _missing(value):
+        return t("unknown", lang)
+    return t("yes" if bool(value) else "no", lang)
+
+
+def fmt_stars(value: Any) -> str:
+    """Stars as ``★★☆`` (0-3)."""
+    if _missing(value):
+        return "–"
+    n = max(0, min(3, int(value)))
+    return "★" * n + "☆" * (3 - n)

@@ -1,0 +1,1464 @@
+"""Interactive Folium maps of clusters, location quotients, local statistics and establishments.
+
+Each function returns a :class:`folium.Map` and takes ``m=`` to add its layers to an
+existing map, the way :meth:`geopandas.GeoDataFrame.explore` works. Labels are French by
+default (``lang="en"`` for English) and numbers are written for French readers
+(``1 234``, ``2,5``).
+
+Everything drawn comes from the documented columns of
+:class:`clustermap.ClusterResult` (``clusters``, ``table``, ``units``,
+``establishments``); this module imports no statistics code.
+
+Safety: registry text (names, labels, codes) reaches the page only as JSON inside
+``<script>`` (``<``, ``>`` and ``&`` written as JSON unicode escapes) and is put into the page
+with ``textContent`` by small own scripts, never as HTML. Layer names, which Leaflet's
+layer control shows as HTML, are escaped with :func:`html.escape`.
+
+Geometry is reprojected to WGS84, simplified as a coverage
+(:func:`shapely.coverage_simplify`, so neighbouring units keep sharing their edges) and
+rounded to 5 decimals (about 1 m).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import _i18n
+from ._offline import make_offline, script_json
+from ._schema import (
+    CLUSTER_ID,
+    COMMUNE,
+    EMPLOYEES,
+    EMPLOYEES_HIGH,
+    EMPLOYEES_LOW,
+    ESTABLISHMENTS,
+    LABEL,
+    LQ,
+    LQ_HIGH,
+    LQ_LOW,
+    NAME,
+    P_VALUE,
+    QUADRANT,
+    SECTOR,
+    STATISTIC,
+    UNIT_ID,
+    UNIT_NAME,
+)
+from .errors import ClustermapWarning, CRSError, SchemaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import folium
+    import geopandas as gpd
+
+__all__ = ["explore_clusters", "explore_establishments", "explore_local", "explore_lq"]
+
+#: Categorical palette for sectors (ColorBrewer Set1/Dark2/Paired, readable on a light map).
+PALETTE = (
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+    "#984ea3",
+    "#ff7f00",
+    "#a65628",
+    "#f781bf",
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#1f78b4",
+    "#33a02c",
+    "#fb9a99",
+    "#b15928",
+    "#6a3d9a",
+    "#999933",
+    "#17becf",
+)
+
+#: Fixed colours of local-statistic categories (those of esda's ``Moran_Local.explore``).
+LOCAL_COLORS = {
+    "HH": "#d7191c",
+    "LH": "#abd9e9",
+    "LL": "#2c7bb6",
+    "HL": "#fdae61",
+    "hot": "#d7191c",
+    "cold": "#2c7bb6",
+    "ns": "#d3d3d3",
+}
+
+_LQ_BREAKS = (0.5, 0.8, 1.25, 2.0, 4.0)
+_LQ_COLORS = ("#2c7bb6", "#abd9e9", "#f7f7f7", "#fdd49e", "#fc8d59", "#d7301f")
+_SEQ_COLORS = {
+    3: ("#fee8c8", "#fdbb84", "#e34a33"),
+    4: ("#fef0d9", "#fdcc8a", "#fc8d59", "#d7301f"),
+    5: ("#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"),
+    6: ("#fef0d9", "#fdd49e", "#fdbb84", "#fc8d59", "#e34a33", "#b30000"),
+    7: ("#fef0d9", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#990000"),
+}
+_NO_DATA_COLOR = "#e0e0e0"
+
+_ROUND = 5  # decimals of WGS84 coordinates sent to the page (about 1 m)
+
+# ---------------------------------------------------------------------------------------
+# JavaScript and CSS shared by every clustermap map (added once per page)
+# ---------------------------------------------------------------------------------------
+
+_CSS = """
+.cm-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;
+ background:rgba(255,255,255,.92);padding:4px 12px;border-radius:4px;font:600 15px/1.3
+ system-ui,sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:60%;text-align:center;
+ pointer-events:none}
+.cm-legend{background:rgba(255,255,255,.94);padding:6px 9px;border-radius:4px;
+ font:12px/1.35 system-ui,sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);max-width:280px;
+ max-height:45vh;overflow:auto}
+.cm-legend-title{font-weight:600;margin-bottom:3px}
+.cm-legend-item{display:flex;align-items:center;gap:6px;margin:1px 0}
+.cm-legend-swatch{flex:0 0 14px;height:12px;border:1px solid #777}
+.cm-legend-note{margin-top:4px;color:#444;font-style:italic}
+.cm-fiche{font:12.5px/1.35 system-ui,sans-serif;min-width:240px}
+.cm-fiche-title{font-weight:700;font-size:14px;margin-bottom:4px}
+.cm-fiche-warn{background:#fff3cd;padding:2px 4px;margin-bottom:4px}
+.cm-fiche-table{border-collapse:collapse}
+.cm-fiche-table th{text-align:left;font-weight:600;padding:1px 8px 1px 0;vertical-align:top}
+.cm-fiche-table td{padding:1px 0}
+.cm-fiche-sub{font-weight:600;margin-top:5px}
+.cm-fiche ul{margin:2px 0 0 16px;padding:0}
+.cm-fs{font:18px/26px system-ui,sans-serif;width:30px;height:30px;background:#fff;
+ border:none;cursor:pointer;padding:0}
+.cm-count{background:rgba(60,60,60,.8);color:#fff;border-radius:50%;text-align:center;
+ font:600 11px/30px system-ui,sans-serif;width:30px;height:30px;border:2px solid #fff}
+"""
+
+_JS = """
+var cmUtil = (function () {
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+  function fiche(p) {
+    var root = el('div', 'cm-fiche');
+    root.appendChild(el('div', 'cm-fiche-title', p.t));
+    if (p.w) { root.appendChild(el('div', 'cm-fiche-warn', p.w)); }
+    var tb = el('table', 'cm-fiche-table');
+    (p.r || []).forEach(function (r) {
+      var tr = el('tr'); tr.appendChild(el('th', null, r[0])); tr.appendChild(el('td', null, r[1]));
+      tb.appendChild(tr);
+    });
+    root.appendChild(tb);
+    if (p.l && p.l.length) {
+      root.appendChild(el('div', 'cm-fiche-sub', p.lt));
+      var ul = el('ul');
+      p.l.forEach(function (x) { ul.appendChild(el('li', null, x)); });
+      root.appendChild(ul);
+    }
+    return root;
+  }
+  function tip(text) { return el('div', 'cm-tip', text); }
+  function geojson(target, data, o) {
+    var layer = L.geoJson(data, {
+      className: o.cls,
+      interactive: o.interactive !== false,
+      style: function (f) {
+        var s = Object.assign({}, o.style);
+        if (f.properties && f.properties.c) { s.fillColor = f.properties.c; }
+        return s;
+      },
+      onEachFeature: function (f, l) {
+        var p = f.properties || {};
+        if (p.t) { l.bindTooltip(function () { return tip(p.t); }, {sticky: true}); }
+        if (p.p) { l.bindPopup(function () { return fiche(p.p); }, {maxWidth: 400}); }
+      }
+    });
+    layer.addTo(target);
+    return layer;
+  }
+  function legend(map, spec) {
+    var c = L.control({position: 'bottomright'});
+    c.onAdd = function () {
+      var d = el('div', 'cm-legend');
+      d.appendChild(el('div', 'cm-legend-title', spec.title));
+      spec.items.forEach(function (it) {
+        var row = el('div', 'cm-legend-item');
+        var sw = el('span', 'cm-legend-swatch'); sw.style.background = it[0];
+        row.appendChild(sw); row.appendChild(el('span', null, it[1])); d.appendChild(row);
+      });
+      if (spec.note) { d.appendChild(el('div', 'cm-legend-note', spec.note)); }
+      L.DomEvent.disableClickPropagation(d); L.DomEvent.disableScrollPropagation(d);
+      return d;
+    };
+    c.addTo(map);
+  }
+  function title(map, text) {
+    var d = el('div', 'cm-title', text); map.getContainer().appendChild(d);
+  }
+  function fullscreen(map, label) {
+    var c = L.control({position: 'topleft'});
+    c.onAdd = function () {
+      var box = el('div', 'leaflet-bar');
+      var b = el('button', 'cm-fs', '\\u26f6'); b.type = 'button'; b.title = label;
+      b.setAttribute('aria-label', label); box.appendChild(b);
+      L.DomEvent.disableClickPropagation(box);
+      b.addEventListener('click', function () {
+        var ct = map.getContainer();
+        if (document.fullscreenElement) { document.exitFullscreen(); }
+        else if (ct.requestFullscreen) { ct.requestFullscreen(); }
+      });
+      document.addEventListener('fullscreenchange', function () { map.invalidateSize(); });
+      return box;
+    };
+    c.addTo(map);
+  }
+  function scale(map) { L.control.scale({imperial: false}).addTo(map); }
+  function points(target, map, d, o) {
+    var renderer = L.canvas({padding: 0.5});
+    function marker(i) {
+      var mk = L.circleMarker([d.y[i], d.x[i]], {radius: 4, weight: 1, color: '#333',
+        fillColor: o.colors[d.c[i]], fillOpacity: 0.85, renderer: renderer});
+      mk.bindTooltip(function () { return tip(d.t[i]); });
+      return mk;
+    }
+    var n = d.y.length, i;
+    if (!o.cluster) { for (i = 0; i < n; i++) { marker(i).addTo(target); } return; }
+    var group = L.layerGroup().addTo(target), cache = {};
+    function get(i) { if (!cache[i]) { cache[i] = marker(i); } return cache[i]; }
+    function redraw() {
+      group.clearLayers();
+      var z = map.getZoom(), b = map.getBounds().pad(0.25), cells = {}, keys = [];
+      for (i = 0; i < n; i++) {
+        if (!b.contains([d.y[i], d.x[i]])) { continue; }
+        if (z >= o.maxZoom) { group.addLayer(get(i)); continue; }
+        var p = map.project([d.y[i], d.x[i]], z);
+        var k = Math.floor(p.x / o.cell) + ':' + Math.floor(p.y / o.cell);
+        if (!cells[k]) { cells[k] = []; keys.push(k); }
+        cells[k].push(i);
+      }
+      keys.forEach(function (k) {
+        var ids = cells[k];
+        if (ids.length === 1) { group.addLayer(get(ids[0])); return; }
+        var sy = 0, sx = 0;
+        ids.forEach(function (j) { sy += d.y[j]; sx += d.x[j]; });
+        var ll = [sy / ids.length, sx / ids.length];
+        var icon = L.divIcon({className: '', html: el('div', 'cm-count', ids.length),
+                              iconSize: [34, 34]});
+        var mk = L.marker(ll, {icon: icon});
+        mk.on('click', function () { map.setView(ll, Math.min(z + 2, o.maxZoom)); });
+        group.addLayer(mk);
+      });
+    }
+    map.on('zoomend moveend', redraw);
+    map.whenReady(redraw);
+  }
+  return {el: el, fiche: fiche, tip: tip, geojson: geojson, legend: legend, title: title,
+          fullscreen: fullscreen, scale: scale, points: points};
+})();
+"""
+
+
+def _folium():
+    try:
+        import folium
+        from branca.element import Element, MacroElement
+        from folium.template import Template
+    except ImportError as err:  # pragma: no cover - dependency
+        raise ImportError(
+            "clustermap maps need folium and branca. Install them with "
+            "`pip install folium branca` (they are dependencies of clustermap)."
+        ) from err
+    return folium, Element, MacroElement, Template
+
+
+def _add_helpers(m: folium.Map) -> None:
+    _, Element, _, _ = _folium()
+    fig = m.get_root()
+    if "cm_helpers" not in fig.header._children:
+        fig.header.add_child(
+            Element(f"<style>{_CSS}</style>\n<script>{_JS}</script>"), name="cm_helpers"
+        )
+
+
+_CALL_CLASS: list[Any] = []
+
+
+def _call_class() -> Any:
+    if not _CALL_CLASS:
+        _, _, MacroElement, Template = _folium()
+
+        class _Call(MacroElement):
+            """``cmUtil.<func>(<parent>[, <map>], <json args>)`` in the page script."""
+
+            _template = Template("{% macro script(this, kwargs) %}{{ this.code }}{% endmacro %}")
+
+            def __init__(self, func: str, args: tuple[str, ...], with_map: bool) -> None:
+                super().__init__()
+                self._name = "cm_call"
+                self.func, self.args, self.with_map = func, args, with_map
+
+            @property
+            def code(self) -> str:
+                parent = self._parent
+                names = [parent.get_name()]
+                if self.with_map:
+                    root = parent
+                    while root is not None and type(root).__name__ != "Map":
+                        root = getattr(root, "_parent", None)
+                    names.append((root or parent).get_name())
+                return f"cmUtil.{self.func}({', '.join([*names, *self.args])});"
+
+        _CALL_CLASS.append(_Call)
+    return _CALL_CLASS[0]
+
+
+def _js_call(parent: Any, func: str, *args: Any, with_map: bool = False) -> Any:
+    """Add ``cmUtil.func(parent, [map,] *args)`` to the page; args are sent as safe JSON."""
+    el = _call_class()(func, tuple(script_json(a) for a in args), with_map)
+    parent.add_child(el)
+    return el
+
+
+# ---------------------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------------------
+
+
+def _units_frame(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Units indexed by unit id (as str), in WGS84."""
+    import geopandas as gpd
+
+    if not isinstance(units, gpd.GeoDataFrame):
+        raise SchemaError(
+            f"units must be a GeoDataFrame of polygons indexed by unit id; got "
+            f"{type(units).__name__}."
+        )
+    out = units
+    if UNIT_ID in out.columns:
+        out = out.set_index(UNIT_ID)
+    out = out[~out.geometry.isna()].copy()
+    out.index = out.index.astype(str)
+    if out.crs is None:
+        minx, miny, maxx, maxy = out.total_bounds if len(out) else (0, 0, 0, 0)
+        if -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90:
+            out = out.set_crs(4326)
+        else:
+            raise CRSError(
+                "The units have no CRS and their coordinates are not longitude/latitude "
+                f"(bounds {minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}). Set it first, e.g. "
+                "units.set_crs(2154) for Lambert-93."
+            )
+    if not out.crs.equals("EPSG:4326"):
+        out = out.to_crs(4326)
+    return out
+
+
+def _tolerance(bounds: Sequence[float], simplify: Any) -> float:
+    """Simplification tolerance in degrees (``simplify`` in metres, or "auto")."""
+    if simplify is None or simplify is False:
+        return 0.0
+    if isinstance(simplify, str):
+        if simplify != "auto":
+            raise ValueError(
+                f"simplify must be 'auto', a tolerance in metres or None; {simplify!r} was given."
+            )
+        minx, miny, maxx, maxy = bounds
+        extent_deg = max(maxx - minx, maxy - miny, 1e-6)
+        return float(extent_deg * 5e-4)
+    value = float(simplify)
+    if value < 0 or not math.isfinite(value):
+        raise ValueError(f"simplify must be a tolerance >= 0 in metres; {simplify!r} was given.")
+    return value / 111_320.0
+
+
+def _round(geoms: np.ndarray) -> np.ndarray:
+    return shapely.transform(geoms, lambda c: np.round(c, _ROUND))
+
+
+def _simplify_coverage(geoms: np.ndarray, tol: float) -> np.ndarray:
+    """Coverage-simplify polygons (no gaps open between neighbours) and round."""
+    geoms = np.asarray(geoms, dtype=object)
+    if tol > 0 and len(geoms):
+        polygonal = shapely.get_type_id(geoms)
+        ok = np.isin(polygonal, (3, 6))  # Polygon, MultiPolygon
+        simplified = geoms.copy()
+        if ok.any():
+            simplified[ok] = shapely.coverage_simplify(geoms[ok], tol)
+        geoms = simplified
+    return _round(geoms)
+
+
+def _display_units(units: gpd.GeoDataFrame, simplify: Any) -> pd.Series:
+    """Simplified, rounded unit polygons in WGS84 (Series of shapely geometries by unit id)."""
+    tol = _tolerance(units.total_bounds, simplify)
+    geoms = _simplify_coverage(units.geometry.to_numpy(), tol)
+    return pd.Series(geoms, index=units.index)
+
+
+def _geojson(geoms: Iterable[Any], props: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    feats = []
+    for g, p in zip(geoms, props):
+        if g is None or shapely.is_empty(g):
+            continue
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(g),
+                "properties": p or {},
+            }
+        )
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _bounds(geoms: Iterable[Any]) -> list[list[float]] | None:
+    arr = np.asarray([g for g in geoms if g is not None and not shapely.is_empty(g)], dtype=object)
+    if not len(arr):
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(arr)
+    return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
+def _context_outlines(display: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Outlines of groups of units: départements for French commune codes, else the whole."""
+    ids = display.index.astype(str)
+    french = ids.str.fullmatch(r"(\d{5}|2[AB]\d{3})").mean() > 0.9 if len(ids) else False
+    if french:
+        keys = np.where(ids.str.startswith("97"), ids.str[:3], ids.str[:2])
+    else:
+        keys = np.array(["all"] * len(ids))
+    out, names = [], []
+    for key in pd.unique(keys):
+        part = display.to_numpy()[keys == key]
+        part = part[~shapely.is_empty(part)]
+        if not len(part):
+            continue
+        try:
+            merged = shapely.coverage_union_all(part)
+        except shapely.errors.GEOSException:  # pragma: no cover - not a clean coverage
+            merged = shapely.union_all(part)
+        out.append(_round(np.asarray([shapely.boundary(merged)], dtype=object))[0])
+        names.append(str(key))
+    return np.asarray(out, dtype=object), names
+
+
+# ---------------------------------------------------------------------------------------
+# map furniture
+# ---------------------------------------------------------------------------------------
+
+
+def _new_map(
+    bounds: list[list[float]] | None,
+    *,
+    tiles: Any,
+    title: str | None,
+    lang: str,
+    offline: bool,
+    map_kwds: dict[str, Any],
+) -> folium.Map:
+    folium, *_ = _folium()
+    kwds = {"tiles": tiles, "control_scale": False, "zoom_start": 6}
+    if bounds is not None:
+        kwds["location"] = [
+            (bounds[0][0] + bounds[1][0]) / 2,
+            (bounds[0][1] + bounds[1][1]) / 2,
+        ]
+    kwds.update(map_kwds)
+    m = folium.Map(**kwds)
+    if offline:
+        make_offline(m)
+    _add_helpers(m)
+    _js_call(m, "scale")
+    _js_call(m, "fullscreen", _i18n.t("fullscreen", lang))
+    if title:
+        _js_call(m, "title", title)
+    if bounds is not None:
+        m.fit_bounds(bounds)
+    return m
+
+
+def _add_legend(m: folium.Map, title: str, items: list[tuple[str, str]], note: str | None) -> None:
+    spec = {"title": title, "items": [list(i) for i in items], "note": note}
+    _js_call(m, "legend", spec)
+
+
+def _finish(m: folium.Map, layer_control: bool) -> folium.Map:
+    """Keep exactly one LayerControl, last among the map's children."""
+    folium, *_ = _folium()
+    existing = [k for k, v in m._children.items() if isinstance(v, folium.LayerControl)]
+    for k in existing:
+        del m._children[k]
+    if layer_control or existing:
+        folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def _unique_layer_name(m: folium.Map, name: str) -> str:
+    folium, *_ = _folium()
+    used = {
+        getattr(v, "layer_name", None)
+        for v in m._children.values()
+        if isinstance(v, folium.map.Layer)
+    }
+    out, i = name, 2
+    while out in used:
+        out, i = f"{name} ({i})", i + 1
+    return out
+
+
+def _feature_group(m: folium.Map, name: str, show: bool = True) -> Any:
+    folium, *_ = _folium()
+    # Leaflet's layer control writes layer names as HTML: escape registry text
+    fg = folium.FeatureGroup(name=_unique_layer_name(m, html.escape(name)), show=show)
+    fg.add_to(m)
+    return fg
+
+
+def _add_geojson(
+    group: Any, data: dict[str, Any], *, cls: str, style: dict[str, Any], **opts: Any
+) -> None:
+    o = {"cls": cls, "style": style, **opts}
+    _js_call(group, "geojson", data, o)
+
+
+def _color_of(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _css_token(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(text))
+
+
+# ---------------------------------------------------------------------------------------
+# clusters
+# ---------------------------------------------------------------------------------------
+
+
+def _val(row: pd.Series, col: str) -> Any:
+    return row[col] if col in row.index else None
+
+
+def _unit_names(units: gpd.GeoDataFrame) -> pd.Series:
+    for col in (UNIT_NAME, "nom", "libelle", COMMUNE):
+        if col in units.columns:
+            return units[col].astype(str)
+    return pd.Series(units.index.astype(str), index=units.index)
+
+
+def _sector_match(values: pd.Series, code: str) -> np.ndarray:
+    """Establishment sector codes belonging to analysis sector ``code`` (same or finer)."""
+    values = values.astype(str)
+    code = str(code)
+    return (values == code).to_numpy() | values.str.startswith(code).to_numpy()
+
+
+def _largest(result: Any, row: pd.Series, k: int, lang: str) -> list[str]:
+    est = getattr(result, "establishments", None)
+    if est is None or k <= 0 or NAME not in est.columns or UNIT_ID not in est.columns:
+        return []
+    ids = _val(row, "unit_ids")
+    if ids is None or not len(ids):
+        return []
+    mask = est[UNIT_ID].astype(str).isin([str(i) for i in ids]).to_numpy()
+    if SECTOR in est.columns:
+        mask &= _sector_match(est[SECTOR], row[SECTOR])
+    sub = est.loc[mask]
+    if not len(sub):
+        return []
+    if EMPLOYEES in sub.columns:
+        sub = sub.assign(_e=pd.to_numeric(sub[EMPLOYEES], errors="coerce").fillna(-1))
+        sub = sub.sort_values(["_e", NAME], ascending=[False, True], kind="stable")
+    out = []
+    for _, r in sub.head(k).iterrows():
+        name = str(r[NAME]) if pd.notna(r[NAME]) else "?"
+        emp = r.get(EMPLOYEES)
+        if emp is not None and pd.notna(emp):
+            unit = "salariés" if lang == "fr" else "employees"
+            name = f"{name} (≈{_i18n.NBSP}{_i18n.fmt_int(emp, lang)} {unit})"
+        out.append(name)
+    return out
+
+
+def _fiche(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
+    """Popup content of one cluster (plain text pairs, rendered with textContent)."""
+    t = _i18n.t
+    f_int, f_num = _i18n.fmt_int, _i18n.fmt_num
+    label = _val(row, "sector_label")
+    code = str(row[SECTOR])
+    sector = f"{code} — {label}" if label is not None and str(label) != code else code
+    rows = [[t("sector", lang), sector]]
+    if _val(row, "place") is not None:
+        rows.append([t("main_communes", lang), str(row["place"])])
+    if _val(row, "n_units") is not None:
+        rows.append([t("n_units", lang), f_int(row["n_units"], lang)])
+    if _val(row, ESTABLISHMENTS) is not None:
+        rows.append([t("establishments", lang), f_int(row[ESTABLISHMENTS], lang)])
+    if _val(row, EMPLOYEES) is not None:
+        text = f_int(row[EMPLOYEES], lang)
+        lo, hi = _val(row, EMPLOYEES_LOW), _val(row, EMPLOYEES_HIGH)
+        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+            text += f" ({t('employees_range', lang)} {f_int(lo, lang)} – {f_int(hi, lang)})"
+        rows.append([t("employees", lang), text])
+    if _val(row, LQ) is not None:
+        text = f_num(row[LQ], lang)
+        lo, hi = _val(row, LQ_LOW), _val(row, LQ_HIGH)
+        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+            text += f" ({t('lq_interval', lang)} : {f_num(lo, lang)} – {f_num(hi, lang)})"
+            if lang == "en":
+                text = text.replace(" : ", ": ")
+        rows.append([t("lq", lang), text])
+    if _val(row, "lq_employees") is not None:
+        rows.append([t("lq_employees", lang), f_num(row["lq_employees"], lang)])
+    if _val(row, "share_of_sector") is not None:
+        rows.append([t("share_of_sector", lang), _i18n.fmt_pct(row["share_of_sector"], lang)])
+    if _val(row, "focus") is not None:
+        rows.append([t("focus", lang), _i18n.fmt_pct(row["focus"], lang)])
+    if _val(row, "stars") is not None:
+        rows.append([t("stars", lang), _i18n.fmt_stars(row["stars"])])
+    if _val(row, "strong_cluster") is not None:
+        rows.append([t("strong_cluster", lang), _i18n.fmt_bool(row["strong_cluster"], lang)])
+    if _val(row, P_VALUE) is not None:
+        rows.append([t("p_value", lang), _i18n.fmt_p(row[P_VALUE], lang)])
+    out: dict[str, Any] = {"t": sector, "r": rows}
+    if _val(row, "artefact") is not None and pd.notna(row["artefact"]) and bool(row["artefact"]):
+        out["w"] = t("artefact", lang)
+    if largest:
+        out["lt"] = t("largest", lang)
+        out["l"] = largest
+    return out
+
+
+def _cluster_tooltip(row: pd.Series, lang: str) -> str:
+    label = _val(row, "sector_label")
+    head = str(label) if label is not None and pd.notna(label) else str(row[SECTOR])
+    parts = [head]
+    if _val(row, "place") is not None and pd.notna(row["place"]):
+        parts.append(str(row["place"]))
+    if _val(row, ESTABLISHMENTS) is not None:
+        word = _i18n.t("establishments", lang).lower()
+        parts.append(f"{_i18n.fmt_int(row[ESTABLISHMENTS], lang)} {word}")
+    return " — ".join(parts)
+
+
+def _cluster_geometries(
+    clusters: pd.DataFrame, display: pd.Series | None, tol: float
+) -> tuple[list[Any], list[list[str]]]:
+    """Cluster regions as the union of their (simplified) units; members found."""
+    geoms, members = [], []
+    fallback = None
+    for pos, (_, row) in enumerate(clusters.iterrows()):
+        ids = [str(i) for i in (_val(row, "unit_ids") or [])]
+        found = [i for i in ids if display is not None and i in display.index]
+        if found and len(found) == len(ids):
+            parts = display.loc[found].to_numpy()
+            try:
+                geom = shapely.coverage_union_all(parts)
+            except shapely.errors.GEOSException:  # pragma: no cover
+                geom = shapely.union_all(parts)
+            geoms.append(geom)
+            members.append(found)
+            continue
+        if fallback is None:
+            fallback = _cluster_geoms_wgs84(clusters)
+        g = fallback[pos]
+        if g is not None and tol > 0:
+            g = shapely.simplify(g, tol, preserve_topology=True)
+        geoms.append(None if g is None else _round(np.asarray([g], dtype=object))[0])
+        members.append(found)
+    return geoms, members
+
+
+def _cluster_geoms_wgs84(clusters: Any) -> list[Any]:
+    import geopandas as gpd
+
+    if not isinstance(clusters, gpd.GeoDataFrame) or clusters.geometry.name not in clusters:
+        return [None] * len(clusters)
+    gs = clusters.geometry
+    if gs.crs is not None and not gs.crs.equals("EPSG:4326"):
+        gs = gs.to_crs(4326)
+    return list(gs.to_numpy())
+
+
+def explore_clusters(
+    result: Any,
+    *,
+    m: folium.Map | None = None,
+    sectors: Sequence[str] | None = None,
+    color_by: str = SECTOR,
+    lang: str = "fr",
+    title: str | None = None,
+    tiles: Any = "OpenStreetMap",
+    simplify: float | str | None = "auto",
+    show_units: bool = True,
+    context: bool = False,
+    largest: int = 5,
+    offline: bool = False,
+    layer_control: bool = True,
+    **map_kwds: Any,
+) -> folium.Map:
+    """Map the detected cluster regions, one toggleable layer per sector.
+
+    Each cluster is drawn as the union of its units, coloured by sector (or by the column
+    ``color_by``), with the outlines of the units it covers. Clicking a cluster opens its
+    "fiche": sector, main communes, establishments, employees with the size-band range, LQ
+    with its 95 % interval, share of the national sector, focus, stars, strong-cluster
+    flag, p-value and the largest establishments by name.
+
+    Parameters
+    ----------
+    result : ClusterResult
+        Output of :func:`clustermap.detect_clusters`.
+    m : folium.Map, optional
+        Existing map to add the layers to (as :meth:`geopandas.GeoDataFrame.explore`).
+    sectors : sequence of str, optional
+        Only these sector codes (default: every sector with a cluster).
+    color_by : str, default "sector"
+        Column of ``result.clusters`` giving the layers and colours (e.g. a group column).
+    lang : {"fr", "en"}, default "fr"
+        Language of labels and number formatting.
+    title : str, optional
+        Title shown on the map (default "Clusters d'entreprises").
+    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
+        Base map (``None`` for a plain background).
+    simplify : "auto", float or None, default "auto"
+        Display tolerance in metres for coverage simplification ("auto": 1/2000 of the
+        extent; ``None``: no simplification). Coordinates are always rounded to 5 decimals.
+    show_units : bool, default True
+        Draw the outlines of the units each cluster covers.
+    context : bool, default False
+        Draw light outlines of groups of units (départements for French commune codes), a
+        background that needs no internet.
+    largest : int, default 5
+        Number of establishments listed by name in each fiche.
+    offline : bool, default False
+        Embed Leaflet in the page instead of loading it from a CDN (only for a new map).
+    layer_control : bool, default True
+        Add a layer selector.
+    **map_kwds
+        Passed to :class:`folium.Map` when a new map is made.
+
+    Returns
+    -------
+    folium.Map
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> units = gpd.GeoDataFrame(
+    ...     {"name": ["Cluses", "Scionzier"]},
+    ...     geometry=[box(6.55, 46.05, 6.60, 46.10), box(6.60, 46.05, 6.65, 46.10)],
+    ...     index=pd.Index(["74081", "74264"], name="unit_id"), crs=4326)
+    >>> clusters = gpd.GeoDataFrame({
+    ...     "cluster_id": ["25.62A-1"], "sector": ["25.62A"], "sector_label": ["Décolletage"],
+    ...     "place": ["Cluses, Scionzier"], "unit_ids": [["74081", "74264"]], "n_units": [2],
+    ...     "establishments": [1234], "lq": [2.5], "lq_low": [2.1], "lq_high": [3.0]},
+    ...     geometry=[box(6.55, 46.05, 6.65, 46.10)], crs=4326)
+    >>> result = cm.ClusterResult(clusters=clusters, table=pd.DataFrame(), units=units)
+    >>> m = cm.explore_clusters(result)
+    >>> page = m.get_root().render()
+    >>> "Quotient de localisation" in page and "1 234".replace(" ", chr(160)) in page
+    True
+    >>> "25.62A — Décolletage" in page   # the layer of the sector
+    True
+    """
+    _i18n.check_lang(lang)
+    clusters = result.clusters
+    if color_by not in clusters.columns:
+        raise SchemaError(
+            f"color_by={color_by!r} is not a column of result.clusters; columns are "
+            f"{list(clusters.columns)}."
+        )
+    if sectors is not None:
+        wanted = {str(s) for s in sectors}
+        unknown = wanted - set(clusters[SECTOR].astype(str))
+        if unknown:
+            raise ValueError(
+                f"sectors {sorted(unknown)} have no cluster in this result; sectors with "
+                f"clusters are {sorted(set(clusters[SECTOR].astype(str)))}."
+            )
+        clusters = clusters[clusters[SECTOR].astype(str).isin(wanted)]
+
+    units = _units_frame(result.units) if result.units is not None and len(result.units) else None
+    display = _display_units(units, simplify) if units is not None else None
+    ref_bounds = units.total_bounds if units is not None else (0, 0, 0, 0)
+    tol = _tolerance(ref_bounds, simplify)
+    geoms, members = _cluster_geometries(clusters, display, tol)
+
+    bounds = _bounds(geoms)
+    if bounds is None and display is not None:
+        bounds = _bounds(display.to_numpy())
+    if bounds is None:
+        warnings.warn(
+            "No cluster has a geometry to draw: the map is empty.", ClustermapWarning, stacklevel=2
+        )
+    if m is None:
+        m = _new_map(
+            bounds,
+            tiles=tiles,
+            title=title if title is not None else _i18n.t("title_clusters", lang),
+            lang=lang,
+            offline=offline,
+            map_kwds=map_kwds,
+        )
+
+    if context and display is not None:
+        lines, _ = _context_outlines(display)
+        fg = _feature_group(m, _i18n.t("context", lang))
+        _add_geojson(
+            fg,
+            _geojson(lines, [None] * len(lines)),
+            cls="cm-context",
+            style={"color": "#555555", "weight": 1, "opacity": 0.7, "fill": False},
+            interactive=False,
+        )
+
+    keys = clusters[color_by].astype(str)
+    order = list(dict.fromkeys(keys))
+    labels = {}
+    if color_by == SECTOR and "sector_label" in clusters.columns:
+        for code, lab in zip(keys, clusters["sector_label"]):
+            labels.setdefault(code, f"{code} — {lab}" if pd.notna(lab) else code)
+    legend_items = []
+    clusters_list = list(clusters.iterrows())
+    for li, key in enumerate(order):
+        color = _color_of(li)
+        name = labels.get(key, key)
+        legend_items.append((color, name))
+        rows = [i for i, k in enumerate(keys) if k == key]
+        fg = _feature_group(m, name)
+        props = []
+        for i in rows:
+            row = clusters_list[i][1]
+            props.append(
+                {
+                    "t": _cluster_tooltip(row, lang),
+                    "p": _fiche(row, lang, _largest(result, row, largest, lang)),
+                    "id": str(_val(row, CLUSTER_ID)),
+                }
+            )
+        _add_geojson(
+            fg,
+            _geojson([geoms[i] for i in rows], props),
+            cls=f"cm-cluster cm-layer-{_css_token(key)}",
+            style={"color": color, "weight": 2, "fillColor": color, "fillOpacity": 0.45},
+        )
+        if show_units and display is not None:
+            ids = list(dict.fromkeys(u for i in rows for u in members[i]))
+            if ids:
+                _add_geojson(
+                    fg,
+                    _geojson(display.loc[ids].to_numpy(), [None] * len(ids)),
+                    cls="cm-unit",
+                    style={"color": color, "weight": 0.6, "opacity": 0.8, "fill": False},
+                    interactive=False,
+                )
+    if legend_items:
+        _add_legend(m, _i18n.t("legend_clusters", lang), legend_items, None)
+    return _finish(m, layer_control)
+
+
+# ---------------------------------------------------------------------------------------
+# LQ choropleth
+# ---------------------------------------------------------------------------------------
+
+
+def _sector_rows(table: pd.DataFrame, sector: str | None) -> tuple[pd.DataFrame, str]:
+    if SECTOR not in table.columns or UNIT_ID not in table.columns:
+        raise SchemaError(
+            f"The table needs columns {UNIT_ID!r} and {SECTOR!r}; it has {list(table.columns)}."
+        )
+    codes = table[SECTOR].astype(str)
+    available = sorted(codes.unique())
+    if sector is None:
+        if len(available) != 1:
+            raise ValueError(
+                f"Say which sector to map with sector=...; the table holds {len(available)} "
+                f"sectors: {available[:20]}{' ...' if len(available) > 20 else ''}."
+            )
+        sector = available[0]
+    sector = str(sector)
+    if sector not in set(available):
+        raise ValueError(
+            f"Sector {sector!r} is not in the table; sectors are "
+            f"{available[:20]}{' ...' if len(available) > 20 else ''}."
+        )
+    rows = table.loc[codes == sector].copy()
+    rows[UNIT_ID] = rows[UNIT_ID].astype(str)
+    return rows.drop_duplicates(UNIT_ID).set_index(UNIT_ID), sector
+
+
+def _sector_label(result: Any, sector: str) -> str:
+    clusters = getattr(result, "clusters", None)
+    if clusters is not None and "sector_label" in clusters.columns:
+        hit = clusters.loc[clusters[SECTOR].astype(str) == sector, "sector_label"]
+        if len(hit) and pd.notna(hit.iloc[0]):
+            return f"{sector} — {hit.iloc[0]}"
+    sectors = getattr(result, "sectors", None)
+    if sectors is not None:
+        for col in ("sector_label", "label"):
+            if col in sectors.columns:
+                frame = sectors.set_index(SECTOR) if SECTOR in sectors.columns else sectors
+                if sector in frame.index.astype(str):
+                    lab = frame[col].loc[frame.index.astype(str) == sector].iloc[0]
+                    return f"{sector} — {lab}"
+    return sector
+
+
+def _classify(values: pd.Series, scheme: str, k: int) -> tuple[np.ndarray, list[float]]:
+    """Class index of each value (-1 for missing) and the upper bounds, via mapclassify."""
+    import mapclassify
+
+    valid = values.notna() & np.isfinite(values.astype(float))
+    y = values[valid].astype(float).to_numpy()
+    idx = np.full(len(values), -1, dtype=int)
+    if not len(y):
+        return idx, []
+    if scheme.lower() == "lq":
+        # fixed classes, upper bounds included as in mapclassify: (-inf, 0.5], (0.5, 0.8] ...
+        classifier = mapclassify.UserDefined(y, bins=[*_LQ_BREAKS, np.inf])
+        idx[valid.to_numpy()] = classifier.yb
+        return idx, [float(b) for b in classifier.bins]
+    classifier = mapclassify.classify(y, scheme=scheme, k=k)
+    idx[valid.to_numpy()] = classifier.yb
+    return idx, [float(b) for b in classifier.bins]
+
+
+def _class_labels(bins: list[float], lang: str, fixed: bool) -> list[str]:
+    f = _i18n.fmt_num
+    out = []
+    for i, hi in enumerate(bins):
+        if i == 0:
+            out.append(f"≤ {f(hi, lang)}")
+        elif fixed and i == len(bins) - 1:
+            out.append(f"> {f(bins[i - 1], lang)}")
+        else:
+            out.append(f"{f(bins[i - 1], lang)} – {f(hi, lang)}")
+    return out
+
+
+def explore_lq(
+    result: Any,
+    sector: str | None = None,
+    *,
+    m: folium.Map | None = None,
+    scheme: str = "lq",
+    k: int = 5,
+    lang: str = "fr",
+    title: str | None = None,
+    tiles: Any = "OpenStreetMap",
+    simplify: float | str | None = "auto",
+    offline: bool = False,
+    layer_control: bool = True,
+    **map_kwds: Any,
+) -> folium.Map:
+    """Choropleth of the location quotient of one sector, with a legend in words.
+
+    Parameters
+    ----------
+    result : ClusterResult
+        Its ``table`` (``unit_id``, ``sector``, ``lq``, ``lq_low``, ``lq_high``,
+        ``establishments``) and ``units`` are used.
+    sector : str, optional
+        Sector code (needed when the table holds several sectors).
+    m : folium.Map, optional
+        Existing map to add the layer to.
+    scheme : str, default "lq"
+        ``"lq"``: fixed classes meaningful for an LQ (< 0,5, 0,5–0,8, 0,8–1,25, 1,25–2,
+        2–4, ≥ 4) with a blue–white–red palette centred on 1. Any other value is a
+        :func:`mapclassify.classify` scheme (``"quantiles"``, ``"fisherjenks"`` ...) with
+        ``k`` classes.
+    k : int, default 5
+        Number of classes for mapclassify schemes (3 to 7).
+    lang : {"fr", "en"}, default "fr"
+    title : str, optional
+    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
+    simplify : "auto", float or None, default "auto"
+        Display tolerance in metres (see :func:`explore_clusters`).
+    offline : bool, default False
+        Embed Leaflet instead of loading it from a CDN (new map only).
+    layer_control : bool, default True
+    **map_kwds
+        Passed to :class:`folium.Map`.
+
+    Returns
+    -------
+    folium.Map
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> units = gpd.GeoDataFrame({"name": ["A", "B", "C"]},
+    ...     geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1), box(2, 0, 3, 1)],
+    ...     index=pd.Index(["a", "b", "c"], name="unit_id"), crs=4326)
+    >>> table = pd.DataFrame({"unit_id": ["a", "b", "c"], "sector": "10", "lq": [0.4, 1.0, 2.5],
+    ...     "lq_low": [0.2, 0.7, 1.9], "lq_high": [0.8, 1.4, 3.2], "establishments": [2, 10, 30]})
+    >>> result = cm.ClusterResult(clusters=gpd.GeoDataFrame(), table=table, units=units)
+    >>> page = cm.explore_lq(result, "10").get_root().render()
+    >>> all(s in page for s in ["0,8 – 1,25", "1,25 – 2", "QL 2,5 [1,9 – 3,2]"])
+    True
+    """
+    _i18n.check_lang(lang)
+    if scheme.lower() != "lq" and not 3 <= int(k) <= 7:
+        raise ValueError(f"k must be between 3 and 7; {k!r} was given.")
+    rows, sector = _sector_rows(result.table, sector)
+    if LQ not in rows.columns:
+        raise SchemaError(f"The table has no {LQ!r} column; columns are {list(rows.columns)}.")
+    units = _units_frame(result.units)
+    display = _display_units(units, simplify)
+    names = _unit_names(units)
+    label = _sector_label(result, sector)
+    lq = pd.to_numeric(rows[LQ].reindex(units.index), errors="coerce")
+    idx, bins = _classify(lq, scheme, k)
+    fixed = scheme.lower() == "lq"
+    colors = _LQ_COLORS if fixed else _SEQ_COLORS.get(len(bins), _SEQ_COLORS[7])
+    f_num = _i18n.fmt_num
+    props = []
+    for uid, cls in zip(units.index, idx):
+        text = f"{names.loc[uid]} ({uid})"
+        if uid in rows.index:
+            r = rows.loc[uid]
+            text += f" — {_i18n.t('lq_short', lang)} {f_num(r.get(LQ), lang)}"
+            if LQ_LOW in r.index and LQ_HIGH in r.index:
+                text += f" [{f_num(r[LQ_LOW], lang)} – {f_num(r[LQ_HIGH], lang)}]"
+            if ESTABLISHMENTS in r.index:
+                word = _i18n.t("establishments", lang).lower()
+                text += f" ; {_i18n.fmt_int(r[ESTABLISHMENTS], lang)} {word}"
+        else:
+            text += f" — {_i18n.t('no_data', lang)}"
+        props.append({"t": text, "c": colors[cls] if cls >= 0 else _NO_DATA_COLOR})
+    bounds = _bounds(display.to_numpy())
+    if m is None:
+        m = _new_map(
+            bounds,
+            tiles=tiles,
+            title=title if title is not None else _i18n.t("title_lq", lang, sector=label),
+            lang=lang,
+            offline=offline,
+            map_kwds=map_kwds,
+        )
+    fg = _feature_group(m, f"{_i18n.t('lq_short', lang)} {label}")
+    _add_geojson(
+        fg,
+        _geojson(display.to_numpy(), props),
+        cls=f"cm-lq cm-layer-{_css_token(sector)}",
+        style={"color": "#666666", "weight": 0.5, "fillOpacity": 0.75},
+    )
+    items = list(zip(colors, _class_labels(bins, lang, fixed)))
+    if (idx < 0).any():
+        items.append((_NO_DATA_COLOR, _i18n.t("no_data", lang)))
+    _add_legend(
+        m,
+        f"{_i18n.t('legend_lq', lang)} — {label}",
+        items,
+        _i18n.t("legend_lq_note", lang),
+    )
+    return _finish(m, layer_control)
+
+
+# ---------------------------------------------------------------------------------------
+# local statistics
+# ---------------------------------------------------------------------------------------
+
+_QUADRANT_CODES = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's q codes
+
+
+def _normalise_label(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "ns"
+    if isinstance(value, int | np.integer) and int(value) in _QUADRANT_CODES:
+        return _QUADRANT_CODES[int(value)]
+    text = str(value).strip().lower().replace("_", "-").replace(" ", "-")
+    table = {
+        "hh": "HH",
+        "high-high": "HH",
+        "ll": "LL",
+        "low-low": "LL",
+        "hl": "HL",
+        "high-low": "HL",
+        "lh": "LH",
+        "low-high": "LH",
+        "hot": "hot",
+        "hot-spot": "hot",
+        "hotspot": "hot",
+        "cold": "cold",
+        "cold-spot": "cold",
+        "coldspot": "cold",
+    }
+    if text in table:
+        return table[text]
+    if text in {"1", "2", "3", "4"}:
+        return _QUADRANT_CODES[int(text)]
+    return "ns"
+
+
+def _adjust(p: np.ndarray, correction: str | None) -> np.ndarray:
+    """Adjusted p-values (Bonferroni, Holm or Benjamini-Hochberg); NaN kept."""
+    if correction is None or correction in ("none", ""):
+        return p
+    out = np.full_like(p, np.nan, dtype=float)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    n = len(q)
+    if n == 0:
+        return out
+    c = correction.lower()
+    if c == "bonferroni":
+        adj = np.minimum(q * n, 1.0)
+    elif c == "holm":
+        order = np.argsort(q, kind="stable")
+        stepped = np.maximum.accumulate((n - np.arange(n)) * q[order])
+        adj = np.empty(n)
+        adj[order] = np.minimum(stepped, 1.0)
+    elif c in ("fdr_bh", "bh", "fdr"):
+        order = np.argsort(q, kind="stable")
+        ranked = q[order] * n / np.arange(1, n + 1)
+        stepped = np.minimum.accumulate(ranked[::-1])[::-1]
+        adj = np.empty(n)
+        adj[order] = np.minimum(stepped, 1.0)
+    else:
+        raise ValueError(
+            f"correction must be None, 'bonferroni', 'holm' or 'fdr_bh'; {correction!r} was given."
+        )
+    out[ok] = adj
+    return out
+
+
+def _pick_column(frame: pd.DataFrame, sector: str | None, what: str) -> tuple[pd.Series, str]:
+    cols = [str(c) for c in frame.columns]
+    if sector is None:
+        if len(cols) != 1:
+            raise ValueError(
+                f"Say which sector to map with sector=...; the {what} holds {len(cols)} "
+                f"sectors: {cols[:20]}{' ...' if len(cols) > 20 else ''}."
+            )
+        sector = cols[0]
+    if str(sector) not in cols:
+        raise ValueError(
+            f"Sector {sector!r} is not in the {what}; sectors are "
+            f"{cols[:20]}{' ...' if len(cols) > 20 else ''}."
+        )
+    series = frame.iloc[:, cols.index(str(sector))]
+    series.index = series.index.astype(str)
+    return series, str(sector)
+
+
+def _local_frame(
+    local: Any, sector: str | None, alpha: float, correction: str | None
+) -> tuple[pd.DataFrame, str]:
+    """Unit id -> statistic, p_value, label (normalised), significant."""
+    if isinstance(local, pd.DataFrame):
+        rows, sector = _sector_rows(local, sector)
+        label_col = LABEL if LABEL in rows.columns else QUADRANT if QUADRANT in rows else None
+        if P_VALUE not in rows.columns or label_col is None:
+            raise SchemaError(
+                f"A local-statistics table needs columns {P_VALUE!r} and {LABEL!r} (or "
+                f"{QUADRANT!r}); it has {list(rows.columns)}."
+            )
+        p = pd.to_numeric(rows[P_VALUE], errors="coerce").to_numpy(dtype=float)
+        sig = _adjust(p, correction) <= alpha
+        out = pd.DataFrame(
+            {
+                STATISTIC: rows.get(STATISTIC, np.nan),
+                P_VALUE: p,
+                LABEL: [_normalise_label(v) for v in rows[label_col]],
+                "significant": sig,
+            },
+            index=rows.index,
+        )
+        return out, sector
+    for attr in (P_VALUE, LABEL):
+        if not hasattr(local, attr):
+            raise SchemaError(
+                "explore_local needs a LocalResult (attributes statistic, p_value, label), "
+                "a ClusterResult or a tidy table; got an object of type "
+                f"{type(local).__name__} without {attr!r}."
+            )
+    labels, sector = _pick_column(local.label, sector, "local result")
+    pvals, _ = _pick_column(local.p_value, sector, "local result")
+    stat = (
+        _pick_column(local.statistic, sector, "local result")[0]
+        if hasattr(local, STATISTIC)
+        else pd.Series(np.nan, index=labels.index)
+    )
+    if callable(getattr(local, "significant", None)):
+        sig, _ = _pick_column(local.significant(alpha=alpha, correction=correction), sector, "x")
+        sig = sig.astype(bool).to_numpy()
+    else:
+        sig = _adjust(pvals.to_numpy(dtype=float), correction) <= alpha
+    out = pd.DataFrame(
+        {
+            STATISTIC: stat.to_numpy(),
+            P_VALUE: pvals.to_numpy(),
+            LABEL: [_normalise_label(v) for v in labels],
+            "significant": sig,
+        },
+        index=labels.index,
+    )
+    return out, sector
+
+
+def explore_local(
+    local: Any,
+    units: gpd.GeoDataFrame | None = None,
+    sector: str | None = None,
+    *,
+    alpha: float = 0.05,
+    correction: str | None = None,
+    m: folium.Map | None = None,
+    lang: str = "fr",
+    title: str | None = None,
+    tiles: Any = "OpenStreetMap",
+    simplify: float | str | None = "auto",
+    offline: bool = False,
+    layer_control: bool = True,
+    **map_kwds: Any,
+) -> folium.Map:
+    """Map local Moran quadrants (HH/LL/HL/LH) or Gi* hot and cold spots of one sector.
+
+    Units that are not significant at ``alpha`` (after ``correction``) are grey.
+
+    Parameters
+    ----------
+    local : LocalResult, ClusterResult or pandas.DataFrame
+        A :class:`clustermap.LocalResult` (``statistic``, ``p_value`` and ``label``
+        DataFrames of units × sectors; its ``significant(alpha, correction)`` decides
+        significance), a ClusterResult (its ``table``) or a tidy table with columns
+        ``unit_id``, ``sector``, ``p_value``, ``label`` (or ``quadrant``) and optionally
+        ``statistic``. Labels may be ``HH``/``LL``/``HL``/``LH``, esda's codes 1-4,
+        ``High-High`` ..., ``hot``/``cold``.
+    units : geopandas.GeoDataFrame, optional
+        Unit polygons indexed by unit id (taken from the ClusterResult when omitted).
+    sector : str, optional
+        Sector to map (needed when several are present).
+    alpha : float, default 0.05
+        Significance level.
+    correction : {None, "bonferroni", "holm", "fdr_bh"}, default None
+        Multiple-testing correction across the sector's units.
+    m : folium.Map, optional
+    lang : {"fr", "en"}, default "fr"
+    title : str, optional
+    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
+    simplify : "auto", float or None, default "auto"
+    offline : bool, default False
+    layer_control : bool, default True
+    **map_kwds
+        Passed to :class:`folium.Map`.
+
+    Returns
+    -------
+    folium.Map
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> units = gpd.GeoDataFrame({"name": ["A", "B", "C"]},
+    ...     geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1), box(2, 0, 3, 1)],
+    ...     index=pd.Index(["a", "b", "c"], name="unit_id"), crs=4326)
+    >>> table = pd.DataFrame({"unit_id": ["a", "b", "c"], "sector": "10",
+    ...     "p_value": [0.001, 0.2, 0.01], "label": ["HH", "HH", "LL"]})
+    >>> page = cm.explore_local(table, units).get_root().render()
+    >>> "Cluster (fort entouré de fort)" in page and "Non significatif" in page
+    True
+    """
+    _i18n.check_lang(lang)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1; {alpha!r} was given.")
+    if hasattr(local, "table") and hasattr(local, "units") and hasattr(local, "clusters"):
+        if units is None:
+            units = local.units
+        local = local.table
+    if units is None:
+        raise ValueError("explore_local needs the unit polygons: pass units=...")
+    frame, sector = _local_frame(local, sector, alpha, correction)
+    units_w = _units_frame(units)
+    display = _display_units(units_w, simplify)
+    names = _unit_names(units_w)
+    frame = frame.reindex(units_w.index)
+    cat = np.where(frame["significant"].fillna(False).astype(bool), frame[LABEL].fillna("ns"), "ns")
+    is_gi = bool(np.isin(frame[LABEL].dropna().to_numpy(), ["hot", "cold"]).any())
+    present = ["hot", "cold", "ns"] if is_gi else ["HH", "LH", "LL", "HL", "ns"]
+    props = []
+    for uid, c, p in zip(units_w.index, cat, frame[P_VALUE]):
+        text = f"{names.loc[uid]} ({uid}) — {_i18n.t(c, lang)}"
+        if pd.notna(p):
+            text += f" ; p = {_i18n.fmt_p(p, lang)}"
+        props.append({"t": text, "c": LOCAL_COLORS[c]})
+    bounds = _bounds(display.to_numpy())
+    if m is None:
+        m = _new_map(
+            bounds,
+            tiles=tiles,
+            title=title if title is not None else _i18n.t("title_local", lang, sector=sector),
+            lang=lang,
+            offline=offline,
+            map_kwds=map_kwds,
+        )
+    stat_name = "Gi*" if is_gi else "LISA"
+    fg = _feature_group(m, f"{stat_name} {sector}")
+    _add_geojson(
+        fg,
+        _geojson(display.to_numpy(), props),
+        cls=f"cm-local cm-layer-{_css_token(sector)}",
+        style={"color": "#666666", "weight": 0.5, "fillOpacity": 0.75},
+    )
+    corr = correction if correction else _i18n.t("none", lang)
+    note = _i18n.t("significance_note", lang, alpha=_i18n.fmt_num(alpha, lang, 3), correction=corr)
+    counts = pd.Series(cat).value_counts()
+    items = [
+        (LOCAL_COLORS[c], f"{_i18n.t(c, lang)} ({_i18n.fmt_int(counts.get(c, 0), lang)})")
+        for c in present
+    ]
+    _add_legend(m, f"{_i18n.t('legend_local', lang)} ({stat_name}) — {sector}", items, note)
+    return _finish(m, layer_control)
+
+
+# ---------------------------------------------------------------------------------------
+# establishments
+# ---------------------------------------------------------------------------------------
+
+
+def explore_establishments(
+    data: Any,
+    *,
+    sectors: Sequence[str] | None = None,
+    m: folium.Map | None = None,
+    cluster_above: int = 2000,
+    max_points: int = 200_000,
+    lang: str = "fr",
+    title: str | None = None,
+    tiles: Any = "OpenStreetMap",
+    offline: bool = False,
+    layer_control: bool = True,
+    **map_kwds: Any,
+) -> folium.Map:
+    """Establishments as points coloured by sector, grouped into counts when numerous.
+
+    Parameters
+    ----------
+    data : ClusterResult or geopandas.GeoDataFrame
+        A result (its ``establishments``) or a GeoDataFrame of points with a ``sector``
+        column and optionally ``name`` and ``employees``.
+    sectors : sequence of str, optional
+        Only establishments of these sector codes.
+    m : folium.Map, optional
+    cluster_above : int, default 2000
+        Above this many points, nearby points are grouped into numbered circles (a small
+        own script, no external plugin) that split up when zooming in.
+    max_points : int, default 200000
+        Refuse to embed more points than this (filter with ``sectors=`` instead).
+    lang : {"fr", "en"}, default "fr"
+    title : str, optional
+    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
+    offline : bool, default False
+    layer_control : bool, default True
+    **map_kwds
+        Passed to :class:`folium.Map`.
+
+    Returns
+    -------
+    folium.Map
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> pts = gpd.GeoDataFrame({"sector": ["25.62A", "25.62A", "10.71C"],
+    ...     "name": ["<b>Usinage</b>", "Décolletage Dupont", "Boulangerie"],
+    ...     "employees": [12, 3, 1]},
+    ...     geometry=gpd.points_from_xy([6.58, 6.61, 6.60], [46.06, 46.07, 46.08]), crs=4326)
+    >>> page = cm.explore_establishments(pts).get_root().render()
+    >>> "<b>Usinage" in page   # names travel as escaped JSON, shown with textContent
+    False
+    >>> "Décolletage Dupont" in page
+    True
+    """
+    import geopandas as gpd
+
+    _i18n.check_lang(lang)
+    est = data.establishments if hasattr(data, "establishments") else data
+    if est is None:
+        raise ValueError(
+            "This result has no establishments (pre-aggregated input): there are no points to map."
+        )
+    if not isinstance(est, gpd.GeoDataFrame):
+        raise SchemaError(f"establishments must be a GeoDataFrame; got {type(est).__name__}.")
+    if SECTOR not in est.columns:
+        raise SchemaError(
+            f"establishments need a {SECTOR!r} column; columns are {list(est.columns)}."
+        )
+    if sectors is not None:
+        wanted = [str(s) for s in sectors]
+        mask = np.zeros(len(est), dtype=bool)
+        for code in wanted:
+            mask |= _sector_match(est[SECTOR], code)
+        est = est.loc[mask]
+    est = est[~est.geometry.isna() & ~est.geometry.is_empty]
+    if len(est) > max_points:
+        raise ValueError(
+            f"{len(est)} establishments is more than max_points={max_points}: the page would "
+            "be too heavy. Choose some sectors with sectors=[...] or raise max_points."
+        )
+    if est.crs is None:
+        raise CRSError("The establishments have no CRS; set it first, e.g. .set_crs(4326).")
+    if not est.crs.equals("EPSG:4326"):
+        est = est.to_crs(4326)
+    pts = est.geometry.representative_point()
+    codes = est[SECTOR].astype(str)
+    order = sorted(codes.unique())
+    palette = {c: _color_of(i) for i, c in enumerate(order)}
+    xs = np.round(pts.x.to_numpy(), _ROUND)
+    ys = np.round(pts.y.to_numpy(), _ROUND)
+    bounds = _bounds(pts.to_numpy()) if len(pts) else None
+    if m is None:
+        m = _new_map(
+            bounds,
+            tiles=tiles,
+            title=title if title is not None else _i18n.t("title_establishments", lang),
+            lang=lang,
+            offline=offline,
+            map_kwds=map_kwds,
+        )
+    total = len(est)
+    names = est[NAME].astype(str).to_numpy() if NAME in est.columns else None
+    emps = est[EMPLOYEES].to_numpy() if EMPLOYEES in est.columns else None
+    codes_arr = codes.to_numpy()
+    for code in order:
+        sel = np.flatnonzero(codes_arr == code)
+        tips = []
+        for i in sel:
+            text = names[i] if names is not None else code
+            text = f"{text} — {code}"
+            if emps is not None and pd.notna(emps[i]):
+                text += f" — {_i18n.t('employees', lang)} : {_i18n.fmt_int(emps[i], lang)}"
+            tips.append(text if lang == "fr" else text.replace(" : ", ": "))
+        spec = {
+            "x": xs[sel].tolist(),
+            "y": ys[sel].tolist(),
+            "c": [0] * len(sel),
+            "t": tips,
+        }
+        opts = {
+            "colors": [palette[code]],
+            "cluster": bool(total > cluster_above),
+            "cell": 60,
+            "maxZoom": 15,
+        }
+        fg = _feature_group(m, _i18n.t("establishments_layer", lang, sector=code))
+        _js_call(fg, "points", spec, opts, with_map=True)
+    if order:
+        _add_legend(
+            m,
+            _i18n.t("legend_establishments", lang),
+            [(palette[c], c) for c in order],
+            None,
+        )
+    return _finish(m, layer_control)
