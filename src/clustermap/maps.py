@@ -133,8 +133,8 @@ _CSS = """
 .cm-fiche-table td{padding:1px 0}
 .cm-fiche-sub{font-weight:600;margin-top:5px}
 .cm-fiche ul{margin:2px 0 0 16px;padding:0}
-.cm-fs{font:18px/26px system-ui,sans-serif;width:30px;height:30px;background:#fff;
- border:none;cursor:pointer;padding:0}
+.cm-fs{width:30px;height:30px;background:#fff;border:none;cursor:pointer;padding:0;
+ display:flex;align-items:center;justify-content:center}
 .cm-count{background:rgba(60,60,60,.8);color:#fff;border-radius:50%;text-align:center;
  font:600 11px/30px system-ui,sans-serif;width:30px;height:30px;border:2px solid #fff}
 """
@@ -207,7 +207,14 @@ var cmUtil = (function () {
     var c = L.control({position: 'topleft'});
     c.onAdd = function () {
       var box = el('div', 'leaflet-bar');
-      var b = el('button', 'cm-fs', '\\u26f6'); b.type = 'button'; b.title = label;
+      var b = el('button', 'cm-fs'); b.type = 'button'; b.title = label;
+      var ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg');
+      var pa = document.createElementNS(ns, 'path');
+      svg.setAttribute('viewBox', '0 0 16 16'); svg.setAttribute('width', '16');
+      svg.setAttribute('height', '16');
+      pa.setAttribute('d', 'M1 6V1h5M10 1h5v5M15 10v5h-5M6 15H1v-5');
+      pa.setAttribute('fill', 'none'); pa.setAttribute('stroke', '#333');
+      pa.setAttribute('stroke-width', '2'); svg.appendChild(pa); b.appendChild(svg);
       b.setAttribute('aria-label', label); box.appendChild(b);
       L.DomEvent.disableClickPropagation(box);
       b.addEventListener('click', function () {
@@ -566,7 +573,7 @@ def _largest(result: Any, row: pd.Series, k: int, lang: str) -> list[str]:
     ids = _val(row, "unit_ids")
     if ids is None or not len(ids):
         return []
-    mask = est[UNIT_ID].astype(str).isin([str(i) for i in ids]).to_numpy()
+    mask = est[UNIT_ID].astype(str).isin([str(i) for i in ids]).to_numpy().copy()
     if SECTOR in est.columns:
         mask &= _sector_match(est[SECTOR], row[SECTOR])
     sub = est.loc[mask]
@@ -1151,27 +1158,43 @@ def _pick_column(frame: pd.DataFrame, sector: str | None, what: str) -> tuple[pd
     return series, str(sector)
 
 
+def _base_category(labels: Any, quadrants: Any, greater: Any, lesser: Any) -> list[str]:
+    """HH/LH/LL/HL from the quadrant when known, else the label; hot/cold from the tails."""
+    out = []
+    n = len(labels)
+    for i in range(n):
+        cat = _normalise_label(quadrants[i]) if quadrants is not None else "ns"
+        if cat == "ns":
+            cat = _normalise_label(labels[i])
+        if cat == "ns" and greater is not None and lesser is not None:
+            g, lo = greater[i], lesser[i]
+            if pd.notna(g) and pd.notna(lo):
+                cat = "hot" if g <= lo else "cold"
+        out.append(cat)
+    return out
+
+
 def _local_frame(
     local: Any, sector: str | None, alpha: float, correction: str | None
 ) -> tuple[pd.DataFrame, str]:
-    """Unit id -> statistic, p_value, label (normalised), significant."""
+    """Unit id -> statistic, p_value, category (HH/LH/LL/HL/hot/cold/ns), significant."""
     if isinstance(local, pd.DataFrame):
         rows, sector = _sector_rows(local, sector)
-        label_col = LABEL if LABEL in rows.columns else QUADRANT if QUADRANT in rows else None
-        if P_VALUE not in rows.columns or label_col is None:
+        if P_VALUE not in rows.columns or (LABEL not in rows and QUADRANT not in rows):
             raise SchemaError(
                 f"A local-statistics table needs columns {P_VALUE!r} and {LABEL!r} (or "
                 f"{QUADRANT!r}); it has {list(rows.columns)}."
             )
         p = pd.to_numeric(rows[P_VALUE], errors="coerce").to_numpy(dtype=float)
         sig = _adjust(p, correction) <= alpha
+        cats = _base_category(
+            rows[LABEL].to_numpy() if LABEL in rows else [None] * len(rows),
+            rows[QUADRANT].to_numpy() if QUADRANT in rows else None,
+            rows["p_greater"].to_numpy() if "p_greater" in rows else None,
+            rows["p_lesser"].to_numpy() if "p_lesser" in rows else None,
+        )
         out = pd.DataFrame(
-            {
-                STATISTIC: rows.get(STATISTIC, np.nan),
-                P_VALUE: p,
-                LABEL: [_normalise_label(v) for v in rows[label_col]],
-                "significant": sig,
-            },
+            {STATISTIC: rows.get(STATISTIC, np.nan), P_VALUE: p, LABEL: cats, "significant": sig},
             index=rows.index,
         )
         return out, sector
@@ -1182,23 +1205,26 @@ def _local_frame(
                 "a ClusterResult or a tidy table; got an object of type "
                 f"{type(local).__name__} without {attr!r}."
             )
-    labels, sector = _pick_column(local.label, sector, "local result")
-    pvals, _ = _pick_column(local.p_value, sector, "local result")
-    stat = (
-        _pick_column(local.statistic, sector, "local result")[0]
-        if hasattr(local, STATISTIC)
-        else pd.Series(np.nan, index=labels.index)
-    )
+    what = "local result"
+    labels, sector = _pick_column(local.label, sector, what)
+    pvals, _ = _pick_column(local.p_value, sector, what)
+
+    def _opt(name: str) -> Any:
+        frame = getattr(local, name, None)
+        return None if frame is None else _pick_column(frame, sector, what)[0].to_numpy()
+
+    stat = _opt(STATISTIC)
     if callable(getattr(local, "significant", None)):
-        sig, _ = _pick_column(local.significant(alpha=alpha, correction=correction), sector, "x")
+        sig, _ = _pick_column(local.significant(alpha=alpha, correction=correction), sector, what)
         sig = sig.astype(bool).to_numpy()
     else:
         sig = _adjust(pvals.to_numpy(dtype=float), correction) <= alpha
+    cats = _base_category(labels.to_numpy(), _opt(QUADRANT), _opt("p_greater"), _opt("p_lesser"))
     out = pd.DataFrame(
         {
-            STATISTIC: stat.to_numpy(),
+            STATISTIC: stat if stat is not None else np.nan,
             P_VALUE: pvals.to_numpy(),
-            LABEL: [_normalise_label(v) for v in labels],
+            LABEL: cats,
             "significant": sig,
         },
         index=labels.index,
@@ -1212,7 +1238,7 @@ def explore_local(
     sector: str | None = None,
     *,
     alpha: float = 0.05,
-    correction: str | None = None,
+    correction: str | None = "fdr_bh",
     m: folium.Map | None = None,
     lang: str = "fr",
     title: str | None = None,
@@ -1241,8 +1267,11 @@ def explore_local(
         Sector to map (needed when several are present).
     alpha : float, default 0.05
         Significance level.
-    correction : {None, "bonferroni", "holm", "fdr_bh"}, default None
-        Multiple-testing correction across the sector's units.
+    correction : {"fdr_bh", "bonferroni", "holm", None}, default "fdr_bh"
+        Multiple-testing correction across the sector's units (a LocalResult applies its
+        own :meth:`~clustermap.LocalResult.significant`, which also offers "fdr_by").
+        Moran units are coloured by their scatter-plot quadrant (``quadrant``) when known,
+        Gi* units by the tail of their test, and grey when not significant.
     m : folium.Map, optional
     lang : {"fr", "en"}, default "fr"
     title : str, optional
@@ -1266,7 +1295,7 @@ def explore_local(
     ...     index=pd.Index(["a", "b", "c"], name="unit_id"), crs=4326)
     >>> table = pd.DataFrame({"unit_id": ["a", "b", "c"], "sector": "10",
     ...     "p_value": [0.001, 0.2, 0.01], "label": ["HH", "HH", "LL"]})
-    >>> page = cm.explore_local(table, units).get_root().render()
+    >>> page = cm.explore_local(table, units, correction=None).get_root().render()
     >>> "Cluster (fort entouré de fort)" in page and "Non significatif" in page
     True
     """
