@@ -985,18 +985,22 @@ class Demo:
 def load_demo() -> Demo:
     """Load the bundled demo: a synthetic registry, its units and the answer key.
 
-    About 50 000 active establishments (plus closed and a few dirty rows) over 1 500
-    synthetic communes in central France, in 36 NAF sous-classes, with 5 planted clusters
-    of graded strength (décolletage 25.62A obvious; plastics 22.29A and sparkling wine
-    11.02A clear; cutlery 25.71Z moderate; perfumes 20.42Z subtle) and 4 null sectors
-    (bakeries 10.71C and hairdressers 96.02A as ubiquitous negative controls, electricians
-    43.21A, GPs 86.21Z). All names and ids are invented.
+    51 950 rows: 50 000 active clean establishments, plus 1 500 closed ones and a few dirty
+    rows (missing coordinates, swapped latitude/longitude, invalid codes, duplicated SIRET),
+    over 1 500 synthetic communes in central France, in 36 NAF sous-classes. Six planted
+    clusters of graded strength: décolletage 25.62A (obvious); plastics 22.29A and sparkling
+    wine 11.02A (clear); cutlery 25.71Z (moderate); perfumes 20.42Z (subtle, about one
+    establishment per unit) and software 62.01Z in the largest city (subtle, diluted). Four
+    null sectors: bakeries 10.71C and hairdressers 96.02A (ubiquitous negative controls),
+    electricians 43.21A and GPs 86.21Z. All names and ids are invented; see
+    ``datasets/README.md``.
 
     Returns
     -------
     Demo
-        ``registry_path``, ``units_path``, ``answer_key_path``, ``registry``, ``units``,
-        ``answer_key``.
+        ``registry_path``, ``units_path``, ``answer_key_path``, ``registry`` (a
+        :class:`clustermap.Registry` read with ``format="sirene"``), ``units`` (indexed by
+        ``unit_id``, with ``name`` and ``population``), ``answer_key``.
 
     Raises
     ------
@@ -1005,9 +1009,13 @@ def load_demo() -> Demo:
 
     Examples
     --------
-    >>> demo = cm.load_demo()  # doctest: +SKIP
-    >>> demo.units.index[:3].tolist()  # doctest: +SKIP
-    ['D0001', 'D0002', 'D0003']
+    >>> demo = cm.load_demo()
+    >>> demo
+    <Demo: 50050 establishments over 1500 units, 6 planted clusters>
+    >>> demo.units.index[:2].tolist(), demo.units.columns.tolist()
+    (['D0001', 'D0002'], ['name', 'population', 'geometry'])
+    >>> demo.answer_key.loc[0, ["naf", "strength", "centre"]].tolist()
+    ['25.62A', 'obvious', 'D1387']
     """
     from .units import read_units
 
