@@ -1,0 +1,303 @@
+"""Command line for people who do not write Python: ``clustermap detect`` and ``clustermap demo``.
+
+A thin layer over the public API (:func:`clustermap.read_registry`,
+:func:`clustermap.read_units`, :func:`clustermap.detect_clusters`,
+:meth:`clustermap.ClusterResult.to_html`); it has no logic of its own. Long steps print a
+line with their duration on standard error (``--quiet`` silences them), a summary is printed
+at the end, and user mistakes (missing file, missing column, unknown CRS ...) give a one-line
+error without traceback.
+
+Exit codes: 0 success, 2 usage or input error, 1 unexpected error (``--debug`` shows the
+traceback), 130 interrupted.
+
+Examples
+--------
+>>> from clustermap.cli import main
+>>> main(["--version"])  # doctest: +ELLIPSIS
+clustermap ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__, _i18n
+from .errors import ClustermapError
+
+__all__ = ["main"]
+
+_MESSAGES = {
+    "read_registry": ("Lecture du registre", "Reading the registry"),
+    "read_units": ("Lecture des unités spatiales", "Reading the spatial units"),
+    "load_demo": ("Chargement des données de démonstration", "Loading the demo data"),
+    "detect": ("Détection des clusters", "Detecting clusters"),
+    "report": ("Écriture du rapport", "Writing the report"),
+    "gpkg": ("Écriture du GeoPackage", "Writing the GeoPackage"),
+    "done": ("Terminé en", "Done in"),
+    "found": (
+        "{n} cluster(s) détecté(s) dans {s} secteur(s)",
+        "{n} cluster(s) found in {s} sector(s)",
+    ),
+    "kept": (
+        "{kept} établissements retenus, {dropped} lignes écartées",
+        "{kept} establishments kept, {dropped} rows dropped",
+    ),
+    "report_at": ("Rapport : {path}", "Report: {path}"),
+    "gpkg_at": ("GeoPackage : {path}", "GeoPackage: {path}"),
+    "top": ("Principaux clusters :", "Leading clusters:"),
+    "error": ("erreur", "error"),
+    "unexpected": (
+        "erreur inattendue ({kind}) : {msg} — relancez avec --debug pour le détail",
+        "unexpected error ({kind}): {msg} — run again with --debug for details",
+    ),
+    "interrupted": ("interrompu", "interrupted"),
+    "unsupported": (
+        "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",
+        "option {opt} is not supported by this version of detect_clusters",
+    ),
+}
+
+
+def _msg(key: str, lang: str, **fmt: Any) -> str:
+    fr, en = _MESSAGES[key]
+    text = fr if lang == "fr" else en
+    return text.format(**fmt) if fmt else text
+
+
+def _fmt_seconds(seconds: float, lang: str) -> str:
+    return f"{_i18n.fmt_num(seconds, lang, 1)} s"
+
+
+class _Progress:
+    """Stage lines with timings on stderr: ``[2/4] Détection des clusters … 3,2 s``."""
+
+    def __init__(self, total: int, lang: str, quiet: bool, stream: TextIO) -> None:
+        self.total, self.lang, self.quiet, self.stream = total, lang, quiet, stream
+        self.index = 0
+        self.start = time.perf_counter()
+
+    def run(self, key: str, func: Callable[[], Any]) -> Any:
+        self.index += 1
+        label = f"[{self.index}/{self.total}] {_msg(key, self.lang)} …"
+        if not self.quiet:
+            print(label, end=" ", file=self.stream, flush=True)
+        t0 = time.perf_counter()
+        try:
+            out = func()
+        except BaseException:
+            if not self.quiet:
+                print("", file=self.stream, flush=True)
+            raise
+        if not self.quiet:
+            print(_fmt_seconds(time.perf_counter() - t0, self.lang), file=self.stream, flush=True)
+        return out
+
+    def done(self) -> None:
+        if not self.quiet:
+            elapsed = _fmt_seconds(time.perf_counter() - self.start, self.lang)
+            print(f"{_msg('done', self.lang)} {elapsed}", file=self.stream, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clustermap",
+        description="Find business clusters in a company registry and write an HTML report.",
+    )
+    parser.add_argument("--version", action="version", version=f"clustermap {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, out_default: str) -> None:
+        p.add_argument(
+            "--out", default=out_default, help=f"HTML report to write (default {out_default})"
+        )
+        p.add_argument("--level", default=None, help="sector level, e.g. subclass, class, division")
+        p.add_argument("--permutations", type=int, default=None, help="permutations per test")
+        p.add_argument("--seed", type=int, default=None, help="random seed (reproducible runs)")
+        p.add_argument("--alpha", type=float, default=None, help="significance level")
+        p.add_argument("--lang", choices=_i18n.LANGS, default="fr", help="report language")
+        p.add_argument("--gpkg", default=None, help="also write the clusters to this GeoPackage")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+        p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    detect = sub.add_parser(
+        "detect",
+        help="detect clusters in a registry and write the report",
+        description="Detect clusters in a registry file and write the HTML report.",
+    )
+    detect.add_argument("registry", help="registry file (SIRENE CSV/CSV.gz, Parquet, ...)")
+    detect.add_argument("--format", default=None, help="registry format, e.g. sirene")
+    detect.add_argument("--units", default=None, help="polygons of the spatial units")
+    detect.add_argument("--unit-id", default=None, help="column of the unit ids in --units")
+    detect.add_argument("--unit-name", default=None, help="column of the unit names")
+    detect.add_argument("--crs", default=None, help="CRS of the registry coordinates")
+    common(detect, "report.html")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole analysis on the bundled demo data",
+        description="Read the bundled demo registry, detect clusters, write the report.",
+    )
+    common(demo, "clustermap_demo.html")
+    return parser
+
+
+def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: str) -> dict:
+    """Options given on the command line, under the names detect_clusters accepts."""
+    params = inspect.signature(detect).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    wanted = {
+        "--level": ("level", args.level),
+        "--permutations": ("permutations", args.permutations),
+        "--seed": ("random_state", args.seed),
+        "--alpha": ("alpha", args.alpha),
+    }
+    out = {}
+    for opt, (name, value) in wanted.items():
+        if value is None:
+            continue
+        if name not in params and not accepts_any:
+            raise ValueError(_msg("unsupported", lang, opt=opt))
+        out[name] = value
+    return out
+
+
+def _check_out(path: str) -> Path:
+    out = Path(path)
+    if not out.parent.exists():
+        raise FileNotFoundError(
+            f"The folder of the output file {path!r} does not exist; create it first or "
+            "choose another path."
+        )
+    return out
+
+
+def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextIO) -> None:
+    clusters = result.clusters
+    n_sectors = clusters["sector"].nunique() if "sector" in clusters.columns else 0
+    print(_msg("found", lang, n=len(clusters), s=n_sectors), file=out)
+    summary = result.registry_summary or {}
+    if summary.get("kept") is not None:
+        rejects = summary.get("rejects") or {}
+        dropped = sum(int(v) for v in dict(rejects).values())
+        kept = _i18n.fmt_int(summary["kept"], lang)
+        print(_msg("kept", lang, kept=kept, dropped=_i18n.fmt_int(dropped, lang)), file=out)
+    if len(clusters):
+        print(_msg("top", lang), file=out)
+        for rank, (_, row) in enumerate(clusters.head(5).iterrows(), start=1):
+            label = row.get("sector_label", "")
+            place = row.get("place", "")
+            lq = _i18n.fmt_num(row.get("lq"), lang)
+            est = _i18n.fmt_int(row.get("establishments"), lang)
+            word = _i18n.t("establishments", lang).lower()
+            print(
+                f"  {rank}. {row['sector']} {label} — {place} "
+                f"({_i18n.t('lq_short', lang)} {lq}, {est} {word})",
+                file=out,
+            )
+    print(_msg("report_at", lang, path=report), file=out)
+    if gpkg is not None:
+        print(_msg("gpkg_at", lang, path=gpkg), file=out)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import clustermap as cm
+
+    lang = args.lang
+    report = _check_out(args.out)
+    gpkg = _check_out(args.gpkg) if args.gpkg else None
+    if args.command == "detect":
+        registry_path = Path(args.registry)
+        if not registry_path.exists():
+            raise FileNotFoundError(f"Registry file not found: {args.registry!r}.")
+        if args.units and not Path(args.units).exists():
+            raise FileNotFoundError(f"Units file not found: {args.units!r}.")
+        if args.unit_id and not args.units:
+            raise ValueError("--unit-id needs --units FILE (the polygons holding that column).")
+        steps = 3 + bool(args.units) + bool(gpkg)
+        progress = _Progress(steps, lang, args.quiet, err)
+        kwargs = {"format": args.format} if args.format else {}
+        if args.crs:
+            kwargs["crs"] = args.crs
+        registry = progress.run("read_registry", lambda: cm.read_registry(registry_path, **kwargs))
+        units = None
+        if args.units:
+            units = progress.run(
+                "read_units",
+                lambda: cm.read_units(args.units, unit_id=args.unit_id, name=args.unit_name),
+            )
+    else:
+        steps = 3 + bool(gpkg)
+        progress = _Progress(steps, lang, args.quiet, err)
+        demo = progress.run("load_demo", cm.load_demo)
+        registry, units = demo.registry, demo.units
+    detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
+    result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
+    progress.run("report", lambda: result.to_html(report, lang=lang))
+    if gpkg is not None:
+        progress.run("gpkg", lambda: result.to_file(gpkg))
+    progress.done()
+    _summary(result, lang, report, gpkg, out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``clustermap`` command; return the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a usage or input error, 1 for an unexpected error, 130 when
+        interrupted.
+
+    Examples
+    --------
+    >>> main(["detect", "no_such_file.csv", "--quiet"])  # one line on stderr, no traceback
+    2
+    """
+    parser = _parser()
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    lang = args.lang
+    try:
+        return _run(args, out, err)
+    except KeyboardInterrupt:
+        print(f"clustermap: {_msg('interrupted', lang)}", file=err)
+        return 130
+    except (ClustermapError, FileNotFoundError, ValueError, ImportError) as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        sep = " : " if lang == "fr" else ": "
+        print(f"clustermap: {_msg('error', lang)}{sep}{text}", file=err)
+        return 2
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        text = " ".join(str(exc).split())
+        print(
+            f"clustermap: {_msg('unexpected', lang, kind=type(exc).__name__, msg=text)}", file=err
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
