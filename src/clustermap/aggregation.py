@@ -30,7 +30,7 @@ from ._schema import (
     UNIT_ID,
 )
 from .errors import ClustermapWarning, CRSError, SchemaError
-from .units import _establishments
+from .units import _establishments, _no_location
 
 __all__ = ["REASON_UNMAPPED_SECTOR", "aggregate", "assign_units"]
 
@@ -134,8 +134,7 @@ def _assign_positions(est: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndar
     if not points.crs.equals(units.crs):
         points = points.to_crs(units.crs)
     pts = points.to_numpy()
-    located = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
-    pos = np.flatnonzero(located)
+    pos = np.flatnonzero(~_no_location(pts))
     tree = shapely.STRtree(units.geometry.to_numpy())
     point_idx, unit_idx = tree.query(pts[pos], predicate="intersects")
     assigned = np.full(len(est), -1, dtype=np.int64)
@@ -287,8 +286,7 @@ def aggregate(
 
     rejects = []
     if outside.any():
-        pts = est.geometry.to_numpy()
-        noloc = shapely.is_missing(pts) | shapely.is_empty(pts)
+        noloc = _no_location(est.geometry.to_numpy())
         detail = np.where(noloc[outside], "no location", "outside every unit").astype(object)
         full = np.empty(n, dtype=object)
         full[outside] = detail

@@ -77,6 +77,15 @@ def _establishments(registry: Any) -> gpd.GeoDataFrame:
     return est
 
 
+def _no_location(geoms: np.ndarray) -> np.ndarray:
+    """Missing, empty or non-finite (``POINT (nan nan)``) geometries."""
+    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    pts = ~bad & (shapely.get_type_id(geoms) == 0)
+    coords_ok = np.isfinite(shapely.get_x(geoms[pts])) & np.isfinite(shapely.get_y(geoms[pts]))
+    bad[np.flatnonzero(pts)[~coords_ok]] = True
+    return bad
+
+
 def metric_crs(data: gpd.GeoDataFrame | gpd.GeoSeries) -> CRS:
     """Projected CRS (metres) suited to ``data``, by the module's metric CRS rule.
 
@@ -405,7 +414,7 @@ def units_from_registry(registry: Any, column: str = COMMUNE) -> gpd.GeoDataFram
             "each establishment's unit, e.g. units_from_registry(registry, column='commune')."
         )
     geoms = est.geometry.to_numpy()
-    located = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    located = ~_no_location(geoms)
     keys = est[column]
     has_key = keys.notna().to_numpy()
     n_nokey = int((~has_key).sum())
@@ -582,7 +591,7 @@ def make_grid(
             target = metric_crs(data)
         data = data.to_crs(target)
         geoms = data.to_numpy()
-        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        geoms = geoms[~_no_location(geoms)]
         if len(geoms) == 0:
             raise SchemaError("make_grid: the data have no non-empty geometry to cover.")
         if (shapely.get_type_id(geoms) == 0).all():
