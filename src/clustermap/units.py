@@ -524,8 +524,9 @@ def make_grid(
         when ``extent`` is a tuple of bounds.
     keep_empty : bool, default False
         With points: also keep the cells that hold no point (the full rectangle of cells
-        over their bounds). With polygons: also keep cells that touch no polygon. Ignored
-        for bounds (all cells are kept).
+        over their bounds). With polygons: also keep cells that share no area with a polygon
+        (cells that only touch one are dropped by default). Ignored for bounds (all cells
+        are kept).
 
     Returns
     -------
@@ -632,9 +633,11 @@ def make_grid(
         rows, cols, cells_geom = rows[keep], cols[keep], cells_geom[keep]
     if polygons is not None and not keep_empty:
         tree = shapely.STRtree(cells_geom)
-        hit = tree.query(polygons, predicate="intersects")[1]
+        poly_idx, hit = tree.query(polygons, predicate="intersects")
+        # a cell that only touches a polygon along an edge or at a corner is not kept
+        inside = ~shapely.touches(cells_geom[hit], polygons[poly_idx])
         keep = np.zeros(len(cells_geom), dtype=bool)
-        keep[hit] = True
+        keep[hit[inside]] = True
         rows, cols, cells_geom = rows[keep], cols[keep], cells_geom[keep]
 
     order = np.lexsort((cols, rows))
