@@ -135,6 +135,8 @@ _CSS = """
 .cm-fiche ul{margin:2px 0 0 16px;padding:0}
 .cm-fs{width:30px;height:30px;background:#fff;border:none;cursor:pointer;padding:0;
  display:flex;align-items:center;justify-content:center}
+.leaflet-control-layers-expanded{max-height:45vh;overflow:auto;max-width:330px;
+ font:12px/1.35 system-ui,sans-serif}
 .cm-count{background:rgba(60,60,60,.8);color:#fff;border-radius:50%;text-align:center;
  font:600 11px/30px system-ui,sans-serif;width:30px;height:30px;border:2px solid #fff}
 """
