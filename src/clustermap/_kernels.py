@@ -1,0 +1,530 @@
+"""numba kernels for permutation inference (NumPy arrays in, NumPy arrays out; no pandas).
+
+Layout (statistics.md §5): values ``X`` are (n units, S sectors), C-contiguous, so one draw
+of neighbours serves every sector with contiguous row reads. The graph is CSR without its
+diagonal (``indptr`` int64 (n+1), ``indices`` int64 (nnz), ``weights`` float64 (nnz)), with
+``equal`` (bool, n) marking rows whose weights are all equal: those rows sum the raw values
+and never multiply by the weight, so integer counts give exact sums in any order.
+
+Comparisons are made on the part of the statistic that changes under conditional
+permutation, computed with the same code for the observed and the simulated neighbours:
+
+* lag statistics (Moran, Gi, Gi*): ``T = sum_t w_t x_{j_t}``; a draw is "at least as
+  large" as observed when ``sgn_i * (T_sim - T_obs) >= 0`` (``sgn`` = sign of z_i for
+  Moran, 1 for Gi/Gi*), "at most as large" when ``<= 0``: ties count on both sides.
+* Geary: ``T = sum_t w_t (x_i - x_{j_t})**2``, ``sgn = 1``.
+
+Randomness: a counter-based stream (splitmix64) keyed by (seed key, unit, draw number), so the
+draws of a unit never depend on the thread count, on tiling, or on which other units run;
+or a shared permutation table (esda's ``vec_permutations`` layout: ids in ``range(n - 1)``
+shifted past the unit itself).
+
+No fastmath: the exactness of ties relies on plain IEEE arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_ONE = np.uint64(1)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+# tail codes for early stopping
+TAIL_BOTH = 0  # two-sided / directed: min(ge, le)
+TAIL_GREATER = 1
+TAIL_LESSER = 2
+
+
+@njit(inline="always", cache=True)
+def _mix64(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(inline="always", cache=True)
+def _unit_key(key, i):
+    return _mix64(key + (np.uint64(i) + _ONE) * _GOLDEN)
+
+
+@njit(inline="always", cache=True)
+def _draw_state(ukey, p):
+    return _mix64(ukey ^ ((np.uint64(p) + _ONE) * _M1))
+
+
+@njit(inline="always", cache=True)
+def _fill_draw_rng(buf, k, n, i, state):
+    """Fill buf[:k] with k distinct ids drawn uniformly from range(n) minus {i}."""
+    m = n - 1
+    fm = float(m)
+    t = 0
+    while t < k:
+        state = state + _GOLDEN
+        r = _mix64(state)
+        c = np.int64(float(r >> _S11) * _INV53 * fm)
+        if c >= m:
+            c = m - 1
+        if c >= i:
+            c += 1
+        dup = False
+        for u in range(t):
+            if buf[u] == c:
+                dup = True
+                break
+        if not dup:
+            buf[t] = c
+            t += 1
+    return state
+
+
+@njit(inline="always", cache=True)
+def _fill_draw(buf, k, n, i, ukey, p, table):
+    if table.shape[0] > 0:
+        for t in range(k):
+            c = table[p, t]
+            buf[t] = c + 1 if c >= i else c
+    else:
+        _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
+
+
+@njit(cache=True)
+def unit_draws(key, i, n, k, p_start, p_end):
+    """Neighbour ids drawn for unit ``i`` at draws ``p_start..p_end-1`` ((P, k) int64).
+
+    Exposed for tests: the reference implementation checks the kernels' counts with them.
+    """
+    out = np.empty((p_end - p_start, k), dtype=np.int64)
+    ukey = _unit_key(key, i)
+    buf = np.empty(k, dtype=np.int64)
+    empty = np.empty((0, 0), dtype=np.int64)
+    for p in range(p_start, p_end):
+        _fill_draw(buf, k, n, i, ukey, p, empty)
+        out[p - p_start, :] = buf
+    return out
+
+
+@njit(inline="always", cache=True)
+def _tail_done(cg, cl, ts, tail, h):
+    for s in range(ts):
+        if tail == 0:
+            m = cg[s] if cg[s] < cl[s] else cl[s]
+        elif tail == 1:
+            m = cg[s]
+        else:
+            m = cl[s]
+        if m < h:
+            return False
+    return True
+
+
+@njit(parallel=True, cache=True)
+def lag_counts(
+    X,
+    sgn,
+    indptr,
+    indices,
+    weights,
+    equal,
+    key,
+    table,
+    p_start,
+    p_end,
+    tail,
+    h,
+    check,
+    tile,
+    ge,
+    le,
+    nperm,
+):
+    """Conditional-permutation tail counts for lag statistics (Moran, Gi, Gi*).
+
+    X : float64 (n, S) values (raw or centred; any affine map with positive scale works).
+    sgn : float64 (n, S) multiplier of the lag difference (sign of z_i for Moran, 1 for Gi).
+    table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
+    p_start, p_end : draw numbers to run (stream positions, or table rows).
+    tail, h, check : early stop once every sector of a tile has its tail count >= h,
+        tested every ``check`` draws; h <= 0 disables it.
+    tile : sectors per tile.
+    ge, le : int64 (n, S) counts #(sim >= obs), #(sim <= obs), incremented in place.
+    nperm : int64 (n, S) draws used so far, incremented in place.
+    """
+    n, S = X.shape
+    for i in prange(n):
+        a = indptr[i]
+        k = indptr[i + 1] - a
+        if k == 0:
+            continue
+        eq = equal[i]
+        ukey = _unit_key(key, i)
+        np_ = p_end - p_start
+        cache_ids = tile < S and np_ * k <= 131072
+        ids = np.empty(np_ * k if cache_ids else k, dtype=np.int64)
+        made = 0
+        buf = np.empty(k, dtype=np.int64)
+        tobs = np.empty(tile)
+        acc = np.empty(tile)
+        cg = np.empty(tile, dtype=np.int64)
+        cl = np.empty(tile, dtype=np.int64)
+        for t0 in range(0, S, tile):
+            t1 = min(S, t0 + tile)
+            ts = t1 - t0
+            for s in range(ts):
+                tobs[s] = 0.0
+                cg[s] = 0
+                cl[s] = 0
+            for t in range(k):
+                j = indices[a + t]
+                if eq:
+                    for s in range(ts):
+                        tobs[s] += X[j, t0 + s]
+                else:
+                    w = weights[a + t]
+                    for s in range(ts):
+                        tobs[s] += w * X[j, t0 + s]
+            done = p_end
+            for p in range(p_start, p_end):
+                q = p - p_start
+                if cache_ids:
+                    if q >= made:
+                        _fill_draw(buf, k, n, i, ukey, p, table)
+                        for t in range(k):
+                            ids[q * k + t] = buf[t]
+                        made += 1
+                    off = q * k
+                else:
+                    _fill_draw(ids, k, n, i, ukey, p, table)
+                    off = 0
+                for s in range(ts):
+                    acc[s] = 0.0
+                for t in range(k):
+                    j = ids[off + t]
+                    if eq:
+                        for s in range(ts):
+                            acc[s] += X[j, t0 + s]
+                    else:
+                        w = weights[a + t]
+                        for s in range(ts):
+                            acc[s] += w * X[j, t0 + s]
+                for s in range(ts):
+                    d = sgn[i, t0 + s] * (acc[s] - tobs[s])
+                    if d >= 0.0:
+                        cg[s] += 1
+                    if d <= 0.0:
+                        cl[s] += 1
+                if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                    done = p + 1
+                    break
+            for s in range(ts):
+                ge[i, t0 + s] += cg[s]
+                le[i, t0 + s] += cl[s]
+                nperm[i, t0 + s] += done - p_start
+    return 0
+
+
+@njit(parallel=True, cache=True)
+def lag_counts_subset(
+    X,
+    sgn,
+    indptr,
+    indices,
+    weights,
+    equal,
+    key,
+    table,
+    p_start,
+    p_end,
+    tail,
+    h,
+    check,
+    cptr,
+    cols,
+    ge,
+    le,
+    nperm,
+):
+    """As :func:`lag_counts` for a subset of cells: unit i runs sectors cols[cptr[i]:cptr[i+1]].
+
+    Used by adaptive refinement: the draws continue the same per-unit stream.
+    """
+    n = X.shape[0]
+    for i in prange(n):
+        c0 = cptr[i]
+        ts = cptr[i + 1] - c0
+        a = indptr[i]
+        k = indptr[i + 1] - a
+        if k == 0 or ts == 0:
+            continue
+        eq = equal[i]
+        ukey = _unit_key(key, i)
+        ids = np.empty(k, dtype=np.int64)
+        tobs = np.zeros(ts)
+        acc = np.empty(ts)
+        cg = np.zeros(ts, dtype=np.int64)
+        cl = np.zeros(ts, dtype=np.int64)
+        for t in range(k):
+            j = indices[a + t]
+            if eq:
+                for s in range(ts):
+                    tobs[s] += X[j, cols[c0 + s]]
+            else:
+                w = weights[a + t]
+                for s in range(ts):
+                    tobs[s] += w * X[j, cols[c0 + s]]
+        done = p_end
+        for p in range(p_start, p_end):
+            _fill_draw(ids, k, n, i, ukey, p, table)
+            for s in range(ts):
+                acc[s] = 0.0
+            for t in range(k):
+                j = ids[t]
+                if eq:
+                    for s in range(ts):
+                        acc[s] += X[j, cols[c0 + s]]
+                else:
+                    w = weights[a + t]
+                    for s in range(ts):
+                        acc[s] += w * X[j, cols[c0 + s]]
+            for s in range(ts):
+                d = sgn[i, cols[c0 + s]] * (acc[s] - tobs[s])
+                if d >= 0.0:
+                    cg[s] += 1
+                if d <= 0.0:
+                    cl[s] += 1
+            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                done = p + 1
+                break
+        for s in range(ts):
+            c = cols[c0 + s]
+            ge[i, c] += cg[s]
+            le[i, c] += cl[s]
+            nperm[i, c] += done - p_start
+    return 0
+
+
+@njit(parallel=True, cache=True)
+def geary_counts(
+    X,
+    indptr,
+    indices,
+    weights,
+    equal,
+    key,
+    table,
+    p_start,
+    p_end,
+    tail,
+    h,
+    check,
+    tile,
+    ge,
+    le,
+    nperm,
+):
+    """Tail counts for local Geary ``T = sum_t w_t (x_i - x_j)**2`` (arguments as lag_counts)."""
+    n, S = X.shape
+    for i in prange(n):
+        a = indptr[i]
+        k = indptr[i + 1] - a
+        if k == 0:
+            continue
+        eq = equal[i]
+        ukey = _unit_key(key, i)
+        np_ = p_end - p_start
+        cache_ids = tile < S and np_ * k <= 131072
+        ids = np.empty(np_ * k if cache_ids else k, dtype=np.int64)
+        made = 0
+        buf = np.empty(k, dtype=np.int64)
+        tobs = np.empty(tile)
+        acc = np.empty(tile)
+        cg = np.empty(tile, dtype=np.int64)
+        cl = np.empty(tile, dtype=np.int64)
+        for t0 in range(0, S, tile):
+            t1 = min(S, t0 + tile)
+            ts = t1 - t0
+            for s in range(ts):
+                tobs[s] = 0.0
+                cg[s] = 0
+                cl[s] = 0
+            for t in range(k):
+                j = indices[a + t]
+                w = 1.0 if eq else weights[a + t]
+                for s in range(ts):
+                    dd = X[i, t0 + s] - X[j, t0 + s]
+                    tobs[s] += w * (dd * dd)
+            done = p_end
+            for p in range(p_start, p_end):
+                q = p - p_start
+                if cache_ids:
+                    if q >= made:
+                        _fill_draw(buf, k, n, i, ukey, p, table)
+                        for t in range(k):
+                            ids[q * k + t] = buf[t]
+                        made += 1
+                    off = q * k
+                else:
+                    _fill_draw(ids, k, n, i, ukey, p, table)
+                    off = 0
+                for s in range(ts):
+                    acc[s] = 0.0
+                for t in range(k):
+                    j = ids[off + t]
+                    w = 1.0 if eq else weights[a + t]
+                    for s in range(ts):
+                        dd = X[i, t0 + s] - X[j, t0 + s]
+                        acc[s] += w * (dd * dd)
+                for s in range(ts):
+                    d = acc[s] - tobs[s]
+                    if d >= 0.0:
+                        cg[s] += 1
+                    if d <= 0.0:
+                        cl[s] += 1
+                if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                    done = p + 1
+                    break
+            for s in range(ts):
+                ge[i, t0 + s] += cg[s]
+                le[i, t0 + s] += cl[s]
+                nperm[i, t0 + s] += done - p_start
+    return 0
+
+
+@njit(parallel=True, cache=True)
+def geary_counts_subset(
+    X,
+    indptr,
+    indices,
+    weights,
+    equal,
+    key,
+    table,
+    p_start,
+    p_end,
+    tail,
+    h,
+    check,
+    cptr,
+    cols,
+    ge,
+    le,
+    nperm,
+):
+    """As :func:`geary_counts` for a subset of cells (adaptive refinement)."""
+    n = X.shape[0]
+    for i in prange(n):
+        c0 = cptr[i]
+        ts = cptr[i + 1] - c0
+        a = indptr[i]
+        k = indptr[i + 1] - a
+        if k == 0 or ts == 0:
+            continue
+        eq = equal[i]
+        ukey = _unit_key(key, i)
+        ids = np.empty(k, dtype=np.int64)
+        tobs = np.zeros(ts)
+        acc = np.empty(ts)
+        cg = np.zeros(ts, dtype=np.int64)
+        cl = np.zeros(ts, dtype=np.int64)
+        for t in range(k):
+            j = indices[a + t]
+            w = 1.0 if eq else weights[a + t]
+            for s in range(ts):
+                c = cols[c0 + s]
+                dd = X[i, c] - X[j, c]
+                tobs[s] += w * (dd * dd)
+        done = p_end
+        for p in range(p_start, p_end):
+            _fill_draw(ids, k, n, i, ukey, p, table)
+            for s in range(ts):
+                acc[s] = 0.0
+            for t in range(k):
+                j = ids[t]
+                w = 1.0 if eq else weights[a + t]
+                for s in range(ts):
+                    c = cols[c0 + s]
+                    dd = X[i, c] - X[j, c]
+                    acc[s] += w * (dd * dd)
+            for s in range(ts):
+                d = acc[s] - tobs[s]
+                if d >= 0.0:
+                    cg[s] += 1
+                if d <= 0.0:
+                    cl[s] += 1
+            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                done = p + 1
+                break
+        for s in range(ts):
+            c = cols[c0 + s]
+            ge[i, c] += cg[s]
+            le[i, c] += cl[s]
+            nperm[i, c] += done - p_start
+    return 0
+
+
+@njit(cache=True)
+def _cross(Z, indptr, indices, weights, self_weights, perm, lag, out):
+    """out[s] = sum_i z[perm[i], s] * (sum_j w_ij z[perm[j], s] + w_ii z[perm[i], s])."""
+    n, S = Z.shape
+    for s in range(S):
+        out[s] = 0.0
+    for i in range(n):
+        pi = perm[i]
+        wii = self_weights[i]
+        for s in range(S):
+            lag[s] = wii * Z[pi, s]
+        for t in range(indptr[i], indptr[i + 1]):
+            j = perm[indices[t]]
+            w = weights[t]
+            for s in range(S):
+                lag[s] += w * Z[j, s]
+        for s in range(S):
+            out[s] += Z[pi, s] * lag[s]
+
+
+@njit(cache=True)
+def global_cross_observed(Z, indptr, indices, weights, self_weights):
+    """Observed z'Wz per column (same arithmetic as the permuted values)."""
+    n, S = Z.shape
+    out = np.empty(S)
+    lag = np.empty(S)
+    _cross(Z, indptr, indices, weights, self_weights, np.arange(n), lag, out)
+    return out
+
+
+@njit(cache=True)
+def unit_permutation(key, p, n):
+    """Permutation of range(n) for draw ``p`` (Fisher-Yates on the counter stream)."""
+    perm = np.arange(n)
+    state = _draw_state(_unit_key(key, n), p)
+    for i in range(n - 1, 0, -1):
+        state = state + _GOLDEN
+        r = _mix64(state)
+        j = np.int64(float(r >> _S11) * _INV53 * float(i + 1))
+        if j > i:
+            j = i
+        tmp = perm[i]
+        perm[i] = perm[j]
+        perm[j] = tmp
+    return perm
+
+
+@njit(parallel=True, cache=True)
+def global_cross_permuted(Z, indptr, indices, weights, self_weights, key, P):
+    """z_pi' W z_pi per column for P total-randomisation permutations: (P, S) float64."""
+    n, S = Z.shape
+    out = np.empty((P, S))
+    for p in prange(P):
+        perm = unit_permutation(key, p, n)
+        lag = np.empty(S)
+        row = np.empty(S)
+        _cross(Z, indptr, indices, weights, self_weights, perm, lag, row)
+        out[p, :] = row
+    return out
