@@ -109,7 +109,7 @@ def make_result(with_establishments: bool = True) -> cm.ClusterResult:
         establishments=establishments,
         parameters={"alpha": 0.05, "permutations": 999, "random_state": 7},
         registry_summary={
-            "source": "registre_<b>test</b>.csv",
+            "source": "dossier/registre_<i>test<i>&.csv",
             "rows": 1000,
             "kept": 990,
             "rejects": {"missing_coordinates": 6, "duplicated_id": 4},

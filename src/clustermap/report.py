@@ -231,7 +231,7 @@ def _parameters(result: Any, lang: str) -> str:
         for k, v in params.items()
     )
     return (
-        f"<table id='cm-parameters'><thead><tr><th>{_e(t('parameter', lang))}</th>"
+        f'<table id="cm-parameters"><thead><tr><th>{_e(t("parameter", lang))}</th>'
         f"<th>{_e(t('value', lang))}</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
