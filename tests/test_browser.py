@@ -1,0 +1,229 @@
+"""The HTML report opened in headless Chromium with no network.
+
+A copy of the report gets a probe script at the very top of ``<head>`` (records
+``window.onerror``, ``console.error``, CSP violations and any alert/confirm/prompt call) and
+one at the end of ``<body>`` that, after load, counts the drawn cluster shapes (SVG paths of
+class ``cm-cluster``), unticks one sector in the Leaflet layer control, counts again, opens
+a cluster's popup, sorts the cluster table and writes a JSON result into
+``<pre id="test-result">``. Chromium runs with ``--dump-dom`` and every host name resolving
+to nothing, so tiles (and anything else) cannot load. The probes' hashes are added to the
+report's Content-Security-Policy; nothing else about the report is changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_maps import XSS_IMG, XSS_SCRIPT, make_result
+
+import clustermap as cm
+from clustermap import maps
+
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and os.path.exists(p)
+    ),
+    None,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed"),
+]
+
+HEAD_PROBE = """
+window.__cm = {errors: [], dialogs: [], csp: []};
+window.addEventListener('error', function (e) {
+  window.__cm.errors.push(String(e.message || e.type));
+});
+window.addEventListener('securitypolicyviolation', function (e) {
+  window.__cm.csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline'));
+});
+(function () {
+  var orig = console.error;
+  console.error = function () {
+    window.__cm.errors.push('console.error: ' + Array.prototype.join.call(arguments, ' '));
+    return orig.apply(console, arguments);
+  };
+})();
+['alert', 'confirm', 'prompt'].forEach(function (name) {
+  window[name] = function (m) { window.__cm.dialogs.push(name + ':' + m); return null; };
+});
+"""
+
+TAIL_PROBE = """
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var r = {errors: window.__cm.errors, dialogs: window.__cm.dialogs, csp: window.__cm.csp};
+    function count(sel) { return document.querySelectorAll(sel).length; }
+    r.before = count('path.cm-cluster');
+    r.before_layer = count('path.cm-layer-__LAYER__');
+    r.context = count('path.cm-context');
+    var labels = Array.prototype.slice.call(
+      document.querySelectorAll('.leaflet-control-layers-overlays label'));
+    r.overlays = labels.map(function (l) { return l.textContent.trim(); });
+    var target = labels.filter(function (l) { return l.textContent.indexOf('__LABEL__') >= 0; })[0];
+    target.querySelector('input').click();
+    r.after = count('path.cm-cluster');
+    r.after_layer = count('path.cm-layer-__LAYER__');
+    target.querySelector('input').click();
+    r.back = count('path.cm-cluster');
+    // open the fiche of the first cluster of the layer
+    var p = document.querySelector('path.cm-layer-__LAYER__');
+    var b = p.getBoundingClientRect();
+    p.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, view: window,
+      clientX: b.left + b.width / 2, clientY: b.top + b.height / 2}));
+    var pop = document.querySelector('.leaflet-popup-content');
+    r.popup_text = pop ? pop.textContent : null;
+    r.popup_elements = pop ? pop.querySelectorAll('script, img, b').length : null;
+    // registry text in the page is text, not elements
+    r.body_has_script_text = document.body.textContent.indexOf('__XSS__') >= 0;
+    r.img_x = count('img[src="x"]');
+    r.n_scripts = document.scripts.length;
+    // sort the cluster table by establishments (ascending, then descending)
+    var th = document.querySelectorAll('#cm-cluster-table thead th')[4];
+    th.querySelector('button').click();
+    function col() {
+      return Array.prototype.slice.call(document.querySelectorAll('#cm-cluster-table tbody tr'))
+        .map(function (tr) { return tr.cells[4].getAttribute('data-v'); });
+    }
+    r.sorted_asc = col();
+    th.querySelector('button').click();
+    r.sorted_desc = col();
+    r.rows = count('#cm-cluster-table tbody tr');
+    var out = document.createElement('pre');
+    out.id = 'test-result';
+    out.textContent = JSON.stringify(r);
+    document.body.appendChild(out);
+  }, 1500);
+});
+"""
+
+
+def _sha(body: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+
+
+def _instrument(page: str, tail: str) -> str:
+    head = f"<script>{HEAD_PROBE}</script>"
+    end = f'<script id="cm-probe">{tail}</script>'
+    page = page.replace("script-src ", f"script-src {_sha(HEAD_PROBE)} {_sha(tail)} ", 1)
+    # the probe must run before any page script: right after the CSP meta
+    meta_end = page.index(">", page.index("Content-Security-Policy")) + 1
+    page = page[:meta_end] + head + page[meta_end:]
+    return page.replace("</body>", end + "</body>", 1)
+
+
+def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
+        f"--user-data-dir={tmp / 'profile'}",
+        "--virtual-time-budget=15000",
+        *extra,
+        url,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def browser_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    result = make_result()
+    report = cm.write_report(result, tmp / "report.html")
+    tail = (
+        TAIL_PROBE.replace("__LAYER__", "25_62A")
+        .replace("__LABEL__", "25.62A")
+        .replace("__XSS__", XSS_SCRIPT.replace("/", "\\/"))
+    )
+    probe = tmp / "probe.html"
+    source = report.read_text(encoding="utf-8")
+    page = _instrument(source, tail)
+    probe.write_text(page, encoding="utf-8")
+    proc = _chromium(probe.as_uri(), tmp, "--dump-dom")
+    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, f"no test result in the page; stderr tail: {proc.stderr[-2000:]}"
+    out = json.loads(html.unescape(match.group(1)))
+    out["scripts_in_source"] = len(re.findall(r"<script[ >]", source)) + 2  # + the 2 probes
+    return result, out
+
+
+def test_page_loads_without_javascript_errors_or_dialogs(browser_run):
+    _, r = browser_run
+    assert r["errors"] == []
+    assert r["dialogs"] == []
+    assert r["csp"] == []  # nothing tried to run outside the page's own scripts
+
+
+def test_one_shape_per_cluster_and_layer_toggle(browser_run):
+    result, r = browser_run
+    n = len(result.clusters)
+    n_layer = int((result.clusters["sector"] == "25.62A").sum())
+    assert r["rows"] == n == 3
+    assert r["before"] == n
+    assert r["before_layer"] == n_layer == 2
+    assert r["after"] == n - n_layer
+    assert r["after_layer"] == 0
+    assert r["back"] == n
+    assert r["context"] >= 1  # background outlines drawn without tiles
+    assert r["overlays"][1:] == ["25.62A — Décolletage", f"10.71C — Boulangerie {XSS_SCRIPT}"]
+
+
+def test_registry_text_shows_as_text(browser_run):
+    _, r = browser_run
+    assert r["body_has_script_text"] is True
+    assert r["img_x"] == 0
+    # no script element other than those written in the file (none made from the data)
+    assert r["n_scripts"] == r["scripts_in_source"]
+    assert XSS_SCRIPT in r["popup_text"] and XSS_IMG in r["popup_text"]
+    assert "Quotient de localisation2,5 (intervalle à 95 % : 2,1 – 3)" in r["popup_text"]
+    assert r["popup_elements"] == 0
+
+
+def test_cluster_table_sorts(browser_run):
+    result, r = browser_run
+    values = result.clusters["establishments"].astype(float).tolist()
+    assert [float(v) for v in r["sorted_asc"]] == sorted(values)
+    assert [float(v) for v in r["sorted_desc"]] == sorted(values, reverse=True)
+
+
+def test_offline_map_screenshot_is_not_blank(tmp_path):
+    """A map alone (tiles unreachable): grey background, outlines and coloured clusters."""
+    import matplotlib.image as mpimg
+
+    result = make_result()
+    page = tmp_path / "map.html"
+    cm.explore_clusters(result, offline=True, context=True).save(str(page))
+    shot = tmp_path / "shot.png"
+    proc = _chromium(page.as_uri(), tmp_path, f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.exists(), proc.stderr[-2000:]
+    img = (mpimg.imread(shot)[..., :3] * 255).round().astype(int)
+    pixels = img.reshape(-1, 3)
+    assert len(np.unique(pixels, axis=0)) > 50
+    assert (pixels.min(axis=1) < 250).mean() > 0.5  # Leaflet's grey background, not white
+    # the first sector's fill (PALETTE[0] at opacity 0.45) over Leaflet's #ddd background
+    fill = np.array([int(maps.PALETTE[0][i : i + 2], 16) for i in (1, 3, 5)])
+    blended = 0.45 * fill + 0.55 * np.array([221, 221, 221])
+    near = np.abs(pixels - blended).max(axis=1) <= 8
+    assert near.mean() > 0.005
