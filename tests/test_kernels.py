@@ -1,0 +1,311 @@
+"""numba kernels against the slow exact reference (tests/reference.py), on small cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import reference as ref
+from shapely.geometry import box
+
+import clustermap as cm
+from clustermap import _kernels as K
+from clustermap.errors import ClustermapWarning
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _knn_graph(n, k, seed=0):
+    rng = np.random.default_rng(seed)
+    pts = gpd.GeoSeries.from_xy(rng.uniform(0, 10, n), rng.uniform(0, 10, n))
+    return cm.build_graph(pts, method="knn", k=k)
+
+
+def _lattice_graph(side, transform="b", island=False):
+    cells = [box(x, y, x + 1, y + 1) for y in range(side) for x in range(side)]
+    if island:
+        cells.append(box(20, 20, 21, 21))
+    units = gpd.GeoSeries(cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        return cm.build_graph(units, method="queen", transform=transform)
+
+
+def _counts(res, P):
+    """Recover #(sim >= obs) and #(sim <= obs) from a LocalResult."""
+    ge = np.rint(res.p_greater.to_numpy() * (P + 1) - 1)
+    le = np.rint(res.p_lesser.to_numpy() * (P + 1) - 1)
+    return ge, le
+
+
+def _counts_n(res):
+    """Tail counts with each cell's own number of draws."""
+    n = res.n_permutations.to_numpy()
+    ge = np.rint(res.p_greater.to_numpy() * (n + 1) - 1)
+    le = np.rint(res.p_lesser.to_numpy() * (n + 1) - 1)
+    return ge, le
+
+
+def _call(stat, y, g, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        if stat == "moran":
+            return cm.local_moran(y, g, **kw)
+        if stat == "gstar":
+            return cm.local_getis_ord(y, g, star=True, **kw)
+        if stat == "g":
+            return cm.local_getis_ord(y, g, star=False, **kw)
+        return cm.local_geary(y, g, **kw)
+
+
+def test_stream_matches_pure_python_reference():
+    for seed, i, n, k in [(0, 0, 10, 3), (12345, 7, 50, 8), (2**40 + 3, 49, 50, 49), (5, 1, 2, 1)]:
+        fast = K.unit_draws(np.uint64(seed), i, n, k, 0, 30)
+        slow = [ref.draw_ids(seed, i, p, n, k) for p in range(30)]
+        np.testing.assert_array_equal(fast, np.array(slow))
+    # draws are keyed by draw number: a later window equals the tail of a longer one
+    np.testing.assert_array_equal(
+        K.unit_draws(np.uint64(9), 3, 40, 5, 10, 20),
+        K.unit_draws(np.uint64(9), 3, 40, 5, 0, 20)[10:],
+    )
+
+
+def test_draws_distinct_exclude_self_and_uniform():
+    n, i, k, P = 11, 3, 4, 20000
+    d = K.unit_draws(np.uint64(77), i, n, k, 0, P)
+    assert (d != i).all()
+    assert all(len(set(row)) == k for row in d[:500])
+    freq = np.bincount(d.ravel(), minlength=n)
+    expected = P * k / (n - 1)  # 8000, binomial SD about 80
+    assert freq[i] == 0
+    others = np.delete(freq, i)
+    assert np.abs(others - expected).max() < 5 * np.sqrt(expected)
+
+
+CASES = {
+    "knn_counts": lambda: (_knn_graph(25, 3), "poisson"),
+    "knn_continuous": lambda: (_knn_graph(20, 4, seed=2), "normal"),
+    "queen_b_island": lambda: (_lattice_graph(4, "b", island=True), "poisson"),
+    "queen_r": lambda: (_lattice_graph(4, "r"), "poisson"),
+}
+
+
+def _data(kind, n, seed=3):
+    rng = np.random.default_rng(seed)
+    if kind == "poisson":
+        y = np.column_stack([rng.poisson(0.7, n), rng.poisson(3, n), np.full(n, 2)])
+    else:
+        y = np.column_stack([rng.gamma(2.0, size=n), rng.lognormal(size=n)])
+    return y.astype(float)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("stat", ["moran", "gstar", "g", "geary"])
+def test_counts_equal_reference(case, stat):
+    g, kind = CASES[case]()
+    n = g.n
+    Y = _data(kind, n)
+    P = 40
+    seed = 2024
+    res = _call(stat, pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
+    ge, le = _counts(res, P)
+    W = g.sparse.toarray()
+    for s in range(Y.shape[1]):
+        y = Y[:, s]
+        rge, rle = ref.local_counts(
+            stat, y, W, lambda i, k: [ref.draw_ids(seed, i, p, n, k) for p in range(P)]
+        )
+        if np.ptp(y) == 0:  # constant sector: NaN, labelled
+            assert np.isnan(ge[:, s]).all()
+            assert (res.label.iloc[:, s].isin(["constant", "isolate"])).all()
+            continue
+        iso = rge < 0
+        assert np.isnan(ge[iso, s]).all()
+        np.testing.assert_array_equal(ge[~iso, s], rge[~iso])
+        np.testing.assert_array_equal(le[~iso, s], rle[~iso])
+
+
+@pytest.mark.parametrize("stat", ["moran", "gstar", "geary"])
+def test_table_mode_counts_equal_reference(stat):
+    from esda.crand import vec_permutations
+
+    g = _knn_graph(30, 4, seed=5)
+    Y = _data("poisson", 30)[:, :2]
+    P = 50
+    res = _call(
+        stat,
+        pd.DataFrame(Y, index=g.unique_ids),
+        g,
+        permutations=P,
+        random_state=11,
+        permutation_method="table",
+    )
+    table = vec_permutations(4, 30, P, 11)
+    ge, le = _counts(res, P)
+    W = g.sparse.toarray()
+    for s in range(2):
+        rge, rle = ref.local_counts(
+            stat, Y[:, s], W, lambda i, k: [ref.table_ids(table, i, p, k) for p in range(P)]
+        )
+        np.testing.assert_array_equal(ge[:, s], rge)
+        np.testing.assert_array_equal(le[:, s], rle)
+
+
+def test_one_and_two_units():
+    one = gpd.GeoSeries.from_xy([0.0], [0.0])
+    with pytest.warns(ClustermapWarning):
+        g1 = cm.build_graph(one, method="distance", threshold=1.0)
+    with pytest.warns(ClustermapWarning, match="island"):
+        r1 = cm.local_moran(pd.Series([3.0]), g1, permutations=9, random_state=0)
+    assert r1.label.iloc[0, 0] == "isolate"
+    assert np.isnan(r1.p_value.iloc[0, 0])
+    two = gpd.GeoSeries.from_xy([0.0, 1.0], [0.0, 0.0])
+    g2 = cm.build_graph(two, method="knn", k=1)
+    r2 = cm.local_moran(pd.Series([1.0, 5.0]), g2, permutations=9, random_state=0)
+    # the only possible draw is the actual neighbour: every draw ties, p = 1
+    np.testing.assert_array_equal(r2.p_greater.to_numpy().ravel(), [1.0, 1.0])
+    np.testing.assert_array_equal(r2.p_value.to_numpy().ravel(), [1.0, 1.0])
+    # z = (-1, 1), each lag is the other z: I_i = (n - 1) z_i lag_i / sum z^2 = -1 / 2
+    assert r2.statistic.iloc[:, 0].tolist() == pytest.approx([-0.5, -0.5])
+
+
+def test_ties_counted_on_both_sides_for_sparse_counts():
+    """Zero-inflated counts: a zero unit among zero neighbours is not significant."""
+    g = _knn_graph(60, 4, seed=8)
+    y = np.zeros(60)
+    y[:6] = [1, 2, 1, 3, 1, 1]
+    res = cm.local_moran(pd.Series(y, index=g.unique_ids), g, permutations=199, random_state=3)
+    W = g.sparse.toarray()
+    nbr_sum = W @ y
+    quiet = (y == 0) & (nbr_sum == 0)
+    assert quiet.sum() > 10
+    # many draws also give an all-zero neighbourhood: tied, so both tails are large
+    assert (res.p_value.to_numpy()[quiet, 0] > 0.05).all()
+
+
+def test_early_stop_keeps_decisions_and_uses_fewer_draws():
+    g = _knn_graph(200, 6, seed=9)
+    rng = np.random.default_rng(1)
+    Y = pd.DataFrame(rng.poisson(1.0, size=(200, 5)).astype(float), index=g.unique_ids)
+    Y[0] += 3 * (np.arange(200) < 30)
+    full = cm.local_moran(Y, g, permutations=999, random_state=5)
+    fast = cm.local_moran(Y, g, permutations=999, random_state=5, early_stop=0.1)
+    for a in (0.01, 0.05, 0.1):
+        pd.testing.assert_frame_equal(full.p_value <= a, fast.p_value <= a)
+    used = fast.n_permutations.to_numpy()
+    assert used.mean() < 0.8 * 999
+    # a stopped cell has at least h = 50 draws in its smaller tail (2 * 51 / 1000 > 0.1)
+    ge, le = _counts_n(fast)
+    stopped = used < 999
+    assert stopped.any()
+    assert (np.minimum(ge, le)[stopped] >= 50).all()
+    kept = ~stopped
+    np.testing.assert_array_equal(full.p_value.to_numpy()[kept], fast.p_value.to_numpy()[kept])
+
+
+def test_adaptive_continues_the_same_stream():
+    g = _knn_graph(150, 5, seed=10)
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=150)
+    y[:20] += 2.0
+    Y = pd.DataFrame({"a": y, "b": rng.normal(size=150)}, index=g.unique_ids)
+    ad = cm.local_moran(Y, g, permutations=199, random_state=8, adaptive=True, max_permutations=999)
+    full = cm.local_moran(Y, g, permutations=999, random_state=8)
+    n_used = ad.n_permutations.to_numpy()
+    assert n_used.max() == 999 and n_used.min() < 199
+    ran_all = n_used == 999
+    assert ran_all.sum() >= 3
+    # cells that ran every draw have exactly the counts of a plain 999-draw run
+    np.testing.assert_array_equal(
+        ad.p_greater.to_numpy()[ran_all], full.p_greater.to_numpy()[ran_all]
+    )
+    np.testing.assert_array_equal(
+        ad.p_lesser.to_numpy()[ran_all], full.p_lesser.to_numpy()[ran_all]
+    )
+    # small p-values now have resolution 1 / 1000
+    assert np.nanmin(ad.p_value.to_numpy()) < 0.005
+    # the others stopped (Besag-Clifford) once their smaller tail held h draws, with
+    # h = 5 the count at which 199 draws give a two-sided p above 0.05 (2 * 6 / 200)
+    ge, le = _counts_n(ad)
+    assert (np.minimum(ge, le)[~ran_all] >= 5).all()
+    # and cells stopped within the first 199 draws agree with the plain run's decision
+    early = n_used < 199
+    assert (full.p_value.to_numpy()[early] > 0.01).all()
+
+
+def test_thread_count_does_not_change_results_in_process():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 numba threads")
+    g = _knn_graph(300, 6, seed=12)
+    rng = np.random.default_rng(3)
+    Y = pd.DataFrame(rng.poisson(2.0, size=(300, 4)).astype(float), index=g.unique_ids)
+    a = cm.local_moran(Y, g, permutations=199, random_state=21, n_jobs=1)
+    b = cm.local_moran(Y, g, permutations=199, random_state=21, n_jobs=2)
+    pd.testing.assert_frame_equal(a.p_value, b.p_value)
+    c = cm.local_getis_ord(Y, g, permutations=199, random_state=21, n_jobs=1, adaptive=True)
+    d = cm.local_getis_ord(Y, g, permutations=199, random_state=21, n_jobs=2, adaptive=True)
+    pd.testing.assert_frame_equal(c.p_value, d.p_value)
+
+
+_SCRIPT = """
+import json, numpy as np, pandas as pd, geopandas as gpd, clustermap as cm
+rng = np.random.default_rng(0)
+pts = gpd.GeoSeries.from_xy(rng.uniform(0, 10, 400), rng.uniform(0, 10, 400))
+g = cm.build_graph(pts, method="knn", k=5)
+Y = pd.DataFrame(rng.poisson(1.5, size=(400, 3)).astype(float), index=g.unique_ids)
+r = cm.local_moran(Y, g, permutations=299, random_state=4)
+s = cm.global_moran(Y, g, permutations=99, random_state=4)
+print(json.dumps([r.p_value.to_numpy().tolist(), s.table["p_sim"].tolist()]))
+"""
+
+
+def test_thread_count_does_not_change_results_subprocess():
+    outs = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+        out = subprocess.run(
+            [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
+        outs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert outs[0] == outs[1]
+
+
+def test_global_moran_permutation_counts_equal_reference():
+    g = _knn_graph(30, 3, seed=13)
+    y = _data("poisson", 30)[:, 1]
+    P = 30
+    res = cm.global_moran(pd.Series(y, index=g.unique_ids), g, permutations=P, random_state=6)
+    W = g.sparse.toarray()
+    c = y - y.mean()
+    obs = c @ W @ c
+    ge = le = 0
+    for p in range(P):
+        perm = K.unit_permutation(np.uint64(6), p, 30)
+        cp = c[perm]
+        sim = cp @ W @ cp
+        ge += sim >= obs - 1e-9 * abs(obs)
+        le += sim <= obs + 1e-9 * abs(obs)
+    assert res.table["p_greater"].iloc[0] == (ge + 1) / (P + 1)
+    assert res.table["p_lesser"].iloc[0] == (le + 1) / (P + 1)
+
+
+def test_local_moran_values_equal_loop_reference():
+    g = _knn_graph(25, 3, seed=14)
+    y = _data("normal", 25)[:, 0]
+    res = cm.local_moran(pd.Series(y, index=g.unique_ids), g, permutations=0)
+    np.testing.assert_allclose(
+        res.statistic.iloc[:, 0].to_numpy(),
+        ref.local_moran_values(y, g.sparse.toarray()),
+        atol=1e-12,
+    )
