@@ -301,3 +301,13 @@ def test_demo_is_small_and_as_documented():
 def test_demo_path_errors():
     with pytest.raises(FileNotFoundError, match=r"build_demo\.py"):
         demo_path("missing.csv")
+
+
+def test_default_territory_is_make_territory():
+    registry, answer = cm.make_registry(n_units=80, n_establishments=3_000, random_state=5)
+    same, same_answer = cm.make_registry(
+        make_territory(n_units=80, random_state=5), n_establishments=3_000, random_state=5
+    )
+    assert_frame_equal(registry, same)
+    assert_frame_equal(answer, same_answer)
+    assert set(registry["codeCommuneEtablissement"]) <= {f"D{i:04d}" for i in range(1, 81)}
