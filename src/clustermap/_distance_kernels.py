@@ -1,0 +1,1288 @@
+"""numba kernels for the distance-based measures (Kd / Kemp and M).
+
+NumPy arrays in, NumPy arrays out; no pandas, no random numbers (random draws are made by
+the caller with a seeded NumPy Generator and passed in, so results do not depend on the
+number of threads).
+
+Coordinates are always three float64 arrays ``x, y, z`` in kilometres:
+
+* planar data: projected coordinates in km and ``z = 0``; distance = Euclidean distance;
+* lon/lat data: 3-D coordinates on a sphere of radius ``EARTH_RADIUS_KM``; distance =
+  great-circle distance ``2 R asin(chord / 2R)``.
+
+Pairs are found with a uniform grid (cell size >= the search radius; cells keyed by an int64
+and looked up by binary search, so the grid stays small whatever the extent). Work is split
+into blocks of points whose number depends only on the number of points, never on the
+thread count, and per-block buffers are reduced in block order: results are bit-identical for
+any ``NUMBA_NUM_THREADS``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+EARTH_RADIUS_KM = 6371.0088
+#: Gaussian kernel truncation of the exact Kd sums, in bandwidths (exp(-50) ~ 2e-22).
+KD_TRUNCATE = 10.0
+#: Number of histogram bins used to locate the quartiles of the pair distances exactly.
+HIST_BINS = 4096
+#: Size of the binned-mode buffers (R density() grids: 2 n <= 8192 and 2 * 512).
+MAIN_SIZE = 8192
+MIRROR_SIZE = 1024
+META = 16
+# meta slots
+BW, NBW, LO, UP, NMAIN, FROMM, LOM, UPM, WREFL, MAXD, NDENS, CORR, OK = range(13)
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+@njit(cache=True)
+def _distance(x1, y1, z1, x2, y2, z2, spherical):
+    dx = x1 - x2
+    dy = y1 - y2
+    dz = z1 - z2
+    c = math.sqrt(dx * dx + dy * dy + dz * dz)
+    if spherical:
+        s = c / (2.0 * EARTH_RADIUS_KM)
+        if s > 1.0:
+            s = 1.0
+        return 2.0 * EARTH_RADIUS_KM * math.asin(s)
+    return c
+
+
+@njit(cache=True)
+def _cell_size(cutoff, spherical):
+    """Grid cell (in coordinate units) that guarantees neighbours within ``cutoff`` km."""
+    if spherical:
+        s = min(cutoff / (2.0 * EARTH_RADIUS_KM), math.pi / 2.0)
+        return 2.0 * EARTH_RADIUS_KM * math.sin(s) * (1.0 + 1e-12) + 1e-9
+    return cutoff * (1.0 + 1e-12) + 1e-12
+
+
+@njit(cache=True)
+def build_grid(x, y, z, cutoff, spherical):
+    """Sort points by grid cell.
+
+    Returns order (int64[n]: sorted position -> point index), keys of the non-empty cells
+    (int64[m], sorted), starts (int64[m + 1]) and params float64[7]
+    (x0, y0, z0, cell, nx, ny, nz).
+    """
+    n = x.shape[0]
+    params = np.zeros(7)
+    if n == 0:
+        params[3] = 1.0
+        params[4] = 1
+        params[5] = 1
+        params[6] = 1
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64), params
+    cell = _cell_size(cutoff, spherical)
+    x0 = x.min()
+    y0 = y.min()
+    z0 = z.min()
+    ext = max(x.max() - x0, y.max() - y0, z.max() - z0)
+    # at most ~1e6 cells per axis so that keys never overflow
+    cell = max(cell, ext / 1.0e6, 1e-9)
+    nx = int((x.max() - x0) / cell) + 1
+    ny = int((y.max() - y0) / cell) + 1
+    nz = int((z.max() - z0) / cell) + 1
+    keys = np.empty(n, np.int64)
+    for i in range(n):
+        ix = int((x[i] - x0) / cell)
+        iy = int((y[i] - y0) / cell)
+        iz = int((z[i] - z0) / cell)
+        keys[i] = (ix * ny + iy) * nz + iz
+    order = np.argsort(keys, kind="mergesort")
+    sk = keys[order]
+    m = 1
+    for i in range(1, n):
+        if sk[i] != sk[i - 1]:
+            m += 1
+    ukeys = np.empty(m, np.int64)
+    starts = np.empty(m + 1, np.int64)
+    ukeys[0] = sk[0]
+    starts[0] = 0
+    j = 1
+    for i in range(1, n):
+        if sk[i] != sk[i - 1]:
+            ukeys[j] = sk[i]
+            starts[j] = i
+            j += 1
+    starts[m] = n
+    params[0] = x0
+    params[1] = y0
+    params[2] = z0
+    params[3] = cell
+    params[4] = nx
+    params[5] = ny
+    params[6] = nz
+    return order, ukeys, starts, params
+
+
+@njit(cache=True)
+def _find_key(ukeys, key):
+    lo = 0
+    hi = ukeys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ukeys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < ukeys.shape[0] and ukeys[lo] == key:
+        return lo
+    return -1
+
+
+@njit(cache=True)
+def _cell_ranges(px, py, pz, ukeys, starts, params, out):
+    """Fill out[k, 0:2] with [start, stop) of the (up to 27) non-empty cells around a point."""
+    x0, y0, z0, cell = params[0], params[1], params[2], params[3]
+    nx, ny, nz = int(params[4]), int(params[5]), int(params[6])
+    ix = math.floor((px - x0) / cell)
+    iy = math.floor((py - y0) / cell)
+    iz = math.floor((pz - z0) / cell)
+    k = 0
+    for gx in range(ix - 1, ix + 2):
+        if gx < 0 or gx >= nx:
+            continue
+        for gy in range(iy - 1, iy + 2):
+            if gy < 0 or gy >= ny:
+                continue
+            for gz in range(iz - 1, iz + 2):
+                if gz < 0 or gz >= nz:
+                    continue
+                u = _find_key(ukeys, (gx * ny + gy) * nz + gz)
+                if u >= 0:
+                    out[k, 0] = starts[u]
+                    out[k, 1] = starts[u + 1]
+                    k += 1
+    return k
+
+
+# ----------------------------------------------------------------------------- Kd passes
+#
+# A pass visits every pair (a, b): a in the block [q0, q1) of the reference points, b a
+# neighbour point found through the grid (order, ukeys, starts, params) built on B, with
+# b > a when univariate (A is B), and distance <= the pass cutoff.
+
+
+@njit(cache=True)
+def _pass_stats(
+    q0,
+    q1,
+    ax,
+    ay,
+    az,
+    bx,
+    by,
+    bz,
+    uni,
+    spherical,
+    order,
+    ukeys,
+    starts,
+    params,
+    cutoff,
+    centre,
+    hist,
+    stats,
+):
+    """stats: [count, sum(d - centre), sum((d - centre)**2)] and a histogram of d <= cutoff."""
+    nb = hist.shape[0]
+    scale = nb / cutoff
+    ranges = np.empty((27, 2), np.int64)
+    for a in range(q0, q1):
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        for c in range(k):
+            for t in range(ranges[c, 0], ranges[c, 1]):
+                b = order[t]
+                if uni and b <= a:
+                    continue
+                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+                if d <= cutoff:
+                    stats[0] += 1.0
+                    u = d - centre
+                    stats[1] += u
+                    stats[2] += u * u
+                    ib = int(d * scale)
+                    if ib >= nb:
+                        ib = nb - 1
+                    hist[ib] += 1
+
+
+@njit(cache=True)
+def _pass_collect(
+    q0,
+    q1,
+    ax,
+    ay,
+    az,
+    bx,
+    by,
+    bz,
+    uni,
+    spherical,
+    order,
+    ukeys,
+    starts,
+    params,
+    cutoff,
+    nbins,
+    wanted,
+    buf,
+    fill,
+):
+    """Collect the distances that fall in the histogram bins ``wanted``."""
+    scale = nbins / cutoff
+    ranges = np.empty((27, 2), np.int64)
+    nw = wanted.shape[0]
+    for a in range(q0, q1):
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        for c in range(k):
+            for t in range(ranges[c, 0], ranges[c, 1]):
+                b = order[t]
+                if uni and b <= a:
+                    continue
+                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+                if d <= cutoff:
+                    ib = int(d * scale)
+                    if ib >= nbins:
+                        ib = nbins - 1
+                    for w in range(nw):
+                        if wanted[w] == ib:
+                            buf[fill[0]] = d
+                            fill[0] += 1
+                            break
+
+
+@njit(cache=True)
+def _pass_extremes(
+    q0, q1, ax, ay, az, bx, by, bz, uni, spherical, order, ukeys, starts, params, refl, out
+):
+    """out: [largest d <= refl (or -1), smallest d (pairs within refl only)]."""
+    ranges = np.empty((27, 2), np.int64)
+    for a in range(q0, q1):
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        for c in range(k):
+            for t in range(ranges[c, 0], ranges[c, 1]):
+                b = order[t]
+                if uni and b <= a:
+                    continue
+                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+                if d <= refl:
+                    if d > out[0]:
+                        out[0] = d
+                    if d < out[1]:
+                        out[1] = d
+
+
+@njit(cache=True)
+def _gauss_window(acc, r, dr, uniform, centre, weight, h):
+    """acc[k] += weight * exp(-(r[k] - centre)**2 / (2 h**2)) for |r[k] - centre| <= T h."""
+    nr = r.shape[0]
+    lo_v = centre - KD_TRUNCATE * h
+    hi_v = centre + KD_TRUNCATE * h
+    if hi_v < r[0] or lo_v > r[nr - 1]:
+        return
+    inv2h2 = 0.5 / (h * h)
+    if uniform and dr < h:
+        # Gaussian recurrence on a regular grid: two exp() per pair instead of one per r
+        k0 = math.ceil((lo_v - r[0]) / dr)
+        if k0 < 0:
+            k0 = 0
+        k1 = math.floor((hi_v - r[0]) / dr)
+        if k1 > nr - 1:
+            k1 = nr - 1
+        if k1 < k0:
+            return
+        u = r[k0] - centre
+        e = math.exp(-u * u * inv2h2)
+        q = math.exp(-(2.0 * u * dr + dr * dr) * inv2h2)
+        cc = math.exp(-2.0 * dr * dr * inv2h2)
+        for k in range(k0, k1 + 1):
+            acc[k] += weight * e
+            e *= q
+            q *= cc
+    else:
+        lo = 0
+        hi = nr
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if r[mid] < lo_v:
+                lo = mid + 1
+            else:
+                hi = mid
+        for k in range(lo, nr):
+            if r[k] > hi_v:
+                break
+            u = r[k] - centre
+            acc[k] += weight * math.exp(-u * u * inv2h2)
+
+
+@njit(cache=True)
+def _pass_exact(
+    q0,
+    q1,
+    ax,
+    ay,
+    az,
+    aw,
+    bx,
+    by,
+    bz,
+    bw,
+    uni,
+    weighted,
+    spherical,
+    order,
+    ukeys,
+    starts,
+    params,
+    r,
+    uniform,
+    h,
+    cutoff,
+    acc,
+    corr,
+):
+    """Exact Gaussian sums with reflection at 0; corr[0] += W Phi(-d/h) for d > 4h."""
+    nr = r.shape[0]
+    dr = (r[nr - 1] - r[0]) / (nr - 1) if nr > 1 else 1.0
+    refl = 4.0 * h
+    ranges = np.empty((27, 2), np.int64)
+    inv = 1.0 / (h * math.sqrt(2.0))
+    for a in range(q0, q1):
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        for c in range(k):
+            for t in range(ranges[c, 0], ranges[c, 1]):
+                b = order[t]
+                if uni and b <= a:
+                    continue
+                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+                if d > cutoff:
+                    continue
+                w = aw[a] * bw[b] if weighted else 1.0
+                _gauss_window(acc, r, dr, uniform, d, w, h)
+                if d <= refl:
+                    _gauss_window(acc, r, dr, uniform, -d, w, h)
+                else:
+                    corr[0] += w * 0.5 * math.erfc(d * inv)
+
+
+@njit(cache=True)
+def _bin_one(y, v, w, xlo, xdelta, n):
+    """Linear binning of one value exactly as R's BinDist (stats/src/massdist.c)."""
+    xpos = (v - xlo) / xdelta
+    fl = math.floor(xpos)
+    if fl < -1.0 or fl > n:
+        return
+    ix = int(fl)
+    fx = xpos - ix
+    ixmax = n - 2
+    if 0 <= ix <= ixmax:
+        y[ix] += w * (1.0 - fx)
+        y[ix + 1] += w * fx
+    elif ix == -1:
+        y[0] += w * fx
+    elif ix == ixmax + 1:
+        y[ix] += w * (1.0 - fx)
+
+
+@njit(cache=True)
+def _pass_binned(
+    q0,
+    q1,
+    ax,
+    ay,
+    az,
+    aw,
+    bx,
+    by,
+    bz,
+    bw,
+    uni,
+    weighted,
+    spherical,
+    order,
+    ukeys,
+    starts,
+    params,
+    meta,
+    cutoff,
+    ymain,
+    ymirror,
+    wrefl,
+):
+    """Linear binning of d and of the reflected -d, on the grids of both density() calls."""
+    h = meta[BW]
+    lo = meta[LO]
+    n = int(meta[NMAIN])
+    dmain = (meta[UP] - lo) / (n - 1)
+    lom = meta[LOM]
+    dmir = (meta[UPM] - lom) / 511.0
+    do_mirror = meta[FROMM] < 0.0
+    refl = 4.0 * h
+    ranges = np.empty((27, 2), np.int64)
+    for a in range(q0, q1):
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        for c in range(k):
+            for t in range(ranges[c, 0], ranges[c, 1]):
+                b = order[t]
+                if uni and b <= a:
+                    continue
+                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+                if d > cutoff:
+                    continue
+                w = aw[a] * bw[b] if weighted else 1.0
+                _bin_one(ymain, d, w, lo, dmain, n)
+                if do_mirror:
+                    _bin_one(ymirror, d, w, lom, dmir, 512)
+                if d <= refl:
+                    wrefl[0] += w
+                    _bin_one(ymain, -d, w, lo, dmain, n)
+                    if do_mirror:
+                        _bin_one(ymirror, -d, w, lom, dmir, 512)
+
+
+# ----------------------------------------------------------------------------- Kd driver
+
+
+@njit(cache=True)
+def _quartiles(npairs, hist, collected, bins_sorted):
+    """Type-7 quartiles from the histogram and the values of the bins that hold them."""
+    hq = np.array([(npairs - 1) * 0.25, (npairs - 1) * 0.75])
+    vals = np.sort(collected)
+    out = np.empty(2)
+    for j in range(2):
+        lo_rank = math.floor(hq[j])
+        v = np.empty(2)
+        for t in range(2):
+            rank = lo_rank + t
+            if rank > npairs - 1:
+                rank = npairs - 1
+            # bin of this rank and the count of values in earlier bins
+            cum = 0
+            ib = 0
+            while cum + hist[ib] <= rank:
+                cum += hist[ib]
+                ib += 1
+            # collected values from wanted bins before ib
+            before = 0
+            for b in bins_sorted:
+                if b < ib:
+                    before += hist[b]
+            v[t] = vals[before + rank - cum]
+        out[j] = v[0] + (hq[j] - lo_rank) * (v[1] - v[0])
+    return out
+
+
+@njit(cache=True)
+def _wanted_bins(npairs, hist):
+    hq = np.array([(npairs - 1) * 0.25, (npairs - 1) * 0.75])
+    found = np.full(4, -1, np.int64)
+    for j in range(2):
+        lo_rank = math.floor(hq[j])
+        for t in range(2):
+            rank = min(lo_rank + t, npairs - 1)
+            cum = 0
+            ib = 0
+            while cum + hist[ib] <= rank:
+                cum += hist[ib]
+                ib += 1
+            found[2 * j + t] = ib
+    return np.unique(found)
+
+
+@njit(cache=True)
+def _n_blocks(n):
+    return max(1, min((n + 63) // 64, 128))
+
+
+@njit(cache=True, parallel=True)
+def kd_compute(
+    ax,
+    ay,
+    az,
+    aw,
+    bx,
+    by,
+    bz,
+    bw,
+    uni,
+    weighted,
+    spherical,
+    r,
+    uniform,
+    adjust,
+    method,
+    fixed_bw,
+    nblocks,
+):
+    """One Kd curve, in up to four passes over the pairs.
+
+    ax, ay, az, aw : reference points (ignored when ``uni``: B is used for both);
+    r : sorted float64[nr], r[0] >= 0; method 0 = exact sums, 1 = R density() binning;
+    fixed_bw : use this bandwidth when > 0 (otherwise bw.nrd0 of the distances <= 2 max(r),
+    times ``adjust``); nblocks : number of work blocks (fix it for reproducibility).
+    Returns (acc float64[nr], ymain float64[8192], ymirror float64[1024], meta float64[16]);
+    the caller normalises ``acc`` (exact) or runs the FFT on the bins (binned).
+    """
+    nr = r.shape[0]
+    rmax = r[nr - 1]
+    meta = np.zeros(META)
+    acc = np.zeros(nr)
+    ymain = np.zeros(MAIN_SIZE)
+    ymirror = np.zeros(MIRROR_SIZE)
+    if uni:
+        ax = bx
+        ay = by
+        az = bz
+        aw = bw
+    nA = ax.shape[0]
+    h = fixed_bw
+    if not h > 0.0:
+        cut_a = 2.0 * rmax if rmax > 0.0 else 1.0
+        order, ukeys, starts, params = build_grid(bx, by, bz, cut_a, spherical)
+        hists = np.zeros((nblocks, HIST_BINS), np.int64)
+        stats = np.zeros((nblocks, 3))
+        for ib in prange(nblocks):
+            q0 = (nA * ib) // nblocks
+            q1 = (nA * (ib + 1)) // nblocks
+            _pass_stats(
+                q0,
+                q1,
+                ax,
+                ay,
+                az,
+                bx,
+                by,
+                bz,
+                uni,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                cut_a,
+                rmax,
+                hists[ib],
+                stats[ib],
+            )
+        hist = np.zeros(HIST_BINS, np.int64)
+        tot = np.zeros(3)
+        for ib in range(nblocks):
+            hist += hists[ib]
+            tot += stats[ib]
+        npairs = int(tot[0])
+        meta[NBW] = npairs
+        if npairs < 2:
+            return acc, ymain, ymirror, meta
+        wanted = _wanted_bins(npairs, hist)
+        size = 0
+        for b in wanted:
+            size += hist[b]
+        bufs = np.zeros((nblocks, size))
+        fills = np.zeros((nblocks, 1), np.int64)
+        for ib in prange(nblocks):
+            q0 = (nA * ib) // nblocks
+            q1 = (nA * (ib + 1)) // nblocks
+            _pass_collect(
+                q0,
+                q1,
+                ax,
+                ay,
+                az,
+                bx,
+                by,
+                bz,
+                uni,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                cut_a,
+                HIST_BINS,
+                wanted,
+                bufs[ib],
+                fills[ib],
+            )
+        coll = np.empty(size)
+        p = 0
+        for ib in range(nblocks):
+            f = fills[ib, 0]
+            coll[p : p + f] = bufs[ib, :f]
+            p += f
+        qs = _quartiles(npairs, hist, coll, wanted)
+        mean_u = tot[1] / npairs
+        var = (tot[2] - tot[1] * mean_u) / (npairs - 1)
+        sd = math.sqrt(max(var, 0.0))
+        lo = min(sd, (qs[1] - qs[0]) / 1.34)
+        if not lo > 0.0:
+            lo = sd if sd > 0.0 else 1.0
+        h = 0.9 * lo * npairs ** (-0.2) * adjust
+    meta[BW] = h
+    meta[OK] = 1.0
+    refl = 4.0 * h
+    if method == 0:
+        cut_c = max(rmax, refl) + KD_TRUNCATE * h
+    else:
+        # extremes of the reflected distances, needed by the second density() call
+        order, ukeys, starts, params = build_grid(bx, by, bz, refl, spherical)
+        ext = np.zeros((nblocks, 2))
+        for ib in range(nblocks):
+            ext[ib, 0] = -1.0
+            ext[ib, 1] = np.inf
+        for ib in prange(nblocks):
+            q0 = (nA * ib) // nblocks
+            q1 = (nA * (ib + 1)) // nblocks
+            _pass_extremes(
+                q0,
+                q1,
+                ax,
+                ay,
+                az,
+                bx,
+                by,
+                bz,
+                uni,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                refl,
+                ext[ib],
+            )
+        maxd_refl = -1.0
+        for ib in range(nblocks):
+            maxd_refl = max(maxd_refl, ext[ib, 0])
+        if uni:
+            maxd = diameter(bx, by, bz, spherical)
+        else:
+            maxd = cross_diameter(ax, ay, az, bx, by, bz, spherical)
+        meta[MAXD] = maxd
+        ndens = min(max(512.0, maxd / rmax * 128.0), 4096.0)
+        n = max(ndens, 512.0)
+        if n > 512.0:
+            n = 2.0 ** math.ceil(math.log2(n))
+        meta[NDENS] = ndens
+        meta[NMAIN] = n
+        meta[LO] = 0.0 - 4.0 * h
+        meta[UP] = rmax + 4.0 * h
+        if maxd_refl >= 0.0:
+            fromm = -maxd_refl - 3.0 * h
+        else:
+            fromm = 1.0  # no reflected distance: the mirrored mass is 0
+        meta[FROMM] = fromm
+        meta[LOM] = fromm - 4.0 * h
+        meta[UPM] = 0.0 + 4.0 * h
+        cut_c = max(meta[UP] + 2.0 * (meta[UP] - meta[LO]) / (n - 1), refl)
+    order, ukeys, starts, params = build_grid(bx, by, bz, cut_c, spherical)
+    if method == 0:
+        accs = np.zeros((nblocks, nr))
+        corrs = np.zeros((nblocks, 1))
+        for ib in prange(nblocks):
+            q0 = (nA * ib) // nblocks
+            q1 = (nA * (ib + 1)) // nblocks
+            _pass_exact(
+                q0,
+                q1,
+                ax,
+                ay,
+                az,
+                aw,
+                bx,
+                by,
+                bz,
+                bw,
+                uni,
+                weighted,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                r,
+                uniform,
+                h,
+                cut_c,
+                accs[ib],
+                corrs[ib],
+            )
+        corr = 0.0
+        for ib in range(nblocks):
+            acc += accs[ib]
+            corr += corrs[ib, 0]
+        meta[CORR] = corr
+    else:
+        ym = np.zeros((nblocks, MAIN_SIZE))
+        yr = np.zeros((nblocks, MIRROR_SIZE))
+        wr = np.zeros((nblocks, 1))
+        for ib in prange(nblocks):
+            q0 = (nA * ib) // nblocks
+            q1 = (nA * (ib + 1)) // nblocks
+            _pass_binned(
+                q0,
+                q1,
+                ax,
+                ay,
+                az,
+                aw,
+                bx,
+                by,
+                bz,
+                bw,
+                uni,
+                weighted,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                meta,
+                cut_c,
+                ym[ib],
+                yr[ib],
+                wr[ib],
+            )
+        w_refl = 0.0
+        for ib in range(nblocks):
+            ymain += ym[ib]
+            ymirror += yr[ib]
+            w_refl += wr[ib, 0]
+        meta[WREFL] = w_refl
+    return acc, ymain, ymirror, meta
+
+
+@njit(cache=True)
+def diameter(x, y, z, spherical):
+    """Largest pair distance: convex hull then all hull pairs (planar), brute force else."""
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    if spherical or n <= 64:
+        best = 0.0
+        for i in range(n):
+            for j in range(i + 1, n):
+                d = _distance(x[i], y[i], z[i], x[j], y[j], z[j], spherical)
+                if d > best:
+                    best = d
+        return best
+    oy = np.argsort(y, kind="mergesort")
+    order = oy[np.argsort(x[oy], kind="mergesort")]
+    hull = np.empty(2 * n, np.int64)
+    k = 0
+    for t in range(n):
+        i = order[t]
+        while k >= 2:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    lower = k + 1
+    for t in range(n - 2, -1, -1):
+        i = order[t]
+        while k >= lower:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    best = 0.0
+    for s in range(k - 1):
+        i = hull[s]
+        for t in range(s + 1, k - 1):
+            j = hull[t]
+            d = _distance(x[i], y[i], z[i], x[j], y[j], z[j], False)
+            if d > best:
+                best = d
+    return best
+
+
+@njit(cache=True)
+def cross_diameter(ax, ay, az, bx, by, bz, spherical):
+    """Largest distance between a point of A and a point of B (brute force over hulls)."""
+    ia = _hull_or_all(ax, ay, spherical)
+    ib = _hull_or_all(bx, by, spherical)
+    best = 0.0
+    for i in ia:
+        for j in ib:
+            d = _distance(ax[i], ay[i], az[i], bx[j], by[j], bz[j], spherical)
+            if d > best:
+                best = d
+    return best
+
+
+@njit(cache=True)
+def _hull_or_all(x, y, spherical):
+    n = x.shape[0]
+    if spherical or n <= 64:
+        return np.arange(n)
+    oy = np.argsort(y, kind="mergesort")
+    order = oy[np.argsort(x[oy], kind="mergesort")]
+    hull = np.empty(2 * n, np.int64)
+    k = 0
+    for t in range(n):
+        i = order[t]
+        while k >= 2:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    lower = k + 1
+    for t in range(n - 2, -1, -1):
+        i = order[t]
+        while k >= lower:
+            a = hull[k - 2]
+            b = hull[k - 1]
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
+                k -= 1
+            else:
+                break
+        hull[k] = i
+        k += 1
+    return hull[: max(k - 1, 1)].copy()
+
+
+# ----------------------------------------------------------------------------- M
+
+
+@njit(cache=True)
+def _m_point(
+    i, sx, sy, sz, site_w, site_nb, r, spherical, order, ukeys, starts, params, nb_acc, all_acc
+):
+    """Weights of all neighbours and of neighbour-type neighbours of site i, by r bin."""
+    nr = r.shape[0]
+    rmax = r[nr - 1]
+    ranges = np.empty((27, 2), np.int64)
+    for k in range(nr):
+        nb_acc[k] = 0.0
+        all_acc[k] = 0.0
+    kc = _cell_ranges(sx[i], sy[i], sz[i], ukeys, starts, params, ranges)
+    for c in range(kc):
+        for t in range(ranges[c, 0], ranges[c, 1]):
+            j = order[t]
+            if j == i:
+                continue
+            d = _distance(sx[i], sy[i], sz[i], sx[j], sy[j], sz[j], spherical)
+            if d > rmax:
+                continue
+            lo = 0
+            hi = nr
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if r[mid] < d:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            all_acc[lo] += site_w[j]
+            if site_nb[j]:
+                nb_acc[lo] += site_w[j]
+    for k in range(1, nr):
+        nb_acc[k] += nb_acc[k - 1]
+        all_acc[k] += all_acc[k - 1]
+
+
+@njit(cache=True, parallel=True)
+def m_individual(
+    ref_sites, sx, sy, sz, site_w, site_nb, r, spherical, order, ukeys, starts, params
+):
+    """Cumulated neighbour-type weight and total weight around each reference site.
+
+    Returns (nb float64[n_ref, nr], all float64[n_ref, nr]).
+    """
+    n = ref_sites.shape[0]
+    nr = r.shape[0]
+    nb_out = np.zeros((n, nr))
+    all_out = np.zeros((n, nr))
+    for q in prange(n):
+        _m_point(
+            ref_sites[q],
+            sx,
+            sy,
+            sz,
+            site_w,
+            site_nb,
+            r,
+            spherical,
+            order,
+            ukeys,
+            starts,
+            params,
+            nb_out[q],
+            all_out[q],
+        )
+    return nb_out, all_out
+
+
+@njit(cache=True, parallel=True)
+def m_simulations(
+    perms,
+    w,
+    is_ref,
+    is_nb,
+    sx,
+    sy,
+    sz,
+    r,
+    spherical,
+    order,
+    ukeys,
+    starts,
+    params,
+    bivariate,
+    w_ref_total,
+    w_nb_total,
+    w_total,
+):
+    """M under random location, one permutation of the marks over the sites per row.
+
+    perms : int64[nsim, N]; site s receives the weight and type of point perms[s].
+    Each simulation runs serially in one thread (fixed summation order).
+    """
+    nsim = perms.shape[0]
+    N = sx.shape[0]
+    nr = r.shape[0]
+    out = np.full((nsim, nr), np.nan)
+    for s in prange(nsim):
+        site_w = np.empty(N)
+        site_nb = np.zeros(N, np.bool_)
+        for t in range(N):
+            p = perms[s, t]
+            site_w[t] = w[p]
+            site_nb[t] = is_nb[p]
+        num = np.zeros(nr)
+        den = np.zeros(nr)
+        nb_acc = np.zeros(nr)
+        all_acc = np.zeros(nr)
+        for t in range(N):
+            if not is_ref[perms[s, t]]:
+                continue
+            _m_point(
+                t,
+                sx,
+                sy,
+                sz,
+                site_w,
+                site_nb,
+                r,
+                spherical,
+                order,
+                ukeys,
+                starts,
+                params,
+                nb_acc,
+                all_acc,
+            )
+            wi = site_w[t]
+            if bivariate:
+                g = w_nb_total / (w_total - wi)
+            else:
+                g = (w_ref_total - wi) / (w_total - wi)
+            for k in range(nr):
+                if all_acc[k] > 0.0:
+                    num[k] += nb_acc[k] / all_acc[k]
+                    den[k] += g
+        for k in range(nr):
+            if den[k] > 0.0:
+                out[s, k] = num[k] / den[k]
+    return out
+
+
+@njit(cache=True)
+def smooth_grid(px, py, values, gx, gy, sigx, sigy):
+    """Nadaraya-Watson Gaussian smoothing of point values on a regular grid (separable)."""
+    n = px.shape[0]
+    nx = gx.shape[0]
+    ny = gy.shape[0]
+    kx = np.empty((n, nx))
+    ky = np.empty((n, ny))
+    for i in range(n):
+        for a in range(nx):
+            u = (gx[a] - px[i]) / sigx
+            kx[i, a] = math.exp(-0.5 * u * u)
+        for b in range(ny):
+            u = (gy[b] - py[i]) / sigy
+            ky[i, b] = math.exp(-0.5 * u * u)
+    num = np.zeros((ny, nx))
+    den = np.zeros((ny, nx))
+    for i in range(n):
+        v = values[i]
+        for b in range(ny):
+            kb = ky[i, b]
+            if kb == 0.0:
+                continue
+            for a in range(nx):
+                kk = kb * kx[i, a]
+                num[b, a] += kk * v
+                den[b, a] += kk
+    return num, den
+
+
+# ----------------------------------------------------------------------------- small Kd
+#
+# When all pairs fit in memory (n(n - 1)/2 or n1 n2 <= SMALL_PAIRS) a single brute-force
+# pass stores every distance, and the rest works on that array. This serial path is what the
+# random-location simulations use (one simulation per thread).
+
+SMALL_PAIRS = 2_000_000
+
+
+@njit(cache=True)
+def _select(a, k):
+    """k-th smallest value of a (a is reordered)."""
+    lo = 0
+    hi = a.shape[0] - 1
+    while hi > lo:
+        pivot = a[(lo + hi) >> 1]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return a[k]
+    return a[k]
+
+
+@njit(cache=True)
+def _quantile7(a, p):
+    """R quantile(type = 7) of a (a is reordered)."""
+    n = a.shape[0]
+    h = (n - 1) * p
+    k = math.floor(h)
+    v0 = _select(a, k)
+    if k + 1 <= n - 1 and h > k:
+        # smallest value above position k after selection
+        v1 = a[k + 1]
+        for i in range(k + 1, n):
+            if a[i] < v1:
+                v1 = a[i]
+        return v0 + (h - k) * (v1 - v0)
+    return v0
+
+
+@njit(cache=True)
+def kd_small(
+    ax, ay, az, aw, bx, by, bz, bw, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
+):
+    """Same contract as :func:`kd_compute`, serial, storing every pair distance."""
+    nr = r.shape[0]
+    rmax = r[nr - 1]
+    meta = np.zeros(META)
+    acc = np.zeros(nr)
+    ymain = np.zeros(MAIN_SIZE)
+    ymirror = np.zeros(MIRROR_SIZE)
+    if uni:
+        ax = bx
+        ay = by
+        az = bz
+        aw = bw
+    n1 = ax.shape[0]
+    n2 = bx.shape[0]
+    npair = n1 * (n1 - 1) // 2 if uni else n1 * n2
+    d = np.empty(npair)
+    wp = np.empty(npair)
+    p = 0
+    for a in range(n1):
+        b0 = a + 1 if uni else 0
+        for b in range(b0, n2):
+            d[p] = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+            wp[p] = aw[a] * bw[b] if weighted else 1.0
+            p += 1
+    h = fixed_bw
+    if not h > 0.0:
+        cut_a = 2.0 * rmax
+        m = 0
+        for i in range(npair):
+            if d[i] <= cut_a:
+                m += 1
+        meta[NBW] = m
+        if m < 2:
+            return acc, ymain, ymirror, meta
+        sel = np.empty(m)
+        j = 0
+        for i in range(npair):
+            if d[i] <= cut_a:
+                sel[j] = d[i]
+                j += 1
+        mean = 0.0
+        for i in range(m):
+            mean += sel[i]
+        mean /= m
+        ss = 0.0
+        for i in range(m):
+            ss += (sel[i] - mean) ** 2
+        sd = math.sqrt(ss / (m - 1))
+        q1 = _quantile7(sel, 0.25)
+        q3 = _quantile7(sel, 0.75)
+        lo = min(sd, (q3 - q1) / 1.34)
+        if not lo > 0.0:
+            lo = sd if sd > 0.0 else 1.0
+        h = 0.9 * lo * m ** (-0.2) * adjust
+    meta[BW] = h
+    meta[OK] = 1.0
+    refl = 4.0 * h
+    dr = (r[nr - 1] - r[0]) / (nr - 1) if nr > 1 else 1.0
+    if method == 0:
+        cut_c = max(rmax, refl) + KD_TRUNCATE * h
+        inv = 1.0 / (h * math.sqrt(2.0))
+        corr = 0.0
+        for i in range(npair):
+            di = d[i]
+            if di > cut_c:
+                continue
+            _gauss_window(acc, r, dr, uniform, di, wp[i], h)
+            if di <= refl:
+                _gauss_window(acc, r, dr, uniform, -di, wp[i], h)
+            else:
+                corr += wp[i] * 0.5 * math.erfc(di * inv)
+        meta[CORR] = corr
+        return acc, ymain, ymirror, meta
+    maxd = 0.0
+    maxd_refl = -1.0
+    for i in range(npair):
+        if d[i] > maxd:
+            maxd = d[i]
+        if d[i] <= refl and d[i] > maxd_refl:
+            maxd_refl = d[i]
+    meta[MAXD] = maxd
+    ndens = min(max(512.0, maxd / rmax * 128.0), 4096.0)
+    n = max(ndens, 512.0)
+    if n > 512.0:
+        n = 2.0 ** math.ceil(math.log2(n))
+    meta[NDENS] = ndens
+    meta[NMAIN] = n
+    lo = 0.0 - 4.0 * h
+    meta[LO] = lo
+    meta[UP] = rmax + 4.0 * h
+    fromm = -maxd_refl - 3.0 * h if maxd_refl >= 0.0 else 1.0
+    meta[FROMM] = fromm
+    meta[LOM] = fromm - 4.0 * h
+    meta[UPM] = 0.0 + 4.0 * h
+    ni = int(n)
+    dmain = (meta[UP] - lo) / (ni - 1)
+    lom = meta[LOM]
+    dmir = (meta[UPM] - lom) / 511.0
+    do_mirror = fromm < 0.0
+    w_refl = 0.0
+    for i in range(npair):
+        di = d[i]
+        w = wp[i]
+        _bin_one(ymain, di, w, lo, dmain, ni)
+        if do_mirror:
+            _bin_one(ymirror, di, w, lom, dmir, 512)
+        if di <= refl:
+            w_refl += w
+            _bin_one(ymain, -di, w, lo, dmain, ni)
+            if do_mirror:
+                _bin_one(ymirror, -di, w, lom, dmir, 512)
+    meta[WREFL] = w_refl
+    return acc, ymain, ymirror, meta
+
+
+@njit(cache=True, parallel=True)
+def kd_simulations(
+    sx, sy, sz, w_ref, w_nb, draws, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
+):
+    """Kd of random-location draws, one simulation per thread (small sectors).
+
+    draws : int64[nsim, n1 + n2] site indices: the first n1 receive the reference points
+    (weights w_ref), the next n2 the neighbour points (weights w_nb; n2 = 0 if univariate).
+    """
+    nsim = draws.shape[0]
+    nr = r.shape[0]
+    n1 = w_ref.shape[0]
+    n2 = w_nb.shape[0]
+    accs = np.zeros((nsim, nr))
+    ymains = np.zeros((nsim, MAIN_SIZE))
+    ymirrors = np.zeros((nsim, MIRROR_SIZE))
+    metas = np.zeros((nsim, META))
+    for s in prange(nsim):
+        ax = np.empty(n1)
+        ay = np.empty(n1)
+        az = np.empty(n1)
+        for i in range(n1):
+            t = draws[s, i]
+            ax[i] = sx[t]
+            ay[i] = sy[t]
+            az[i] = sz[t]
+        bx = np.empty(n2)
+        by = np.empty(n2)
+        bz = np.empty(n2)
+        for i in range(n2):
+            t = draws[s, n1 + i]
+            bx[i] = sx[t]
+            by[i] = sy[t]
+            bz[i] = sz[t]
+        if uni:
+            acc, ym, yr, meta = kd_small(
+                ax,
+                ay,
+                az,
+                w_ref,
+                ax,
+                ay,
+                az,
+                w_ref,
+                True,
+                weighted,
+                spherical,
+                r,
+                uniform,
+                adjust,
+                method,
+                fixed_bw,
+            )
+        else:
+            acc, ym, yr, meta = kd_small(
+                ax,
+                ay,
+                az,
+                w_ref,
+                bx,
+                by,
+                bz,
+                w_nb,
+                False,
+                weighted,
+                spherical,
+                r,
+                uniform,
+                adjust,
+                method,
+                fixed_bw,
+            )
+        accs[s] = acc
+        ymains[s] = ym
+        ymirrors[s] = yr
+        metas[s] = meta
+    return accs, ymains, ymirrors, metas
