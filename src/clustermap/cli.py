@@ -73,7 +73,8 @@ def _msg(key: str, lang: str, **fmt: Any) -> str:
 
 
 def _fmt_seconds(seconds: float, lang: str) -> str:
-    return f"{_i18n.fmt_num(seconds, lang, 1)} s"
+    text = f"{seconds:.1f}"
+    return f"{text.replace('.', ',') if lang == 'fr' else text} s"
 
 
 class _Progress:

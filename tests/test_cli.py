@@ -1,0 +1,249 @@
+"""Tests of the ``clustermap`` command line (in-process through ``main`` and as a script)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from test_maps import make_result
+
+import clustermap as cm
+from clustermap import cli
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0
+    assert out.strip() == f"clustermap {cm.__version__}"
+
+
+def test_console_script_entry_point():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from clustermap.cli import main; sys.exit(main())",
+            "--version",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"clustermap {cm.__version__}"
+
+
+def test_no_command_and_usage_errors(capsys):
+    code, out, _ = run([], capsys)
+    assert code == 2 and "detect" in out and "demo" in out
+    code, _, err = run(["bogus"], capsys)
+    assert code == 2 and "invalid choice" in err
+    code, _, err = run(["detect"], capsys)  # REGISTRY missing
+    assert code == 2 and "registry" in err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_missing_registry_file(capsys, tmp_path):
+    code, out, err = run(["detect", str(tmp_path / "absent.csv"), "--quiet"], capsys)
+    assert code == 2 and out == ""
+    line = _one_line_error(err)
+    assert line.startswith("clustermap: erreur : Registry file not found")
+    assert "absent.csv" in line
+
+
+def test_missing_units_file_and_unit_id_without_units(capsys, tmp_path):
+    registry = tmp_path / "r.csv"
+    registry.write_text("a,b\n1,2\n", encoding="utf-8")
+    code, _, err = run(["detect", str(registry), "--units", str(tmp_path / "u.gpkg")], capsys)
+    assert code == 2 and "Units file not found" in _one_line_error(err)
+    code, _, err = run(["detect", str(registry), "--unit-id", "code", "--lang", "en"], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and line.startswith("clustermap: error: --unit-id needs --units")
+
+
+def test_output_folder_must_exist(capsys, tmp_path):
+    code, _, err = run(["demo", "--out", str(tmp_path / "no" / "r.html"), "-q"], capsys)
+    assert code == 2 and "does not exist" in _one_line_error(err)
+
+
+def test_registry_with_unknown_columns_is_a_user_error(capsys, tmp_path):
+    pytest.importorskip("clustermap.io")
+    registry = tmp_path / "wrong.csv"
+    registry.write_text("foo,bar\n1,2\n3,4\n", encoding="utf-8")
+    code, _, err = run(["detect", str(registry), "--quiet"], capsys)
+    line = _one_line_error(err)
+    assert code == 2
+    assert line.startswith("clustermap: erreur : ")
+    assert "foo" in line  # the message lists the columns found
+
+
+def test_unknown_crs_is_a_user_error(capsys, tmp_path):
+    pytest.importorskip("clustermap.io")
+    registry = tmp_path / "pts.csv"
+    registry.write_text("id,sector,x,y\n1,25.62A,1,2\n", encoding="utf-8")
+    code, _, err = run(["detect", str(registry), "--crs", "EPSG:999999", "-q"], capsys)
+    assert code == 2
+    _one_line_error(err)
+
+
+def test_unexpected_errors_exit_1_with_a_hint(capsys, monkeypatch, tmp_path):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(cm, "load_demo", lambda: _FakeDemo())
+    monkeypatch.setattr(cm, "detect_clusters", boom)
+    code, _, err = run(["demo", "--out", str(tmp_path / "r.html"), "-q"], capsys)
+    assert code == 1
+    line = _one_line_error(err)
+    assert "RuntimeError" in line and "kernel exploded" in line and "--debug" in line
+    code, _, err = run(["demo", "--out", str(tmp_path / "r.html"), "-q", "--debug"], capsys)
+    assert code == 1 and "Traceback" in err
+
+
+class _FakeDemo:
+    registry = "registry"
+    units = None
+
+
+def test_options_reach_detect_clusters_under_their_names(capsys, monkeypatch, tmp_path):
+    """Wiring: the command passes its options to the API and writes report and GeoPackage."""
+    seen = {}
+    result = make_result()
+
+    def fake_detect(
+        data, units=None, level="subclass", *, alpha=0.05, permutations=999, random_state=None
+    ):
+        seen.update(
+            data=data,
+            units=units,
+            level=level,
+            alpha=alpha,
+            permutations=permutations,
+            random_state=random_state,
+        )
+        return result
+
+    monkeypatch.setattr(cm, "load_demo", lambda: _FakeDemo())
+    monkeypatch.setattr(cm, "detect_clusters", fake_detect)
+    out_html, out_gpkg = tmp_path / "r.html", tmp_path / "c.gpkg"
+    argv = [
+        "demo",
+        "--out",
+        str(out_html),
+        "--gpkg",
+        str(out_gpkg),
+        "--level",
+        "class",
+        "--alpha",
+        "0.01",
+        "--permutations",
+        "99",
+        "--seed",
+        "5",
+        "--lang",
+        "en",
+    ]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert seen == {
+        "data": "registry",
+        "units": None,
+        "level": "class",
+        "alpha": 0.01,
+        "permutations": 99,
+        "random_state": 5,
+    }
+    # progress: one line per stage with its duration, then the total
+    stages = re.findall(r"^\[(\d)/4\] (.+?) … (\d+\.\d) s$", err, re.MULTILINE)
+    assert [s[1] for s in stages] == [
+        "Loading the demo data",
+        "Detecting clusters",
+        "Writing the report",
+        "Writing the GeoPackage",
+    ]
+    assert re.search(r"^Done in \d+\.\d s$", err, re.MULTILINE)
+    # summary
+    assert out.splitlines()[0] == "3 cluster(s) found in 2 sector(s)"
+    assert "990 establishments kept, 10 rows dropped" in out
+    assert "  1. 25.62A Décolletage — Commune 0, Commune 1 (LQ 2.5, 1,234 establishments)" in out
+    assert f"Report: {out_html}" in out
+    assert "Table of clusters" in out_html.read_text(encoding="utf-8")
+    written = gpd.read_file(out_gpkg, layer="clusters")
+    assert written["cluster_id"].tolist() == result.clusters["cluster_id"].tolist()
+
+
+def test_option_unknown_to_detect_clusters_is_refused(monkeypatch):
+    import argparse
+
+    def narrow(data, units=None):
+        return None
+
+    args = argparse.Namespace(level=None, permutations=None, seed=3, alpha=None)
+    with pytest.raises(ValueError, match="--seed"):
+        cli._detect_kwargs(narrow, args, "en")
+
+
+def test_quiet_prints_no_progress(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(cm, "load_demo", lambda: _FakeDemo())
+    monkeypatch.setattr(cm, "detect_clusters", lambda data, units=None: make_result())
+    code, out, err = run(["demo", "--out", str(tmp_path / "r.html"), "--quiet"], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("3 cluster(s) détecté(s) dans 2 secteur(s)")
+
+
+def test_demo_end_to_end(capsys, tmp_path):
+    pytest.importorskip("clustermap.detection")
+    out_html = tmp_path / "clustermap_demo.html"
+    code, out, err = run(["demo", "--out", str(out_html)], capsys)
+    assert code == 0, err
+    n = int(re.match(r"(\d+) cluster", out).group(1))
+    demo = cm.load_demo()
+    expected = cm.detect_clusters(demo.registry, demo.units)
+    assert n == len(expected.clusters) > 0
+    page = out_html.read_text(encoding="utf-8")
+    assert page.count("<tr data-cluster=") == n
+    kept = demo.registry.summary_dict()["kept"]
+    assert f"{kept:,d}".replace(",", "\u00a0") + " établissements retenus" in out
+
+
+def test_detect_end_to_end_with_units_file(capsys, tmp_path):
+    pytest.importorskip("clustermap.detection")
+    demo = cm.load_demo()
+    out_html = tmp_path / "r.html"
+    argv = [
+        "detect",
+        str(demo.registry_path),
+        "--units",
+        str(demo.units_path),
+        "--unit-id",
+        "code",
+        "--unit-name",
+        "nom",
+        "--out",
+        str(out_html),
+        "-q",
+    ]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    expected = cm.detect_clusters(demo.registry, demo.units)
+    assert out.splitlines()[0].startswith(f"{len(expected.clusters)} cluster(s)")
+    page = out_html.read_text(encoding="utf-8")
+    ids = re.findall(r'<tr data-cluster="([^"]+)"', page)
+    assert ids == expected.clusters["cluster_id"].astype(str).tolist()
+    assert pd.notna(expected.clusters["lq"]).all()
