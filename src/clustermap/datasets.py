@@ -47,6 +47,7 @@ from .errors import SchemaError
 __all__ = [
     "DEMO_CLUSTERS",
     "DEMO_SECTORS",
+    "HTML_NAMES",
     "Demo",
     "demo_path",
     "load_demo",
