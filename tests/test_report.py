@@ -173,5 +173,10 @@ def test_report_on_the_bundled_demo(tmp_path):
     rejects = _table_rows(page, "cm-rejects")
     counts = [int(r[1].replace(NBSP, "")) for r in rejects]
     assert sum(counts) == sum(int(v) for v in dict(summary["rejects"]).values())
+    repaired = re.search(r'<p id="cm-repairs">(.*?)</p>', page).group(1)
+    n_swapped = summary["repairs"]["swapped_lat_lon"]
+    assert html.unescape(repaired) == (
+        f"Lignes corrigées et conservées — latitude et longitude inversées : {n_swapped}"
+    )
     assert not re.search(r"<script[^>]*\ssrc=", page)
     assert pd.notna(result.clusters["lq"]).all()

@@ -91,6 +91,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "kept": ("Établissements retenus", "Establishments kept"),
     "dropped": ("Lignes écartées", "Rows dropped"),
     "reason": ("Motif", "Reason"),
+    "repaired": ("Lignes corrigées et conservées", "Rows repaired and kept"),
     "count": ("Nombre", "Count"),
     "parameters": ("Paramètres", "Parameters"),
     "parameter": ("Paramètre", "Parameter"),

@@ -202,6 +202,15 @@ def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
                 f"<td class=num>{_e(_i18n.fmt_int(n, lang))}</td></tr>"
             )
         out.append("</tbody></table>")
+    repairs = summary.get("repairs") or {}
+    if isinstance(repairs, dict) and repairs:
+        items = ", ".join(
+            f"{_i18n.reason(code, lang)} : {_i18n.fmt_int(n, lang)}"
+            if lang == "fr"
+            else f"{_i18n.reason(code, lang)}: {_i18n.fmt_int(n, lang)}"
+            for code, n in repairs.items()
+        )
+        out.append(f'<p id="cm-repairs">{_e(t("repaired", lang))} — {_e(items)}</p>')
     clusters = result.clusters
     n_sectors = clusters[SECTOR].nunique() if SECTOR in clusters.columns else 0
     kpis = [
