@@ -25,6 +25,7 @@ from ._schema import (
     ESTABLISHMENTS,
     REASON,
     REASON_OUTSIDE_UNITS,
+    REASON_UNMAPPED_SECTOR,
     ROW,
     SECTOR,
     UNIT_ID,
@@ -33,10 +34,6 @@ from .errors import ClustermapWarning, CRSError, SchemaError
 from .units import _establishments, _no_location
 
 __all__ = ["REASON_UNMAPPED_SECTOR", "aggregate", "assign_units"]
-
-#: Reject reason of establishments whose sector code has no group at the requested level
-#: (e.g. a code no key of a user mapping covers). Not yet in :mod:`clustermap._schema`.
-REASON_UNMAPPED_SECTOR = "unmapped_sector"
 
 _MEASURES = (ESTABLISHMENTS, EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH)
 
