@@ -410,6 +410,26 @@ def test_geometry_sources(tmp_path, suffix):
         assert as_records(reg.rejects) == [(3, "c", "missing_coordinates")]
 
 
+def test_polygons_give_representative_points_with_warning():
+    square = shapely.box(6.0, 46.0, 6.2, 46.2)
+    gdf = gpd.GeoDataFrame({"naf": ["25.62A"]}, geometry=[square], crs=4326)
+    with pytest.warns(ClustermapWarning, match="representative point"):
+        reg = read_registry(gdf, sector="naf")
+    assert reg.establishments.geometry.iloc[0].within(square)
+
+
+def test_zipped_csv_semicolon(tmp_path):
+    import zipfile
+
+    path = tmp_path / "StockEtablissement_utf8.zip"
+    text = "siret;naf;lon;lat\n1;25.62A;6.5;46.0\n2;2562B;6.6;46.1\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("StockEtablissement_utf8.csv", text)
+    reg = read_registry(path, id="siret", sector="naf", x="lon", y="lat", crs=4326)
+    assert reg.establishments["sector"].tolist() == ["25.62A", "25.62B"]
+    assert reg.source == "StockEtablissement_utf8.zip"
+
+
 def test_dataframe_projected_crs_and_area_of_use():
     x, y = lambert(6.5797, 46.0625, 2154)
     frame = pd.DataFrame(

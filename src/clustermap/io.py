@@ -63,7 +63,8 @@ Each dropped row is in :attr:`Registry.rejects` with one reason (constants of
 
 ``row`` is the 1-based number of the data row in the source: the header is not counted,
 so data row 1 is the second line of a CSV file (records spanning several lines because of
-quoted line breaks count once). For a DataFrame it is the 1-based position.
+quoted line breaks count once; blank lines are skipped and not counted). For a DataFrame it
+is the 1-based position.
 
 Employees
 ---------
@@ -542,7 +543,7 @@ class _FrameSource(_Source):
                         f"{self.name}: some geometries are not points; their representative "
                         "point (inside the shape) is used.",
                         ClustermapWarning,
-                        stacklevel=4,
+                        stacklevel=3,  # generator -> read_registry -> user
                     )
                     geom = geom.representative_point()
                 empty = geom.isna().to_numpy() | geom.is_empty.to_numpy()
@@ -563,7 +564,9 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
                 f"{path.name}: a zip archive is read when it holds exactly one CSV file; it "
                 f"holds {len(members)} ({members[:5]}). Extract the one to read."
             )
-        return archive.open(members[0])  # type: ignore[return-value]
+        member = archive.open(members[0])
+        archive.close()  # the file stays open until the member is closed (shared handle)
+        return member  # type: ignore[return-value]
     if suffix == ".gz":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if suffix in _COMPRESSIONS:
@@ -1099,7 +1102,6 @@ def _process_chunk(
     # 5. sector codes
     raw_sector = chunk[spec["sector"]]
     sector = normalize_codes(_text(raw_sector), nomenclature=ctx.nomenclature)
-    sector_arr = sector.to_numpy(dtype=object, na_value=None)
     if ctx.sector_level is not None:
         valid = is_valid(sector, level=ctx.sector_level, nomenclature=ctx.nomenclature)
         good = valid.to_numpy(dtype=bool)
@@ -1115,21 +1117,22 @@ def _process_chunk(
     xk, yk = x[keep_mask].copy(), y[keep_mask].copy()
     fix_k = swapped_fix[keep_mask]
     xk[fix_k], yk[fix_k] = y[keep_mask][fix_k], x[keep_mask][fix_k]
+    # string columns stay arrow-backed (no Python object per row: bounded memory)
     kept = pd.DataFrame(
         {
             "_pos": rows[keep_mask] - 1,
-            S.ESTABLISHMENT_ID: ids_filled[keep_mask].to_numpy(dtype=object),
-            S.SECTOR: sector_arr[keep_mask],
+            S.ESTABLISHMENT_ID: ids_filled[keep_mask].array,
+            S.SECTOR: sector[keep_mask].array,
         }
     )
     _add_employees(kept, chunk, keep_mask, ctx)
     kept[S.NAME] = _names(chunk, keep_mask, spec)
     if "commune" in spec:
-        kept[S.COMMUNE] = _text(chunk[spec["commune"]])[keep_mask].to_numpy(dtype=object)
+        kept[S.COMMUNE] = _text(chunk[spec["commune"]])[keep_mask].array
     else:
         kept[S.COMMUNE] = pd.array([pd.NA] * int(keep_mask.sum()), dtype="string")
     for col in ctx.keep:
-        kept[col] = chunk[col].to_numpy()[keep_mask]
+        kept[col] = chunk[col][keep_mask].array
     kept["_x"] = xk
     kept["_y"] = yk
     if epsg is not None:
@@ -1139,7 +1142,7 @@ def _process_chunk(
     rejects = pd.DataFrame(
         {
             S.ROW: rows[rej_mask],
-            S.ESTABLISHMENT_ID: ids[rej_mask].to_numpy(dtype=object, na_value=None),
+            S.ESTABLISHMENT_ID: ids[rej_mask].array,
             S.REASON: reason[rej_mask],
             S.DETAIL: detail[rej_mask],
         }
@@ -1196,14 +1199,14 @@ def _epsg_from_commune(commune: pd.Series) -> np.ndarray:
     return out
 
 
-def _names(chunk: pd.DataFrame, mask: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+def _names(chunk: pd.DataFrame, mask: np.ndarray, spec: dict[str, Any]) -> Any:
     if "name" not in spec:
         return np.full(int(mask.sum()), "", dtype=object)
     result: pd.Series | None = None
     for col in spec["name"]:
         values = _text(chunk[col])[mask]
         result = values if result is None else result.fillna(values)
-    return result.fillna("").to_numpy(dtype=object)  # type: ignore[union-attr]
+    return result.fillna("").array  # type: ignore[union-attr]
 
 
 def _add_employees(kept: pd.DataFrame, chunk: pd.DataFrame, mask: np.ndarray, ctx: _Context):
@@ -1215,7 +1218,7 @@ def _add_employees(kept: pd.DataFrame, chunk: pd.DataFrame, mask: np.ndarray, ct
         kept[S.EMPLOYEES_LOW] = values
         kept[S.EMPLOYEES_HIGH] = values
         kept[S.SIZE_BAND] = (
-            _text(chunk[spec["size_band"]])[mask].to_numpy(dtype=object)
+            _text(chunk[spec["size_band"]])[mask].array
             if "size_band" in spec
             else pd.array([pd.NA] * n, dtype="string")
         )
@@ -1227,7 +1230,7 @@ def _add_employees(kept: pd.DataFrame, chunk: pd.DataFrame, mask: np.ndarray, ct
             ctx.open_band_cap,
         )
         for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH, S.SIZE_BAND):
-            kept[col] = bands[col].to_numpy()
+            kept[col] = bands[col].array
         kept["_band_status"] = bands["band_status"].to_numpy()
     else:
         for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH):
@@ -1608,6 +1611,20 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _order_columns(ctx: _Context) -> list[str]:
+    return [
+        S.ESTABLISHMENT_ID,
+        S.SECTOR,
+        S.EMPLOYEES,
+        S.EMPLOYEES_LOW,
+        S.EMPLOYEES_HIGH,
+        S.SIZE_BAND,
+        S.NAME,
+        S.COMMUNE,
+        *ctx.keep,
+    ]
+
+
 def _assemble(
     kept_parts: list[pd.DataFrame],
     reject_parts: list[pd.DataFrame],
@@ -1626,13 +1643,26 @@ def _assemble(
     )
     rejects = _concat(reject_parts)
     repairs = _concat(repair_parts)
+    for parts in (kept_parts, reject_parts, repair_parts):
+        parts.clear()  # the chunks are in the concatenated frames now
 
     # duplicated ids over the whole source, first data row wins
+    keep_rows = None
     if hashes and "id" in ctx.spec:
         all_hash = np.concatenate(hashes)
+        hashes.clear()
         dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
         if dup.any():
-            kept, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
+            drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
+            if drop.any():
+                keep_rows = ~drop
+        del all_hash, dup
+    if keep_rows is not None:  # one selection (copy) of the kept rows, not two
+        kept = kept.loc[
+            keep_rows,
+            [*_order_columns(ctx), "_x", "_y", "_band_status"]
+            + (["_epsg"] if "_epsg" in kept else []),
+        ]
 
     # geometry, with per-row projections brought to one CRS
     xs = kept["_x"].to_numpy(dtype=float) if len(kept) else np.array([])
@@ -1676,30 +1706,20 @@ def _assemble(
     else:
         notes["employees_source"] = None
 
-    order = [
-        S.ESTABLISHMENT_ID,
-        S.SECTOR,
-        S.EMPLOYEES,
-        S.EMPLOYEES_LOW,
-        S.EMPLOYEES_HIGH,
-        S.SIZE_BAND,
-        S.NAME,
-        S.COMMUNE,
-        *ctx.keep,
-    ]
+    order = _order_columns(ctx)
     if len(kept):
-        data = {col: kept[col] for col in order}
-        frame = pd.DataFrame(data)
+        frame = kept[order]
     else:
         frame = pd.DataFrame({col: pd.Series([], dtype=object) for col in order})
+    del kept
     for col in (S.ESTABLISHMENT_ID, S.SECTOR, S.NAME):
         frame[col] = frame[col].astype(str)
     for col in (S.SIZE_BAND, S.COMMUNE):
         frame[col] = frame[col].astype("string")
     for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH):
         frame[col] = frame[col].astype(float)
+    frame.index = pd.RangeIndex(len(frame))
     establishments = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
-    establishments.index = pd.RangeIndex(len(establishments))
 
     rejects = rejects.sort_values(S.ROW, kind="stable").reset_index(drop=True)
     repairs = repairs.sort_values(S.ROW, kind="stable").reset_index(drop=True)
@@ -1725,8 +1745,12 @@ def _drop_duplicates(
     repairs: pd.DataFrame,
     all_hash: np.ndarray,
     dup: np.ndarray,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Move kept rows whose id appeared earlier to the rejects (exact check of the hashes)."""
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Find kept rows whose id appeared earlier (exact check of the hashes).
+
+    Returns the mask of kept rows to drop, the rejects with those rows added, and the
+    repairs without them.
+    """
     candidates = np.flatnonzero(np.isin(all_hash, np.unique(all_hash[dup])))
     # exact ids of the candidate rows (kept or rejected) in source order
     kept_pos = kept["_pos"].to_numpy()
@@ -1742,7 +1766,7 @@ def _drop_duplicates(
     dup_pos = ids.index[exact_dup.to_numpy()].to_numpy()
     drop = np.isin(kept_pos, dup_pos)
     if not drop.any():
-        return kept, rejects, repairs
+        return drop, rejects, repairs
     moved = kept.loc[drop, ["_pos", S.ESTABLISHMENT_ID]]
     new_rejects = pd.DataFrame(
         {
@@ -1753,4 +1777,4 @@ def _drop_duplicates(
         }
     )
     repairs = repairs[~np.isin(repairs[S.ROW].to_numpy() - 1, dup_pos)]
-    return kept.loc[~drop].reset_index(drop=True), _concat([rejects, new_rejects]), repairs
+    return drop, _concat([rejects, new_rejects]), repairs
