@@ -105,7 +105,7 @@ from pyproj import CRS, Transformer
 
 from . import _schema as S
 from .errors import ClustermapWarning, CRSError, DataFileError, SchemaError
-from .taxonomy import LEVELS, is_valid, normalize_codes
+from .taxonomy import LEVELS, _canonical_level, is_valid, normalize_codes
 
 __all__ = [
     "FRANCE_AREAS",
@@ -211,6 +211,7 @@ _DOM_EPSG = {
     "976": 4471,
 }
 _METRO_EPSG = 2154
+_CANONICAL_LENGTH = {"subclass": 6, "class": 5, "group": 4, "division": 2, "section": 1}
 
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
@@ -988,10 +989,12 @@ def _process_chunk(
     rows = np.arange(offset + 1, offset + n + 1, dtype=np.int64)
     reason = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
+    free = np.ones(n, dtype=bool)  # rows without a reason yet
 
     def flag(mask: np.ndarray, why: str, text: Any) -> None:
-        mask = mask & (reason == None)  # noqa: E711 - elementwise on an object array
+        mask = mask & free
         if mask.any():
+            free[mask] = False
             reason[mask] = why
             if callable(text):
                 detail[mask] = text(mask)
@@ -1077,7 +1080,7 @@ def _process_chunk(
                     lambda m: coords_text(m) + " inside " + ctx.area_text + " once exchanged",
                 )
             else:
-                swapped_fix = inside_swapped & (reason == None)  # noqa: E711
+                swapped_fix = inside_swapped & free
             flag(
                 outside & ~inside_swapped,
                 S.REASON_OUT_OF_BOUNDS,
@@ -1103,8 +1106,10 @@ def _process_chunk(
     raw_sector = chunk[spec["sector"]]
     sector = normalize_codes(_text(raw_sector), nomenclature=ctx.nomenclature)
     if ctx.sector_level is not None:
-        valid = is_valid(sector, level=ctx.sector_level, nomenclature=ctx.nomenclature)
-        good = valid.to_numpy(dtype=bool)
+        # canonical codes have one length per level (25.62A: 6, 25.62: 5, 25.6: 4, 25: 2, C: 1)
+        level = _canonical_level(ctx.sector_level, ctx.nomenclature)
+        length = _CANONICAL_LENGTH.get(level, level)  # type: ignore[call-overload]
+        good = (sector.str.len() == length).fillna(False).to_numpy(dtype=bool)
     else:
         good = sector.notna().to_numpy(dtype=bool)
     bad_sector = ~good
@@ -1113,7 +1118,7 @@ def _process_chunk(
         flag(bad_sector, S.REASON_INVALID_SECTOR, lambda m: _sector_detail(raw_values[m], ctx))
 
     # kept rows
-    keep_mask = reason == None  # noqa: E711
+    keep_mask = free
     xk, yk = x[keep_mask].copy(), y[keep_mask].copy()
     fix_k = swapped_fix[keep_mask]
     xk[fix_k], yk[fix_k] = y[keep_mask][fix_k], x[keep_mask][fix_k]
