@@ -162,6 +162,40 @@ def test_every_reject_reason_exactly(tmp_path):
     assert reg.summary_dict()["repairs"] == {"swapped_lat_lon": 1}
 
 
+DIRTY = {  # reason -> (changes to a clean row, expected detail)
+    "closed_establishments": ({"state": "F"}, "etatAdministratifEtablissement = F (closed)"),
+    "missing_coordinates": ({"lon": None, "lat": None}, "longitude and latitude empty"),
+    "swapped_lat_lon": (
+        {"lon": 46.0625, "lat": 6.5797},
+        "(46.0625, 6.5797) inside France incl. DOM once exchanged",
+    ),
+    "coordinates_out_of_bounds": (
+        {"lon": -74.0, "lat": 40.7},
+        "(-74, 40.7) outside France incl. DOM",
+    ),
+    "other_nomenclature": (
+        {"naf": "28.5B", "version": "NAFRev1"},
+        "nomenclatureActivitePrincipaleEtablissement = 'NAFRev1', not NAFRev2",
+    ),
+    "invalid_sector_code": ({"naf": "ABCDE"}, "'ABCDE' is not a NAF rév. 2 code"),
+    "duplicated_id": ({"siret": "10000000000001"}, "same establishment_id as row 2"),
+}
+
+
+@pytest.mark.parametrize("reason", list(DIRTY))
+def test_one_dirty_row_per_reason(tmp_path, reason):
+    changes, detail = DIRTY[reason]
+    rows = clean_rows(3)
+    siret = changes.get("siret", "90000000000009")
+    kw = {k: v for k, v in changes.items() if k != "siret"}
+    rows.insert(2, sirene_row(siret, **{"lon": 6.55, "lat": 46.05, **kw}))  # data row 3
+    reg = read_registry(write_csv_gz(tmp_path / "one.csv.gz", rows), swapped="reject")
+    assert as_records(reg.rejects) == [(3, siret, reason)]
+    assert reg.rejects["detail"].tolist() == [detail]
+    assert reg.establishments["establishment_id"].tolist() == [r["siret"] for r in clean_rows(3)]
+    assert reg.summary_dict()["rejects"] == {reason: 1}
+
+
 def test_swapped_reject_and_include_closed(tmp_path):
     path, _ = dirty_file(tmp_path)
     reg = read_registry(path, swapped="reject", include_closed=True)
