@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import SchemaError
 
@@ -195,28 +196,27 @@ def _as_series(codes: Any) -> tuple[pd.Series, bool]:
 
 
 def _map_unique(codes: Any, func, dtype: str | None = "string") -> Any:
-    """Apply ``func`` (str -> value or None) to the distinct values of ``codes``."""
+    """Apply ``func`` (value -> result or None) to the distinct values of ``codes``."""
     series, scalar = _as_series(codes)
-    values = series.to_numpy(dtype=object, na_value=None)
-    keys, uniques = pd.factorize(values, use_na_sentinel=True)
+    if series.dtype == object:
+        keys, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+    else:  # arrow-backed or numeric: factorised without a Python object per row
+        keys, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = [func(u) for u in uniques]
-    if dtype == "string":
-        out_uniques = np.array([pd.NA if m is None else m for m in mapped] + [pd.NA], dtype=object)
-    elif dtype == "bool":
-        out_uniques = np.array([bool(m) for m in mapped] + [False], dtype=bool)
-    else:
-        out_uniques = np.array([pd.NA if m is None else m for m in mapped] + [pd.NA], dtype=object)
-    result = out_uniques[keys]  # sentinel -1 picks the trailing NA / False
     if scalar:
-        value = result[0]
-        return value if dtype == "bool" else (None if value is pd.NA else value)
-    if dtype == "string":
-        return pd.Series(result, index=series.index, name=series.name, dtype="string")
+        if not len(mapped):
+            return False if dtype == "bool" else None
+        return bool(mapped[0]) if dtype == "bool" else mapped[0]
     if dtype == "bool":
-        return pd.Series(result, index=series.index, name=series.name, dtype=bool)
-    if all(isinstance(v, str) for v in mapped):
-        return pd.Series(result, index=series.index, name=series.name, dtype="string")
-    return pd.Series(result, index=series.index, name=series.name, dtype=object)
+        table = np.array([bool(m) for m in mapped] + [False], dtype=bool)
+        return pd.Series(table[keys], index=series.index, name=series.name, dtype=bool)
+    if dtype == "string" or all(m is None or isinstance(m, str) for m in mapped):
+        # build the result in arrow: a take from the distinct results
+        values = pa.array(mapped, type=pa.string())
+        taken = values.take(pa.array(keys, mask=keys < 0))
+        return pd.Series(pd.arrays.ArrowStringArray(taken), index=series.index, name=series.name)
+    table = np.array([pd.NA if m is None else m for m in mapped] + [pd.NA], dtype=object)
+    return pd.Series(table[keys], index=series.index, name=series.name, dtype=object)
 
 
 def _normalize_one(code: Any, nomenclature: str) -> tuple[str, str | int] | None:
