@@ -568,31 +568,44 @@ def _sector_match(values: pd.Series, code: str) -> np.ndarray:
     return (values == code).to_numpy() | values.str.startswith(code).to_numpy()
 
 
-def _largest(result: Any, row: pd.Series, k: int, lang: str) -> list[str]:
-    est = getattr(result, "establishments", None)
-    if est is None or k <= 0 or NAME not in est.columns or UNIT_ID not in est.columns:
-        return []
-    ids = _val(row, "unit_ids")
-    if ids is None or not len(ids):
-        return []
-    mask = est[UNIT_ID].astype(str).isin([str(i) for i in ids]).to_numpy().copy()
-    if SECTOR in est.columns:
-        mask &= _sector_match(est[SECTOR], row[SECTOR])
-    sub = est.loc[mask]
-    if not len(sub):
-        return []
-    if EMPLOYEES in sub.columns:
-        sub = sub.assign(_e=pd.to_numeric(sub[EMPLOYEES], errors="coerce").fillna(-1))
-        sub = sub.sort_values(["_e", NAME], ascending=[False, True], kind="stable")
-    out = []
-    for _, r in sub.head(k).iterrows():
-        name = str(r[NAME]) if pd.notna(r[NAME]) else "?"
-        emp = r.get(EMPLOYEES)
-        if emp is not None and pd.notna(emp):
-            unit = "salariés" if lang == "fr" else "employees"
-            name = f"{name} (≈{_i18n.NBSP}{_i18n.fmt_int(emp, lang)} {unit})"
-        out.append(name)
-    return out
+class _Largest:
+    """Largest establishments of a cluster's sector in its units (indexed once per result)."""
+
+    def __init__(self, result: Any) -> None:
+        est = getattr(result, "establishments", None)
+        self.ok = est is not None and NAME in est.columns and UNIT_ID in est.columns
+        if not self.ok:
+            return
+        cols = [c for c in (UNIT_ID, SECTOR, NAME, EMPLOYEES) if c in est.columns]
+        frame = pd.DataFrame(est[cols]).reset_index(drop=True)
+        frame[UNIT_ID] = frame[UNIT_ID].astype(str)
+        if SECTOR in frame.columns:
+            frame[SECTOR] = frame[SECTOR].astype(str)
+        emp = frame[EMPLOYEES] if EMPLOYEES in frame.columns else pd.Series(np.nan, frame.index)
+        frame["_e"] = pd.to_numeric(emp, errors="coerce")
+        self.frame = frame
+        self.groups = frame.groupby(UNIT_ID, sort=False).indices
+
+    def __call__(self, row: pd.Series, k: int, lang: str) -> list[str]:
+        ids = _val(row, "unit_ids")
+        if not self.ok or k <= 0 or ids is None or not len(ids):
+            return []
+        parts = [self.groups[str(u)] for u in ids if str(u) in self.groups]
+        if not parts:
+            return []
+        sub = self.frame.iloc[np.concatenate(parts)]
+        if SECTOR in sub.columns:
+            sub = sub.loc[_sector_match(sub[SECTOR], row[SECTOR])]
+        sub = sub.assign(_s=sub["_e"].fillna(-1.0))
+        sub = sub.sort_values(["_s", NAME], ascending=[False, True], kind="stable").head(k)
+        out = []
+        for name, emp in zip(sub[NAME], sub["_e"]):
+            text = str(name) if pd.notna(name) else "?"
+            if pd.notna(emp):
+                unit = "salariés" if lang == "fr" else "employees"
+                text = f"{text} (≈{_i18n.NBSP}{_i18n.fmt_int(emp, lang)} {unit})"
+            out.append(text)
+        return out
 
 
 def _fiche(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
@@ -837,6 +850,7 @@ def explore_clusters(
             labels.setdefault(code, f"{code} — {lab}" if pd.notna(lab) else code)
     legend_items = []
     clusters_list = list(clusters.iterrows())
+    largest_of = _Largest(result)
     for li, key in enumerate(order):
         color = _color_of(li)
         name = labels.get(key, key)
@@ -849,7 +863,7 @@ def explore_clusters(
             props.append(
                 {
                     "t": _cluster_tooltip(row, lang),
-                    "p": _fiche(row, lang, _largest(result, row, largest, lang)),
+                    "p": _fiche(row, lang, largest_of(row, largest, lang)),
                     "id": str(_val(row, CLUSTER_ID)),
                 }
             )
