@@ -861,57 +861,84 @@ def _hull_or_all(x, y, spherical):
 
 
 # ----------------------------------------------------------------------------- M
+#
+# The sites are passed in grid order (sx[t] is the t-th site of the grid built once on all
+# sites, the structure every simulation shares); distances are compared squared with the
+# squared thresholds thr2 (planar: r**2; lon/lat: squared chord of r), so no sqrt / asin.
+
+
+@njit(cache=True)
+def m_thresholds(r, spherical):
+    """Squared comparison thresholds of r and a lookup table over [0, max thr2]."""
+    nr = r.shape[0]
+    thr2 = np.empty(nr)
+    for k in range(nr):
+        if spherical:
+            s = min(r[k] / (2.0 * EARTH_RADIUS_KM), math.pi / 2.0)
+            c = 2.0 * EARTH_RADIUS_KM * math.sin(s)
+            thr2[k] = c * c
+        else:
+            thr2[k] = r[k] * r[k]
+    nl = 4096
+    lut = np.zeros(nl + 1, np.int64)
+    top = thr2[nr - 1]
+    k = 0
+    for q in range(nl + 1):
+        v = top * q / nl
+        while k < nr - 1 and thr2[k] < v:
+            k += 1
+        lut[q] = k
+    return thr2, lut
 
 
 @njit(cache=True)
 def _m_point(
-    i, sx, sy, sz, site_w, site_nb, r, spherical, order, ukeys, starts, params, nb_acc, all_acc
+    i, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, starts, params, nb_acc, all_acc, ranges
 ):
-    """Weights of all neighbours and of neighbour-type neighbours of site i, by r bin."""
-    nr = r.shape[0]
-    rmax = r[nr - 1]
-    ranges = np.empty((27, 2), np.int64)
+    """Cumulated weights of all neighbours / neighbour-type neighbours of site i, by r."""
+    nr = thr2.shape[0]
+    top = thr2[nr - 1]
+    nl = lut.shape[0] - 1
+    scale = nl / top if top > 0.0 else 0.0
     for k in range(nr):
         nb_acc[k] = 0.0
         all_acc[k] = 0.0
-    kc = _cell_ranges(sx[i], sy[i], sz[i], ukeys, starts, params, ranges)
+    xi = sx[i]
+    yi = sy[i]
+    zi = sz[i]
+    kc = _cell_ranges(xi, yi, zi, ukeys, starts, params, ranges)
     for c in range(kc):
-        for t in range(ranges[c, 0], ranges[c, 1]):
-            j = order[t]
-            if j == i:
+        for j in range(ranges[c, 0], ranges[c, 1]):
+            dx = sx[j] - xi
+            dy = sy[j] - yi
+            dz = sz[j] - zi
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 > top or j == i:
                 continue
-            d = _distance(sx[i], sy[i], sz[i], sx[j], sy[j], sz[j], spherical)
-            if d > rmax:
-                continue
-            lo = 0
-            hi = nr
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if r[mid] < d:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            all_acc[lo] += site_w[j]
+            k = lut[int(d2 * scale)]
+            while d2 > thr2[k]:
+                k += 1
+            wj = site_w[j]
+            all_acc[k] += wj
             if site_nb[j]:
-                nb_acc[lo] += site_w[j]
+                nb_acc[k] += wj
     for k in range(1, nr):
         nb_acc[k] += nb_acc[k - 1]
         all_acc[k] += all_acc[k - 1]
 
 
 @njit(cache=True, parallel=True)
-def m_individual(
-    ref_sites, sx, sy, sz, site_w, site_nb, r, spherical, order, ukeys, starts, params
-):
+def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, starts, params):
     """Cumulated neighbour-type weight and total weight around each reference site.
 
-    Returns (nb float64[n_ref, nr], all float64[n_ref, nr]).
+    ref_sites : int64[n_ref] positions in grid order. Returns (nb, all), float64[n_ref, nr].
     """
     n = ref_sites.shape[0]
-    nr = r.shape[0]
+    nr = thr2.shape[0]
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
     for q in prange(n):
+        ranges = np.empty((27, 2), np.int64)
         _m_point(
             ref_sites[q],
             sx,
@@ -919,14 +946,14 @@ def m_individual(
             sz,
             site_w,
             site_nb,
-            r,
-            spherical,
-            order,
+            thr2,
+            lut,
             ukeys,
             starts,
             params,
             nb_out[q],
             all_out[q],
+            ranges,
         )
     return nb_out, all_out
 
@@ -940,9 +967,8 @@ def m_simulations(
     sx,
     sy,
     sz,
-    r,
-    spherical,
-    order,
+    thr2,
+    lut,
     ukeys,
     starts,
     params,
@@ -953,12 +979,12 @@ def m_simulations(
 ):
     """M under random location, one permutation of the marks over the sites per row.
 
-    perms : int64[nsim, N]; site s receives the weight and type of point perms[s].
-    Each simulation runs serially in one thread (fixed summation order).
+    perms : int64[nsim, N]; the site in grid position t receives the weight and type of point
+    perms[s, t]. Each simulation runs serially in one thread (fixed summation order).
     """
     nsim = perms.shape[0]
     N = sx.shape[0]
-    nr = r.shape[0]
+    nr = thr2.shape[0]
     out = np.full((nsim, nr), np.nan)
     for s in prange(nsim):
         site_w = np.empty(N)
@@ -971,6 +997,7 @@ def m_simulations(
         den = np.zeros(nr)
         nb_acc = np.zeros(nr)
         all_acc = np.zeros(nr)
+        ranges = np.empty((27, 2), np.int64)
         for t in range(N):
             if not is_ref[perms[s, t]]:
                 continue
@@ -981,14 +1008,14 @@ def m_simulations(
                 sz,
                 site_w,
                 site_nb,
-                r,
-                spherical,
-                order,
+                thr2,
+                lut,
                 ukeys,
                 starts,
                 params,
                 nb_acc,
                 all_acc,
+                ranges,
             )
             wi = site_w[t]
             if bivariate:
