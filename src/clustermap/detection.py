@@ -48,6 +48,7 @@ work 78.xx) are analysed and **flagged** (``artefact`` column), not dropped, unl
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -143,18 +144,14 @@ def _registry_tables(
     units: gpd.GeoDataFrame,
     level: Any,
     nomenclature: str,
-    by_column: str | None,
-) -> tuple[dict[str, pd.DataFrame], gpd.GeoDataFrame, dict[str, int]]:
+) -> tuple[pd.DataFrame, gpd.GeoDataFrame, dict[str, int]]:
     """Long unit × sector table of the four measures from a registry."""
-    est = _establishments(data)
-    if by_column is not None:
-        unit_of = est[by_column].astype("string").str.strip()
-    else:
-        from .aggregation import assign_units
+    from .aggregation import assign_units
 
-        unit_of = pd.Series(assign_units(data, units), index=est.index)
-    unit_of = unit_of.astype(object).where(unit_of.notna(), None)
-    known = unit_of.isin(set(units.index.astype(str))) if by_column else unit_of.notna()
+    est = _establishments(data)
+    unit_of = pd.Series(assign_units(data, units), index=est.index)
+    known = unit_of.notna()
+    unit_of = unit_of.astype(object).where(known, None)
     rejects: dict[str, int] = {}
     n_out = int((~known.to_numpy(dtype=bool)).sum())
     if n_out:
@@ -194,7 +191,7 @@ def _registry_tables(
     out_est = est.copy()
     out_est[UNIT_ID] = unit_of.where(known, None).to_numpy()
     out_est["_sector_level"] = sector.to_numpy()
-    return {"long": long}, out_est, rejects
+    return long, out_est, rejects
 
 
 def _counts_tables(
@@ -246,7 +243,9 @@ def _prepare_units(units: Any) -> gpd.GeoDataFrame:
             f"units must be a GeoDataFrame of spatial units (clustermap.read_units(...)); got "
             f"{type(units).__name__}."
         )
+    attrs = dict(units.attrs)
     units = units.copy()
+    units.attrs.update(attrs)
     if UNIT_ID in units.columns:
         units = units.set_index(UNIT_ID)
     units.index = pd.Index(units.index.astype(str), name=UNIT_ID)
@@ -304,8 +303,10 @@ def detect_clusters(
     graph: Any = None,
     alpha: float = 0.05,
     min_unit_lq: float = 1.5,
+    grow_alpha: float | None = None,
+    link_order: int = 2,
     min_establishments: int = 10,
-    min_lq: float = 2.0,
+    min_lq: float = 1.5,
     region_alpha: float | None = None,
     conf_level: float = 0.95,
     local_statistic: str | None = "getis_ord",
@@ -438,6 +439,8 @@ def detect_clusters(
         "level": level if not isinstance(level, (Mapping, pd.Series, pd.DataFrame)) else "mapping",
         "alpha": alpha,
         "min_unit_lq": min_unit_lq,
+        "grow_alpha": alpha if grow_alpha is None else grow_alpha,
+        "link_order": link_order,
         "min_establishments": min_establishments,
         "min_lq": min_lq,
         "conf_level": conf_level,
@@ -453,22 +456,24 @@ def detect_clusters(
     establishments_out = None
     dropped: dict[str, int] = {}
     point_units = False
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 3)
+        clock[0] = now
+
     if _is_registry(data):
         if hasattr(data, "summary_dict"):
             registry_summary = data.summary_dict()
-        by_column = None
         if units is None:
             from .units import units_from_registry
 
             units = units_from_registry(data, column=COMMUNE)
-            by_column = COMMUNE
-            point_units = True
         units = _prepare_units(units)
-        tables, establishments_out, dropped = _registry_tables(
-            data, units, level, nomenclature, by_column
-        )
-        long = tables["long"]
-        unmapped: list[Any] = []
+        point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+        long, establishments_out, dropped = _registry_tables(data, units, level, nomenclature)
     else:
         if units is None:
             raise SchemaError(
@@ -523,6 +528,8 @@ def detect_clusters(
     if total <= 0:
         raise SchemaError("The data hold no establishment at all inside the units.")
 
+    lap("aggregate")
+
     # ---- sector labels, artefacts, selection
     labels, artefact = _sector_info(sector_codes, level, nomenclature)
     analysed = np.ones(n_sec, dtype=bool)
@@ -560,6 +567,8 @@ def detect_clusters(
         params["graph"] = "user graph"
     adj = _adjacency(graph, unit_ids)
 
+    lap("graph")
+
     # ---- window test, all sectors at once (sparse)
     window = (adj + sp.identity(n_units, format="csr")).tocsr()
     n_w = window @ n_i
@@ -587,7 +596,11 @@ def detect_clusters(
     cells["window_expected"] = e_w[pos]
     cells[P_VALUE] = p_w[pos]
     cells["significant"] = sig_w[pos]
-    cand = cells["significant"].to_numpy() & (cells[LQ].to_numpy() >= min_unit_lq)
+    specialised = (cells[LQ].to_numpy() >= min_unit_lq) & analysed[xc.col]
+    cand = cells["significant"].to_numpy() & specialised
+    grow = specialised & (
+        cells[P_VALUE].to_numpy() <= (alpha if grow_alpha is None else grow_alpha)
+    )
 
     cells[STATISTIC] = np.nan
     cells["statistic_p_value"] = np.nan
@@ -615,12 +628,20 @@ def detect_clusters(
         gi_cols = np.flatnonzero(np.bincount(xc.col[cand], minlength=n_sec) > 0)
         if len(gi_cols):
             add_gi(gi_cols)
-            cand &= cells["statistic_p_value"].fillna(1.0).to_numpy() <= gi_alpha
-    cells["candidate"] = cand
+            gi_ok = cells["statistic_p_value"].fillna(1.0).to_numpy() <= gi_alpha
+            cand &= gi_ok
+            grow &= gi_ok
+    cells["seed"] = cand
+    cells["candidate"] = cand | grow
+
+    lap("window_test")
 
     # ---- regions: connected components of candidate units, per sector
+    if link_order not in (1, 2):
+        raise ValueError(f"link_order must be 1 or 2; got {link_order!r}.")
+    link = adj if link_order == 1 else ((adj + adj @ adj) > 0).astype(float).tocsr()
     regions = _regions(
-        cells, adj, x, n_i, n_s, total, region_alpha, conf_level, min_establishments, min_lq
+        cells, link, x, n_i, n_s, total, region_alpha, conf_level, min_establishments, min_lq
     )
     cluster_rows = []
     cells[CLUSTER_ID] = ""
@@ -631,9 +652,11 @@ def detect_clusters(
             cid = f"{sector_codes[reg.sec]}-{reg.rank}"
             cluster_rows.append((cid, reg))
             cells.loc[reg.cell_idx, CLUSTER_ID] = cid
+        lap("regions")
         if local_statistic is not None and gi_alpha is None:
             # reported only: the sectors where clusters were found
             add_gi(np.unique(regions["sec"].to_numpy().astype(np.int64)))
+            lap("local_statistic")
 
     clusters = _cluster_frame(
         cluster_rows,
@@ -703,6 +726,8 @@ def detect_clusters(
     params["units_without_activity"] = int((n_i <= 0).sum())
     if registry_summary is not None and dropped:
         registry_summary = {**registry_summary, "dropped_in_detection": dropped}
+    lap("scores_and_tables")
+    params["timings"] = timings
     return ClusterResult(
         clusters=clusters,
         table=table,
@@ -827,17 +852,19 @@ def _regions(
     min_establishments: int,
     min_lq: float,
 ) -> pd.DataFrame:
-    """Connected components of candidate cells per sector, with region floors applied."""
-    cand = cells[cells["candidate"]]
+    """Connected components of candidate cells holding a seed, with region floors applied."""
+    seeded = np.unique(cells.loc[cells["seed"].to_numpy(), "_c"].to_numpy())
+    cand = cells[cells["candidate"].to_numpy() & np.isin(cells["_c"].to_numpy(), seeded)]
     rows = []
     for c, grp in cand.groupby("_c", sort=True):
         r = grp["_r"].to_numpy()
         sub = adj[r][:, r]
         n_comp, lab = connected_components(sub, directed=False)
+        has_seed = np.bincount(lab, weights=grp["seed"].to_numpy(dtype=float), minlength=n_comp)
         obs = np.bincount(lab, weights=grp[ESTABLISHMENTS].to_numpy(), minlength=n_comp)
         tot = np.bincount(lab, weights=n_i[r], minlength=n_comp)
         exp = tot * n_s[c] / total
-        for k in range(n_comp):
+        for k in np.flatnonzero(has_seed > 0):
             members = lab == k
             rows.append(
                 {
