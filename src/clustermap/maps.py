@@ -381,7 +381,7 @@ def _tolerance(bounds: Sequence[float], simplify: Any) -> float:
             )
         minx, miny, maxx, maxy = bounds
         extent_deg = max(maxx - minx, maxy - miny, 1e-6)
-        return float(extent_deg * 5e-4)
+        return float(extent_deg * 1e-4)
     value = float(simplify)
     if value < 0 or not math.isfinite(value):
         raise ValueError(f"simplify must be a tolerance >= 0 in metres; {simplify!r} was given.")
@@ -435,27 +435,38 @@ def _bounds(geoms: Iterable[Any]) -> list[list[float]] | None:
     return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
 
 
-def _context_outlines(display: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Outlines of groups of units: départements for French commune codes, else the whole."""
-    ids = display.index.astype(str)
+def _context_outlines(units: gpd.GeoDataFrame, tol: float) -> tuple[np.ndarray, list[str]]:
+    """Outlines of groups of units: départements for French commune codes, else the whole.
+
+    The groups are dissolved from the full-resolution units, then simplified together as a
+    coverage (so neighbouring départements keep a common border).
+    """
+    ids = units.index.astype(str)
     french = ids.str.fullmatch(r"(\d{5}|2[AB]\d{3})").mean() > 0.9 if len(ids) else False
     if french:
         keys = np.where(ids.str.startswith("97"), ids.str[:3], ids.str[:2])
     else:
         keys = np.array(["all"] * len(ids))
-    out, names = [], []
+    geoms = units.geometry.to_numpy()
+    merged, names = [], []
     for key in pd.unique(keys):
-        part = display.to_numpy()[keys == key]
+        part = geoms[keys == key]
         part = part[~shapely.is_empty(part)]
         if not len(part):
             continue
         try:
-            merged = shapely.coverage_union_all(part)
+            union = shapely.coverage_union_all(part)
         except shapely.errors.GEOSException:  # pragma: no cover - not a clean coverage
-            merged = shapely.union_all(part)
-        out.append(_round(np.asarray([shapely.boundary(merged)], dtype=object))[0])
+            union = shapely.union_all(part)
+        merged.append(union)
         names.append(str(key))
-    return np.asarray(out, dtype=object), names
+    polys = np.asarray(merged, dtype=object)
+    polygonal = np.isin(shapely.get_type_id(polys), (3, 6)) if len(polys) else polys
+    if len(polys) and polygonal.all():
+        polys = _simplify_coverage(polys, tol)
+    elif len(polys):  # pragma: no cover - odd geometry types after union
+        polys = _round(shapely.simplify(polys, tol))
+    return _round(shapely.boundary(polys)), names
 
 
 # ---------------------------------------------------------------------------------------
@@ -750,8 +761,9 @@ def explore_clusters(
     tiles : str or folium.TileLayer or None, default "OpenStreetMap"
         Base map (``None`` for a plain background).
     simplify : "auto", float or None, default "auto"
-        Display tolerance in metres for coverage simplification ("auto": 1/2000 of the
-        extent; ``None``: no simplification). Coordinates are always rounded to 5 decimals.
+        Display tolerance in metres for coverage simplification ("auto": 1/10000 of the
+        extent drawn; ``None``: no simplification). Coordinates are always rounded to 5
+        decimals. Only the units drawn are simplified.
     show_units : bool, default True
         Draw the outlines of the units each cluster covers.
     context : bool, default False
@@ -809,14 +821,30 @@ def explore_clusters(
         clusters = clusters[clusters[SECTOR].astype(str).isin(wanted)]
 
     units = _units_frame(result.units) if result.units is not None and len(result.units) else None
-    display = _display_units(units, simplify) if units is not None else None
-    ref_bounds = units.total_bounds if units is not None else (0, 0, 0, 0)
-    tol = _tolerance(ref_bounds, simplify)
+    display, tol = None, 0.0
+    if units is not None:
+        # only the units drawn are simplified (as a coverage of their own: edges shared by
+        # two drawn units stay shared); the tolerance follows the extent of what is drawn
+        member_ids = list(
+            dict.fromkeys(
+                str(u)
+                for ids in clusters.get("unit_ids", pd.Series(dtype=object))
+                if ids is not None
+                for u in ids
+                if str(u) in units.index
+            )
+        )
+        drawn = units.loc[member_ids]
+        tol = _tolerance(drawn.total_bounds if len(drawn) else units.total_bounds, simplify)
+        display = pd.Series(_simplify_coverage(drawn.geometry.to_numpy(), tol), index=drawn.index)
     geoms, members = _cluster_geometries(clusters, display, tol)
+    if units is not None and tol == 0.0 and len(geoms):
+        tol = _tolerance(shapely.total_bounds(np.asarray(geoms, dtype=object)), simplify)
 
     bounds = _bounds(geoms)
-    if bounds is None and display is not None:
-        bounds = _bounds(display.to_numpy())
+    if bounds is None and units is not None:
+        minx, miny, maxx, maxy = units.total_bounds
+        bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     if bounds is None:
         warnings.warn(
             "No cluster has a geometry to draw: the map is empty.", ClustermapWarning, stacklevel=2
@@ -831,8 +859,10 @@ def explore_clusters(
             map_kwds=map_kwds,
         )
 
-    if context and display is not None:
-        lines, _ = _context_outlines(display)
+    if context and units is not None:
+        # background lines: coarser than the clusters they frame
+        ctx_tol = 3 * (tol if tol > 0 else _tolerance(units.total_bounds, simplify))
+        lines, _ = _context_outlines(units, ctx_tol)
         fg = _feature_group(m, _i18n.t("context", lang))
         _add_geojson(
             fg,
