@@ -16,9 +16,17 @@ Method (per sector *s*, all sectors at once; methods.md §3, §6, §14)
    controls the false discovery rate over the units of each sector (family: the units with
    any activity). Exact p-values have no permutation resolution floor, so BH can reject
    among 35 000 communes (statistics.md §4.8).
-3. **Candidate units** must also be specialised themselves (``O_is >= 1`` and
-   ``LQ_is >= min_unit_lq``): a unit does not join a cluster just for being next to one.
-4. **Cluster regions** are the connected components of candidate units on the graph.
+3. **Seeds and candidates.** A unit is *specialised* when ``O_is >= 1`` and
+   ``LQ_is >= min_unit_lq``: a unit never joins a cluster just for being next to one. A
+   *seed* is a specialised unit whose window test is rejected by BH; a *candidate* is a seed
+   or a specialised unit whose window p-value is ``<= grow_alpha`` (default ``alpha``,
+   uncorrected). This two-threshold rule (seeded region growing, or hysteresis
+   thresholding) recovers the edge of a cluster without letting noise start one.
+4. **Cluster regions** are the connected components of candidate units that contain at
+   least one seed. With ``link_order=2`` (default) two candidate units are linked when they
+   are neighbours or share a neighbour, so a scattered cluster (one or two establishments
+   per commune, with empty communes between them) forms one region; ``link_order=1`` keeps
+   strict contiguity.
 5. **Region floors** keep a region when it has at least ``min_establishments``
    establishments of the sector, a region LQ ``>= min_lq`` whose exact Poisson (Garwood)
    lower bound exceeds 1, and a region Poisson p-value below ``region_alpha`` (default
@@ -314,6 +322,7 @@ def detect_clusters(
     permutations: int = 999,
     random_state: int | None = 12345,
     exclude_artefacts: bool = False,
+    score_units: gpd.GeoDataFrame | None = None,
     nomenclature: str = "naf",
     n_jobs: int | None = None,
 ) -> ClusterResult:
@@ -355,15 +364,25 @@ def detect_clusters(
         FDR level of the Benjamini-Hochberg procedure over the units of each sector
         (methods.md §6).
     min_unit_lq : float, default 1.5
-        LQ floor of a candidate unit (this project's calibration on the synthetic national
-        registry: 1.5 and 2 find the same planted clusters; a floor stops regions from
-        spreading over unspecialised neighbours).
+        LQ floor of a specialised unit (step 3). Project calibration on the synthetic
+        national registry and the demo: 1.5 and 2 find the same planted clusters; the floor
+        stops regions from spreading over unspecialised neighbours.
+    grow_alpha : float, optional
+        Uncorrected window p-value under which a specialised unit joins a seed's region
+        (step 3); default ``alpha``.
+    link_order : {1, 2}, default 2
+        Link candidate units that are neighbours (1) or neighbours or neighbours of a common
+        unit (2). Project calibration: the diffuse planted clusters of the demo (one
+        establishment per commune) are only found with 2.
     min_establishments : int, default 10
         Minimum establishments of the sector in a cluster region (critical mass; the CMP
         rule also uses size floors, methods.md §4.1).
-    min_lq : float, default 2.0
-        Minimum LQ of a cluster region: the European Cluster Observatory specialisation
-        threshold (methods.md §4.2). The Garwood lower bound must also exceed 1.
+    min_lq : float, default 1.5
+        Minimum LQ of a cluster region; its Garwood lower bound must also exceed 1. LQ
+        floors in the literature range from 1.25 to 2 (2 is the European Cluster
+        Observatory's specialisation star, methods.md §4.2); 1.5 keeps the software cluster
+        of the demo (a city cluster of a sector common everywhere, region LQ 1.9) while the
+        Bonferroni region test keeps null sectors clean.
     region_alpha : float, optional
         Level of the region's exact Poisson test; default ``alpha`` divided by the number
         of sectors analysed (Bonferroni across sectors).
@@ -381,6 +400,14 @@ def detect_clusters(
         Seed of the permutations; results do not depend on the thread count.
     exclude_artefacts : bool, default False
         Skip head offices, holdings and temporary-work sectors instead of flagging them.
+    score_units : geopandas.GeoDataFrame, optional
+        Zoning whose regions are the comparison set of the CMP strong-cluster percentiles and
+        the ECO size and focus stars (e.g. départements or zones d'emploi: CMP compares its
+        custom regions with economic areas, ECO ranked NUTS-2 regions). Each analysis unit
+        goes to the zone holding its representative point. Default: the analysis units
+        themselves, which are much smaller than a cluster region, so the size star is
+        nearly always given and percentiles of the LQ are high (small units have extreme
+        LQs): read the scores as a ranking among communes.
     nomenclature : str, default "naf"
         Nomenclature of the codes (``"naf"``, ``"nace"``, ``"naics"``, ``"prefix"``).
     n_jobs : int, optional
@@ -658,6 +685,12 @@ def detect_clusters(
             add_gi(np.unique(regions["sec"].to_numpy().astype(np.int64)))
             lap("local_statistic")
 
+    comp_x, comp_emp = x, emp_mats.get(EMPLOYEES)
+    if score_units is not None:
+        member = _membership(units, score_units)
+        comp_x = member @ x
+        comp_emp = None if comp_emp is None else member @ comp_emp
+        params["score_units"] = int(member.shape[0])
     clusters = _cluster_frame(
         cluster_rows,
         units,
@@ -669,8 +702,7 @@ def detect_clusters(
         emp_mats,
         n_i,
         total,
-        cells,
-        conf_level,
+        _reference(comp_x, comp_emp, sector_codes),
     )
 
     # ---- tidy table
@@ -890,6 +922,47 @@ def _regions(
     return reg[keep].reset_index(drop=True)
 
 
+def _membership(units: gpd.GeoDataFrame, zones: Any) -> sp.csr_matrix:
+    """Zones × units 0/1 matrix: each unit goes to the zone holding its representative point."""
+    if not isinstance(zones, gpd.GeoDataFrame):
+        raise SchemaError(
+            f"score_units must be a GeoDataFrame of polygons (e.g. départements); got "
+            f"{type(zones).__name__}."
+        )
+    if zones.crs is None or units.crs is None:
+        raise SchemaError("score_units and units need a CRS to be matched.")
+    pts = gpd.GeoDataFrame(geometry=units.geometry.representative_point(), crs=units.crs)
+    zones = zones.reset_index(drop=True).to_crs(units.crs)
+    hit = gpd.sjoin(pts.reset_index(drop=True), zones[["geometry"]], predicate="within")
+    hit = hit[~hit.index.duplicated()]
+    return sp.csr_matrix(
+        (np.ones(len(hit)), (hit["index_right"].to_numpy(), hit.index.to_numpy())),
+        shape=(len(zones), len(units)),
+    )
+
+
+def _reference(x: sp.csr_matrix, emp: sp.csr_matrix | None, sector_codes: pd.Index) -> pd.DataFrame:
+    """Long table of the comparison regions (rows of ``x``) for the CMP / ECO percentiles."""
+    xc = x.tocoo()
+    n_i = np.asarray(x.sum(axis=1)).ravel()
+    n_s = np.asarray(x.sum(axis=0)).ravel()
+    rr, cc = xc.row, xc.col
+    ref = pd.DataFrame({SECTOR: sector_codes.to_numpy()[cc], ESTABLISHMENTS: xc.data})
+    with np.errstate(all="ignore"):
+        if emp is not None:
+            e_i = np.asarray(emp.sum(axis=1)).ravel()
+            e_s = np.asarray(emp.sum(axis=0)).ravel()
+            ref_emp = np.asarray(emp[rr, cc]).ravel()
+            ref[EMPLOYEES] = ref_emp
+            ref["_lq"] = ref_emp / (e_i[rr] * e_s[cc] / e_s.sum())
+            ref["_focus"] = ref_emp / e_i[rr]
+        else:
+            ref[EMPLOYEES] = xc.data
+            ref["_lq"] = xc.data / (n_i[rr] * n_s[cc] / n_s.sum())
+            ref["_focus"] = xc.data / n_i[rr]
+    return ref
+
+
 def _place(ids: np.ndarray, names: np.ndarray | None, weights: np.ndarray, k: int = 3) -> str:
     """Names of the ``k`` units holding most of the sector (ids when names are unknown)."""
     order = np.argsort(-weights, kind="stable")[:k]
@@ -909,8 +982,7 @@ def _cluster_frame(
     emp_mats: dict[str, sp.csr_matrix],
     n_i: np.ndarray,
     total: float,
-    cells: pd.DataFrame,
-    conf_level: float,
+    ref: pd.DataFrame,
 ) -> gpd.GeoDataFrame:
     from .scoring import star_rating, strong_cluster_flags
 
@@ -968,20 +1040,8 @@ def _cluster_frame(
         )
         return empty[list(CLUSTER_COLUMNS)]
 
-    # scores against the analysis units (the comparison set), per sector
-    ref = pd.DataFrame(
-        {
-            SECTOR: sector_codes.to_numpy()[cells["_c"].to_numpy()],
-            ESTABLISHMENTS: cells[ESTABLISHMENTS].to_numpy(),
-        }
-    )
+    # scores against the comparison set (analysis units or score_units), per sector
     if has_emp:
-        rr, cc = cells["_r"].to_numpy(), cells["_c"].to_numpy()
-        ref_emp = np.asarray(emp[rr, cc]).ravel()
-        with np.errstate(all="ignore"):
-            ref[EMPLOYEES] = ref_emp
-            ref["_lq"] = ref_emp / (e_i[rr] * e_s[cc] / e_tot)
-            ref["_focus"] = ref_emp / e_i[rr]
         probe = pd.DataFrame(
             {
                 SECTOR: frame[SECTOR],
@@ -992,9 +1052,6 @@ def _cluster_frame(
             }
         )
     else:
-        ref[EMPLOYEES] = ref[ESTABLISHMENTS]
-        ref["_lq"] = cells[LQ].to_numpy()
-        ref["_focus"] = cells[ESTABLISHMENTS].to_numpy() / n_i[cells["_r"].to_numpy()]
         probe = pd.DataFrame(
             {
                 SECTOR: frame[SECTOR],
