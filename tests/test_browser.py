@@ -227,3 +227,30 @@ def test_offline_map_screenshot_is_not_blank(tmp_path):
     blended = 0.45 * fill + 0.55 * np.array([221, 221, 221])
     near = np.abs(pixels - blended).max(axis=1) <= 8
     assert near.mean() > 0.005
+
+
+def test_demo_report_draws_one_shape_per_table_row(tmp_path):
+    """The bundled demo, end to end: shapes drawn = rows of the table, no error."""
+    pytest.importorskip("clustermap.detection")
+    demo = cm.load_demo()
+    result = cm.detect_clusters(demo.registry, demo.units)
+    report = cm.write_report(result, tmp_path / "demo.html")
+    first = str(result.clusters["sector"].iloc[0])
+    layer = re.sub(r"[^A-Za-z0-9_-]", "_", first)
+    tail = (
+        TAIL_PROBE.replace("__LAYER__", layer)
+        .replace("__LABEL__", first)
+        .replace("__XSS__", "Décolletage")
+    )
+    probe = tmp_path / "probe.html"
+    probe.write_text(_instrument(report.read_text(encoding="utf-8"), tail), encoding="utf-8")
+    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom")
+    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, proc.stderr[-2000:]
+    r = json.loads(html.unescape(match.group(1)))
+    n = len(result.clusters)
+    n_layer = int((result.clusters["sector"].astype(str) == first).sum())
+    assert r["errors"] == [] and r["dialogs"] == [] and r["csp"] == []
+    assert r["rows"] == r["before"] == n > 0
+    assert r["after"] == n - n_layer
+    assert r["back"] == n
