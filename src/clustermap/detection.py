@@ -90,7 +90,11 @@ from ._schema import (
 from .errors import ClustermapWarning, SchemaError
 from .lq import CountTables, _garwood_interval
 
-__all__ = ["detect_clusters"]
+__all__ = ["OTHER", "detect_clusters"]
+
+#: Bucket of the codes that do not map to the analysis level (e.g. sectors outside a group
+#: mapping): they count in every unit's total activity but are never analysed.
+OTHER = "(other)"
 
 _MEASURES = (ESTABLISHMENTS, EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH)
 _NAF_LEVELS = {
@@ -135,7 +139,10 @@ def _establishments(data: Any) -> gpd.GeoDataFrame:
 def _roll_columns(
     codes: Sequence[Any], level: Any, nomenclature: str
 ) -> tuple[pd.Series, list[Any]]:
-    """Map codes to the analysis level; returns the mapping and the codes left unmapped."""
+    """Map codes to the analysis level; codes outside the level go to :data:`OTHER`.
+
+    Returns the mapping and the list of codes sent to :data:`OTHER`.
+    """
     codes = pd.Index(codes)
     if level is None:
         return pd.Series(codes.to_numpy(dtype=object), index=codes), []
@@ -144,7 +151,8 @@ def _roll_columns(
     rolled = roll_up(pd.Series(codes.to_numpy(dtype=object), index=codes), level, nomenclature)
     rolled = pd.Series(rolled.to_numpy(dtype=object), index=codes)
     missing = rolled.isna().to_numpy()
-    return rolled[~missing], list(codes[missing])
+    rolled[missing] = OTHER
+    return rolled, list(codes[missing])
 
 
 def _registry_tables(
@@ -174,16 +182,10 @@ def _registry_tables(
         pd.unique(est[SECTOR].dropna().astype(str)), level, nomenclature
     )
     sector = est[SECTOR].astype(object).map(mapping)
-    no_sector = sector.isna().to_numpy() & known.to_numpy(dtype=bool)
-    if no_sector.any():
-        rejects["sector_not_in_level"] = int(no_sector.sum())
-        warnings.warn(
-            f"{int(no_sector.sum())} establishment(s) have a sector code that does not map "
-            f"to level {level!r} (e.g. {unmapped_codes[:5]}); they are left out of the "
-            "counts (reason 'sector_not_in_level').",
-            ClustermapWarning,
-            stacklevel=3,
-        )
+    n_other = int(((sector == OTHER).to_numpy() & known.to_numpy(dtype=bool)).sum())
+    if n_other:
+        rejects["_outside_level"] = n_other
+        rejects["_outside_level_codes"] = unmapped_codes
     keep = known.to_numpy(dtype=bool) & ~sector.isna().to_numpy()
     frame = pd.DataFrame(
         {
@@ -350,7 +352,10 @@ def detect_clusters(
         Sector level of the analysis: a NAF level (``"subclass"``, ``"class"``, ``"group"``,
         ``"division"``, ``"section"``) or a mapping from codes (or code prefixes) to named
         groups, e.g. a NAF bundle or US cluster definitions (see
-        :func:`clustermap.roll_up`). ``None`` keeps the codes as they are.
+        :func:`clustermap.roll_up`). ``None`` keeps the codes as they are. Codes outside
+        the level (not covered by a mapping, or not NAF codes) are pooled in
+        :data:`OTHER`: they count in every unit's total activity (the LQ denominators) but
+        are not analysed; ``parameters["outside_level"]`` counts them.
     employees : pandas.DataFrame, optional
         Employment table matching pre-aggregated ``data`` (overrides ``CountTables``).
     sectors : sequence of str, optional
@@ -521,15 +526,15 @@ def detect_clusters(
             )
             long = long[~long[UNIT_ID].isin(unknown)]
         if unmapped:
-            dropped["sector_not_in_level"] = len(unmapped)
-            warnings.warn(
-                f"{len(unmapped)} column(s) do not map to level {level!r} (e.g. "
-                f"{unmapped[:5]}); they are left out.",
-                ClustermapWarning,
-                stacklevel=2,
-            )
+            dropped["_outside_level"] = int(long.loc[long[SECTOR] == OTHER, ESTABLISHMENTS].sum())
+            dropped["_outside_level_codes"] = unmapped
         point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+    outside = {
+        "establishments": dropped.pop("_outside_level", 0),
+        "codes": dropped.pop("_outside_level_codes", []),
+    }
     params["dropped"] = dropped
+    params["outside_level"] = outside
     has_emp = EMPLOYEES in long.columns
 
     # ---- sparse matrices: units x sectors
@@ -572,6 +577,7 @@ def detect_clusters(
     if exclude_artefacts:
         analysed &= ~artefact
     analysed &= n_s > 0
+    analysed &= np.asarray(sector_codes != OTHER)
     n_analysed = int(analysed.sum())
     if region_alpha is None:
         region_alpha = alpha / max(n_analysed, 1)

@@ -1,0 +1,359 @@
+"""Tests of clustermap.detection.detect_clusters.
+
+Small planted lattices checked against hand computations (scipy's Poisson and chi-square
+distributions, the queen neighbours of a square grid), then the bundled demo and the
+synthetic national registry with their answer keys (planted clusters found, null sectors
+clean, clusters kept near their planted centre).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from shapely.geometry import Point, box
+
+import clustermap as cm
+from clustermap._result import CLUSTER_COLUMNS
+from clustermap.detection import _bh_reject
+from clustermap.errors import ClustermapWarning, SchemaError
+from conftest import shared_file
+
+SIDE = 20  # 20 x 20 lattice of 5 km squares
+CELL = 5_000.0
+BLOCK = [(r, c) for r in range(3, 6) for c in range(3, 6)]  # planted 3 x 3 block
+ART_BLOCK = [(r, c) for r in range(14, 16) for c in range(14, 17)]  # head offices
+
+
+def _uid(r: int, c: int) -> str:
+    return f"u{r:02d}{c:02d}"
+
+
+@pytest.fixture(scope="module")
+def lattice():
+    """Units and a counts table with a planted 25.62A block and a planted 70.10Z block."""
+    ids = [_uid(r, c) for r in range(SIDE) for c in range(SIDE)]
+    units = gpd.GeoDataFrame(
+        {"name": [f"Commune {i}" for i in ids]},
+        geometry=[
+            box(c * CELL, r * CELL, (c + 1) * CELL, (r + 1) * CELL)
+            for r in range(SIDE)
+            for c in range(SIDE)
+        ],
+        index=pd.Index(ids, name="unit_id"),
+        crs=2154,
+    )
+    rng = np.random.default_rng(42)
+    size = rng.integers(100, 600, len(ids)).astype(float)
+    shares = {"25.62A": 0.01, "10.71C": 0.05, "70.10Z": 0.01, "47.11B": 0.3}
+    counts = pd.DataFrame(
+        {s: rng.poisson(size * sh) for s, sh in shares.items()}, index=units.index
+    )
+    for r, c in BLOCK:
+        counts.loc[_uid(r, c), "25.62A"] += 25
+    for r, c in ART_BLOCK:
+        counts.loc[_uid(r, c), "70.10Z"] += 20
+    counts["other"] = rng.poisson(size)
+    return units, counts
+
+
+@pytest.fixture(scope="module")
+def lattice_result(lattice):
+    units, counts = lattice
+    return cm.detect_clusters(counts, units, random_state=7)
+
+
+def test_planted_block_found_and_null_sector_clean(lattice_result):
+    res = lattice_result
+    assert list(res.clusters.columns[: len(CLUSTER_COLUMNS)]) == list(CLUSTER_COLUMNS)
+    found = res.clusters[res.clusters["sector"] == "25.62A"]
+    assert len(found) == 1
+    units_found = set(found.iloc[0]["unit_ids"])
+    block = {_uid(r, c) for r, c in BLOCK}
+    assert block <= units_found
+    # no sprawl: every unit is in the block or in its first ring
+    ring = {_uid(r + dr, c + dc) for r, c in BLOCK for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+    assert units_found <= ring
+    assert (res.clusters["sector"] != "10.71C").all()
+    assert (res.clusters["sector"] != "47.11B").all()
+    assert found.iloc[0]["sector_label"] == "Décolletage"
+    assert found.iloc[0]["cluster_id"] == "25.62A-1"
+    # sorted by strength
+    assert res.clusters["strength"].is_monotonic_decreasing
+
+
+def test_region_measures_match_hand_computation(lattice, lattice_result):
+    _, counts = lattice
+    row = lattice_result.clusters.set_index("cluster_id").loc["25.62A-1"]
+    ids = row["unit_ids"]
+    o = counts.loc[ids, "25.62A"].sum()
+    n_r = counts.loc[ids].to_numpy().sum()
+    n_s = counts["25.62A"].sum()
+    total = counts.to_numpy().sum()
+    e = n_r * n_s / total
+    assert row["establishments"] == o
+    assert row["lq"] == pytest.approx(o / e)
+    assert row["lq_low"] == pytest.approx(stats.chi2.ppf(0.025, 2 * o) / (2 * e))
+    assert row["lq_high"] == pytest.approx(stats.chi2.ppf(0.975, 2 * o + 2) / (2 * e))
+    assert row["p_value"] == pytest.approx(stats.poisson.sf(o - 1, e), rel=1e-6, abs=1e-300)
+    assert row["share_of_sector"] == pytest.approx(o / n_s)
+    assert row["focus"] == pytest.approx(o / n_r)
+    assert row["strength"] == pytest.approx(o * np.log(o / e) - (o - e))
+    assert row["n_units"] == len(ids)
+    assert row.geometry.area == pytest.approx(len(ids) * CELL**2)
+    assert row["place"].split(", ")[0] in {f"Commune {_uid(r, c)}" for r, c in BLOCK}
+
+
+def test_window_test_matches_scipy_and_queen_neighbours(lattice, lattice_result):
+    _, counts = lattice
+    table = lattice_result.table
+    n_i = counts.sum(axis=1)
+    n_s = counts.sum(axis=0)
+    total = n_s.sum()
+    for r, c in [(4, 4), (3, 6), (10, 10)]:
+        window = [
+            _uid(r + dr, c + dc)
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+            if 0 <= r + dr < SIDE and 0 <= c + dc < SIDE
+        ]
+        o_w = counts.loc[window, "25.62A"].sum()
+        e_w = n_i[window].sum() * n_s["25.62A"] / total
+        cell = table[(table.unit_id == _uid(r, c)) & (table.sector == "25.62A")].iloc[0]
+        assert cell["window_observed"] == o_w
+        assert cell["window_expected"] == pytest.approx(e_w)
+        expected_p = stats.poisson.sf(o_w - 1, e_w) if o_w > e_w else 1.0
+        assert cell["p_value"] == pytest.approx(expected_p, rel=1e-8, abs=1e-300)
+        assert cell["lq"] == pytest.approx(
+            counts.loc[_uid(r, c), "25.62A"] / (n_i[_uid(r, c)] * n_s["25.62A"] / total)
+        )
+
+
+def test_bh_on_sparse_pvalues_matches_adjust_pvalues():
+    rng = np.random.default_rng(5)
+    m = 500
+    p_full = np.concatenate([rng.uniform(0, 1, m - 40), rng.uniform(0, 2e-3, 40)])
+    adjusted = cm.adjust_pvalues(p_full, method="fdr_bh")
+    expected = adjusted <= 0.05
+    keep = p_full < 0.3  # the sparse representation drops large p-values
+    got = _bh_reject(p_full[keep], np.zeros(keep.sum(), dtype=int), np.array([m]), 0.05)
+    np.testing.assert_array_equal(got, expected[keep])
+    assert not expected[~keep].any()
+    # two columns with different families
+    p2 = np.r_[p_full[keep], p_full[keep]]
+    cols = np.r_[np.zeros(keep.sum(), int), np.ones(keep.sum(), int)]
+    got2 = _bh_reject(p2, cols, np.array([m, 10 * m]), 0.05)
+    exp2 = cm.adjust_pvalues(np.r_[p_full, np.ones(9 * m)], method="fdr_bh")[:m] <= 0.05
+    np.testing.assert_array_equal(got2[keep.sum() :], exp2[keep])
+
+
+def test_artefact_sectors_flagged_or_excluded(lattice, lattice_result):
+    units, counts = lattice
+    art = lattice_result.clusters[lattice_result.clusters["sector"] == "70.10Z"]
+    assert len(art) == 1 and bool(art.iloc[0]["artefact"])
+    assert not lattice_result.clusters.loc[
+        lattice_result.clusters["sector"] == "25.62A", "artefact"
+    ].any()
+    res = cm.detect_clusters(counts, units, exclude_artefacts=True, local_statistic=None)
+    assert (res.clusters["sector"] != "70.10Z").all()
+    sectors = res.sectors.set_index("sector")
+    assert not sectors.loc["70.10Z", "analysed"] and sectors.loc["70.10Z", "artefact"]
+
+
+def test_group_mapping_level(lattice):
+    units, counts = lattice
+    mapping = {"25.62A": "Mécanique", "70.10Z": "Sièges", "10.71C": "Commerce alimentaire"}
+    res = cm.detect_clusters(counts, units, level=mapping, local_statistic=None)
+    assert set(res.clusters["sector"]) == {"Mécanique", "Sièges"}
+    # codes outside the mapping still count in the totals, in the "(other)" bucket
+    assert res.parameters["outside_level"]["codes"] == ["47.11B", "other"]
+    other = res.sectors.set_index("sector").loc["(other)"]
+    assert other["establishments"] == counts[["47.11B", "other"]].to_numpy().sum()
+    assert not other["analysed"]
+    row = res.clusters.set_index("sector").loc["Mécanique"]
+    direct = cm.detect_clusters(counts, units, local_statistic=None)
+    assert row["lq"] == pytest.approx(direct.clusters.set_index("sector").loc["25.62A", "lq"])
+    row = res.clusters.set_index("sector").loc["Sièges"]
+    assert row["sector_label"] == "Sièges" and bool(row["artefact"])
+
+
+def test_local_statistic_is_reported_and_does_not_change_clusters(lattice, lattice_result):
+    units, counts = lattice
+    plain = cm.detect_clusters(counts, units, local_statistic=None)
+    pd.testing.assert_series_equal(
+        plain.clusters["cluster_id"], lattice_result.clusters["cluster_id"]
+    )
+    table = lattice_result.table
+    sub = table[table.sector == "25.62A"].set_index("unit_id")
+    assert sub["statistic"].notna().all()
+    # reference: Gi* of the EB-smoothed LQ through the public API
+    eb = cm.location_quotient(counts, smooth=True)
+    graph = cm.build_graph(units, "queen", islands="knn")
+    gi = cm.local_getis_ord(
+        eb[["25.62A"]], graph, permutations=999, random_state=7, early_stop=0.05
+    )
+    np.testing.assert_allclose(
+        sub["statistic"], gi.statistic["25.62A"].reindex(sub.index), rtol=1e-10
+    )
+    centre = _uid(4, 4)
+    assert sub.loc[centre, "label"] == "hot"
+    assert sub.loc[centre, "statistic_p_value"] <= 0.05
+    # the table marks the cluster's cells
+    assert set(sub.index[sub["cluster_id"] == "25.62A-1"]) == set(
+        lattice_result.clusters.set_index("cluster_id").loc["25.62A-1", "unit_ids"]
+    )
+
+
+def test_score_units_comparison_zoning(lattice):
+    units, counts = lattice
+    quads = gpd.GeoDataFrame(
+        geometry=[
+            box(x0, y0, x0 + 10 * CELL, y0 + 10 * CELL)
+            for x0 in (0, 10 * CELL)
+            for y0 in (0, 10 * CELL)
+        ],
+        crs=2154,
+    )
+    res = cm.detect_clusters(counts, units, score_units=quads, local_statistic=None)
+    row = res.clusters.set_index("cluster_id").loc["25.62A-1"]
+    # reference: the quadrants' own table, scored with the public functions
+    quad_of = [(r >= 10) * 1 + (c >= 10) * 2 for r in range(SIDE) for c in range(SIDE)]
+    q = counts.groupby(np.array(quad_of)).sum()
+    q_lq = cm.location_quotient(q)
+    ref = pd.DataFrame(
+        {
+            "sector": "25.62A",
+            "lq": q_lq["25.62A"],
+            "employees": q["25.62A"],
+            "establishments": q["25.62A"],
+            "focus": q["25.62A"] / q.sum(axis=1),
+        }
+    )
+    probe = pd.DataFrame(
+        {
+            "sector": ["25.62A"],
+            "lq": [row["lq"]],
+            "employees": [row["establishments"]],
+            "establishments": [row["establishments"]],
+            "focus": [row["focus"]],
+        }
+    )
+    flags = cm.strong_cluster_flags(probe, reference=ref)
+    stars = cm.star_rating(probe, reference=ref)
+    assert row["strong_cluster"] == flags.loc[0, "strong_cluster"]
+    assert row["stars"] == stars.loc[0, "stars"]
+    assert res.parameters["score_units"] == 4
+
+
+def test_registry_input_keeps_establishments_with_units_and_clusters(lattice):
+    units, counts = lattice
+    rng = np.random.default_rng(3)
+    pts, sectors = [], []
+    for uid, row in counts.iterrows():
+        r, c = int(uid[1:3]), int(uid[3:5])
+        for sector in ("25.62A", "10.71C", "other"):
+            for _ in range(int(row[sector])):
+                pts.append(Point((c + rng.uniform()) * CELL, (r + rng.uniform()) * CELL))
+                sectors.append(sector)
+    pts.append(Point(-50_000, -50_000))  # outside every unit
+    sectors.append("25.62A")
+    est = gpd.GeoDataFrame(
+        {
+            "sector": sectors,
+            "name": [f"E{i}" for i in range(len(pts))],
+            "employees": 3.0,
+            "employees_low": 1.0,
+            "employees_high": 5.0,
+        },
+        geometry=pts,
+        crs=2154,
+    )
+    with pytest.warns(ClustermapWarning, match="outside every unit"):
+        res = cm.detect_clusters(est, units, level=None, local_statistic=None)
+    assert res.parameters["dropped"] == {"outside_units": 1}
+    row = res.clusters.set_index("cluster_id").loc["25.62A-1"]
+    in_cluster = res.establishments[res.establishments["cluster_id"] == "25.62A-1"]
+    assert len(in_cluster) == row["establishments"]
+    assert set(in_cluster["unit_id"]) == set(row["unit_ids"])
+    assert row["employees"] == 3.0 * row["establishments"]
+    assert row["employees_low"] == row["establishments"]
+    assert row["employees_high"] == 5.0 * row["establishments"]
+    assert res.establishments["unit_id"].isna().sum() == 1
+
+
+def test_bad_input_errors(lattice):
+    units, counts = lattice
+    with pytest.raises(SchemaError, match="need units"):
+        cm.detect_clusters(counts)
+    with pytest.raises(SchemaError, match="not in the data"):
+        cm.detect_clusters(counts, units, sectors=["99.99Z"])
+    with pytest.raises(ValueError, match="alpha"):
+        cm.detect_clusters(counts, units, alpha=5)
+    with pytest.raises(SchemaError, match="registry"):
+        cm.detect_clusters([1, 2, 3], units)
+
+
+def test_to_file_round_trip(lattice_result, tmp_path):
+    path = lattice_result.to_file(tmp_path / "clusters.gpkg")
+    back = gpd.read_file(path, layer="clusters")
+    assert list(back["cluster_id"]) == list(lattice_result.clusters["cluster_id"])
+
+
+# ----------------------------------------------------------------------------- answer keys
+def _check_answer_key(res, planted, nulls, centroids, min_null_clean):
+    clusters = res.clusters
+    for _, row in planted.iterrows():
+        core = set(row["core"])
+        found = None
+        for _, cl in clusters[clusters["sector"] == row["naf"]].iterrows():
+            ids = set(cl["unit_ids"])
+            if row["centre"] in ids or len(ids & core) >= len(core) / 2:
+                found = cl
+                break
+        assert found is not None, f"planted cluster {row['naf']} at {row['centre']} not found"
+        dist = centroids.loc[found["unit_ids"]].distance(centroids.loc[row["centre"]]) / 1000
+        share = float((dist <= float(row["radius_km"]) + 10).mean())
+        assert share >= 0.8, (row["naf"], share)
+    with_clusters = set(clusters["sector"]) & set(nulls)
+    assert len(nulls) - len(with_clusters) >= min_null_clean, with_clusters
+
+
+def test_demo_answer_key():
+    demo = cm.load_demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        res = cm.detect_clusters(demo.registry, demo.units)
+    key = demo.answer_key
+    planted = key[key["kind"] == "planted"]
+    nulls = list(key.loc[key["kind"] == "null_sector", "naf"])
+    centroids = demo.units.to_crs(2154).geometry.centroid
+    _check_answer_key(res, planted, nulls, centroids, min_null_clean=len(nulls))
+    assert res.registry_summary["kept"] == len(demo.registry.establishments)
+    assert res.establishments["cluster_id"].str.len().gt(0).any()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_synthetic_france_answer_key():
+    registry_path = shared_file("synthetic_france", "registry.csv.gz")
+    key_path = shared_file("synthetic_france", "answer_key.csv")
+    communes = shared_file("france_boundaries", "communes_2018_simplified.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        registry = cm.read_registry(registry_path, format="sirene")
+        units = cm.read_units(communes, unit_id="code_insee", name="nom")
+        # default settings; Gi* is reported only and does not change the clusters (see
+        # test_local_statistic_is_reported_and_does_not_change_clusters), so skip its cost
+        res = cm.detect_clusters(registry, units, local_statistic=None)
+    key = pd.read_csv(key_path, dtype=str)
+    planted = key[key["kind"] == "planted"].copy()
+    planted["core"] = planted["core"].str.split(";")
+    nulls = list(key.loc[key["kind"] == "null_sector", "naf"])
+    assert len(planted) == 8 and len(nulls) == 40
+    centroids = units.to_crs(2154).geometry.centroid
+    _check_answer_key(res, planted, nulls, centroids, min_null_clean=38)
+    assert res.registry_summary["rejects"]["closed_establishments"] == 47921
