@@ -105,8 +105,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     "map_note": (
         "Le fond de carte (tuiles OpenStreetMap) demande une connexion internet ; sans "
         "connexion, les clusters s'affichent sur un fond uni avec les limites des "
-        "départements. Cochez ou décochez les secteurs dans le sélecteur de couches "
-        "(en haut à droite) ; cliquez sur une zone pour ouvrir sa fiche.",
+        "départements (ou le contour de la zone étudiée). Cochez ou décochez les secteurs "
+        "dans le sélecteur de couches (en haut à droite) ; cliquez sur une zone pour ouvrir "
+        "sa fiche.",
         "The base map (OpenStreetMap tiles) needs an internet connection; without one, the "
         "clusters show on a plain background with the outlines of the areas. Tick or untick "
         "sectors in the layer selector (top right); click an area to open its summary.",
