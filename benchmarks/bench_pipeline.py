@@ -83,7 +83,7 @@ def main() -> None:
     print(f"{'stage':<32}{'median':>10}{'min':>10}{'max':>10}")
     for key in keys:
         vals = np.array([r.get(key, np.nan) for r in runs])
-        unit = "" if "RSS" in key or "clusters" in key else " s"
+        unit = "" if key in ("clusters found", "max RSS (GB)") else " s"
         print(
             f"{key:<32}{np.median(vals):>9.2f}{unit:2}{vals.min():>8.2f}{unit:2}"
             f"{vals.max():>8.2f}{unit:2}"

@@ -357,3 +357,27 @@ def test_synthetic_france_answer_key():
     centroids = units.to_crs(2154).geometry.centroid
     _check_answer_key(res, planted, nulls, centroids, min_null_clean=38)
     assert res.registry_summary["rejects"]["closed_establishments"] == 47921
+
+
+@pytest.mark.shared
+def test_urssaf_pre_aggregated_detection_keeps_employment():
+    path = shared_file("urssaf", "urssaf_commune_x_ape_ze_rouen_2006_2022.csv.gz")
+    communes = shared_file("france_boundaries", "communes_2018_simplified.parquet")
+    tables = cm.read_counts(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        units = cm.read_units(communes, unit_id="code_insee", name="nom")
+    units = units[units.index.isin(tables.establishments.index)]
+    res = cm.detect_clusters(tables, units, local_statistic=None)
+    assert len(res.clusters) > 0
+    est, emp = tables.establishments, tables.employees
+    for _, row in res.clusters.head(5).iterrows():
+        ids, sector = row["unit_ids"], row["sector"]
+        assert row["establishments"] == est.loc[ids, sector].sum()
+        assert row["employees"] == pytest.approx(emp.loc[ids, sector].sum())
+        # no size bands in URSSAF data: the range collapses to the count
+        assert row["employees_low"] == row["employees_high"] == row["employees"]
+        region_emp = emp.loc[ids].to_numpy().sum()
+        lq_emp = (row["employees"] / region_emp) / (emp[sector].sum() / emp.to_numpy().sum())
+        assert row["lq_employees"] == pytest.approx(lq_emp)
+    assert res.establishments is None and res.registry_summary is None
