@@ -381,3 +381,17 @@ def test_urssaf_pre_aggregated_detection_keeps_employment():
         lq_emp = (row["employees"] / region_emp) / (emp[sector].sum() / emp.to_numpy().sum())
         assert row["lq_employees"] == pytest.approx(lq_emp)
     assert res.establishments is None and res.registry_summary is None
+
+
+def test_demo_with_commune_points_when_no_polygons():
+    demo = cm.load_demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        res = cm.detect_clusters(demo.registry, None, local_statistic=None)
+    assert res.parameters["graph"] == "knn k=8"
+    key = demo.answer_key
+    planted = key[key["kind"] == "planted"]
+    nulls = list(key.loc[key["kind"] == "null_sector", "naf"])
+    points = res.units.to_crs(2154).geometry
+    _check_answer_key(res, planted, nulls, points, min_null_clean=len(nulls))
+    assert res.clusters.geom_type.isin(["Polygon", "LineString", "Point"]).all()

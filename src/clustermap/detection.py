@@ -347,7 +347,8 @@ def detect_clusters(
         column for readable places. Required for pre-aggregated counts (for the geometry and
         the neighbours). With a registry and ``units=None``, units are the registry's
         communes (:func:`clustermap.units_from_registry`, points with 8 nearest neighbours)
-        and establishments are assigned by their commune code.
+        and establishments are assigned by their commune code; a cluster's geometry is
+        then the convex hull of its units' points.
     level : str, int, mapping or None, default "subclass"
         Sector level of the analysis: a NAF level (``"subclass"``, ``"class"``, ``"group"``,
         ``"division"``, ``"section"``) or a mapping from codes (or code prefixes) to named
@@ -1001,6 +1002,7 @@ def _cluster_frame(
         e_tot = float(e_s.sum())
     records = []
     geoms = []
+    point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
     ids_np = unit_ids.to_numpy(dtype=object)
     names_np = units[UNIT_NAME].to_numpy(dtype=object) if UNIT_NAME in units.columns else None
     for cid, reg in cluster_rows:
@@ -1036,7 +1038,10 @@ def _cluster_frame(
                 rec[m_name] = np.nan
             rec["lq_employees"] = np.nan
         records.append(rec)
-        geoms.append(units.geometry.iloc[r].union_all())
+        shape = units.geometry.iloc[r].union_all()
+        if point_units:  # a hull a map can draw, instead of a MultiPoint
+            shape = shape.convex_hull
+        geoms.append(shape)
     frame = pd.DataFrame(records)
     if not len(frame):
         empty = gpd.GeoDataFrame(
