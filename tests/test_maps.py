@@ -496,3 +496,15 @@ def test_establishments_filters_and_limits(result):
 def test_result_explore_delegates(result):
     page = render(result.explore(lang="en"))
     assert "Business clusters" in page
+
+
+def test_local_from_a_cluster_result_uses_the_local_statistic_p_value():
+    result = make_result()
+    table = result.table.copy()
+    table["label"] = ["hot", "ns", "cold"] * 4
+    table["p_value"] = 0.9  # window test: never significant
+    table["statistic_p_value"] = [0.001, 0.5, 0.002] * 4
+    result.table = table
+    page = render(cm.explore_local(result, sector="25.62A", correction=None))
+    colors = [f["properties"]["c"] for f in calls(page, "geojson")[0][0]["features"]]
+    assert colors == [maps.LOCAL_COLORS[c] for c in ["hot", "ns", "cold"] * 4]

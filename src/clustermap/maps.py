@@ -1231,7 +1231,10 @@ def _local_frame(
                 f"A local-statistics table needs columns {P_VALUE!r} and {LABEL!r} (or "
                 f"{QUADRANT!r}); it has {list(rows.columns)}."
             )
-        p = pd.to_numeric(rows[P_VALUE], errors="coerce").to_numpy(dtype=float)
+        # a ClusterResult table keeps the local statistic's own p-value apart from the
+        # p-value of the window test: map the local statistic's
+        pcol = "statistic_p_value" if "statistic_p_value" in rows.columns else P_VALUE
+        p = pd.to_numeric(rows[pcol], errors="coerce").to_numpy(dtype=float)
         sig = _adjust(p, correction) <= alpha
         cats = _base_category(
             rows[LABEL].to_numpy() if LABEL in rows else [None] * len(rows),
@@ -1303,10 +1306,10 @@ def explore_local(
     local : LocalResult, ClusterResult or pandas.DataFrame
         A :class:`clustermap.LocalResult` (``statistic``, ``p_value`` and ``label``
         DataFrames of units × sectors; its ``significant(alpha, correction)`` decides
-        significance), a ClusterResult (its ``table``) or a tidy table with columns
-        ``unit_id``, ``sector``, ``p_value``, ``label`` (or ``quadrant``) and optionally
-        ``statistic``. Labels may be ``HH``/``LL``/``HL``/``LH``, esda's codes 1-4,
-        ``High-High`` ..., ``hot``/``cold``.
+        significance), a ClusterResult (its ``table``, whose ``statistic_p_value`` is used
+        when present) or a tidy table with columns ``unit_id``, ``sector``, ``p_value``,
+        ``label`` (or ``quadrant``) and optionally ``statistic``. Labels may be
+        ``HH``/``LL``/``HL``/``LH``, esda's codes 1-4, ``High-High`` ..., ``hot``/``cold``.
     units : geopandas.GeoDataFrame, optional
         Unit polygons indexed by unit id (taken from the ClusterResult when omitted).
     sector : str, optional
