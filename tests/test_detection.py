@@ -82,6 +82,11 @@ def test_planted_block_found_and_null_sector_clean(lattice_result):
     assert (res.clusters["sector"] != "47.11B").all()
     assert found.iloc[0]["sector_label"] == "Décolletage"
     assert found.iloc[0]["cluster_id"] == "25.62A-1"
+    sectors = res.sectors.set_index("sector")
+    assert sectors.loc["25.62A", "clusters"] == 1
+    assert sectors.loc["25.62A", "share_in_clusters"] == pytest.approx(
+        found.iloc[0]["establishments"] / sectors.loc["25.62A", "establishments"]
+    )
     # sorted by strength
     assert res.clusters["strength"].is_monotonic_decreasing
 
@@ -282,6 +287,10 @@ def test_registry_input_keeps_establishments_with_units_and_clusters(lattice):
     assert row["employees"] == 3.0 * row["establishments"]
     assert row["employees_low"] == row["establishments"]
     assert row["employees_high"] == 5.0 * row["establishments"]
+    # every establishment has the same band: all rules give the establishment LQ
+    assert row["lq_employees"] == pytest.approx(row["lq"])
+    assert row["lq_employees_low"] == pytest.approx(row["lq"])
+    assert row["lq_employees_high"] == pytest.approx(row["lq"])
     assert res.establishments["unit_id"].isna().sum() == 1
 
 

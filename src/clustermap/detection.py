@@ -422,14 +422,22 @@ def detect_clusters(
     Returns
     -------
     ClusterResult
-        ``clusters`` (one row per cluster, columns ``CLUSTER_COLUMNS``, sorted by
-        ``strength``), ``table`` (one row per unit × sector cell with at least one
-        establishment: counts, employment, ``expected``, ``lq`` and its interval, the window
-        test ``window_observed`` / ``window_expected`` / ``p_value`` / ``significant``,
-        ``candidate``, the Gi* ``statistic`` / ``statistic_p_value`` / ``label`` when
-        computed, and ``cluster_id``), ``units``, ``establishments`` (with ``unit_id`` and
-        ``cluster_id``; registry input only), ``parameters``, ``registry_summary`` and
-        ``sectors`` (one row per sector analysed).
+        - ``clusters``: one row per cluster, columns ``CLUSTER_COLUMNS``, sorted by
+          ``strength``, plus ``lq_employees_low`` / ``lq_employees_high`` (range of the
+          employment LQ between the low, midpoint and high size-band rules).
+        - ``table``: one row per unit × sector cell **with at least one establishment**
+          (absent cells have 0 establishments and LQ 0): ``establishments``, employment,
+          ``expected``, ``lq`` and its Garwood interval, the window test
+          (``window_observed``, ``window_expected``, ``p_value``, ``significant`` = BH
+          rejection), ``seed``, ``candidate``, the Gi* ``statistic``,
+          ``statistic_p_value`` and ``label`` where computed, ``lq_employees`` and
+          ``cluster_id`` ("" outside clusters).
+        - ``units``; ``establishments`` with ``unit_id`` and ``cluster_id`` (registry
+          input only); ``parameters`` (every setting, the graph, rows left out, stage
+          ``timings``); ``registry_summary``.
+        - ``sectors``: one row per sector: label, totals, ``analysed``, ``artefact``,
+          numbers of significant and candidate units, ``clusters`` and
+          ``share_in_clusters`` (share of the sector's establishments inside its clusters).
 
     Raises
     ------
@@ -758,6 +766,10 @@ def detect_clusters(
             .value_counts()
             .reindex(sector_codes, fill_value=0)
             .to_numpy(),
+            "share_in_clusters": (
+                clusters.groupby(SECTOR)[ESTABLISHMENTS].sum().reindex(sector_codes).fillna(0)
+                / np.where(n_s > 0, n_s, np.nan)
+            ).to_numpy(),
         }
     )
     if has_emp:
@@ -1000,6 +1012,14 @@ def _cluster_frame(
         e_i = np.asarray(emp.sum(axis=1)).ravel()
         e_s = np.asarray(emp.sum(axis=0)).ravel()
         e_tot = float(e_s.sum())
+        band_totals = {}
+        for m_name in (EMPLOYEES_LOW, EMPLOYEES_HIGH):
+            b_s = np.asarray(emp_mats[m_name].sum(axis=0)).ravel()
+            band_totals[m_name] = (
+                np.asarray(emp_mats[m_name].sum(axis=1)).ravel(),
+                b_s,
+                float(b_s.sum()),
+            )
     records = []
     geoms = []
     point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
@@ -1033,6 +1053,16 @@ def _cluster_frame(
             exp = region_emp * e_s[c] / e_tot if e_tot > 0 else np.nan
             rec["lq_employees"] = rec[EMPLOYEES] / exp if exp and exp > 0 else np.nan
             rec["_focus_emp"] = rec[EMPLOYEES] / region_emp if region_emp > 0 else np.nan
+            # range of the employment LQ between the size-band rules (low, midpoint, high)
+            rule_lqs = [rec["lq_employees"]]
+            for m_name in (EMPLOYEES_LOW, EMPLOYEES_HIGH):
+                tot_r, tot_s, tot = band_totals[m_name]
+                reg_tot = float(tot_r[r].sum())
+                den = reg_tot * tot_s[c] / tot if tot > 0 else 0.0
+                rule_lqs.append(rec[m_name] / den if den > 0 else np.nan)
+            finite = [v for v in rule_lqs if np.isfinite(v)]
+            rec["lq_employees_low"] = min(finite) if finite else np.nan
+            rec["lq_employees_high"] = max(finite) if finite else np.nan
         else:
             for m_name in (EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH):
                 rec[m_name] = np.nan
