@@ -32,23 +32,26 @@ def mix64(z: int) -> int:
 def draw_ids(seed: int, i: int, draw: int, n: int, k: int) -> list[int]:
     """The k distinct neighbour ids drawn for unit i at draw number ``draw``.
 
-    Stream key: ``mix64(mix64(seed + (i + 1) * GOLDEN) ^ ((draw + 1) * M1))``; each candidate
-    is ``floor(u * (n - 1))`` with ``u`` the top 53 bits of the next splitmix64 output, shifted
-    past ``i``, rejected when already drawn.
+    Stream state: ``mix64(seed + (i + 1) * GOLDEN) ^ ((draw + 1) * M1)``, stepped by GOLDEN;
+    each splitmix64 output gives two 32-bit candidates (low half first), each mapped to
+    ``range(n - 1)`` by ``(r32 * (n - 1)) >> 32``, shifted past ``i``, rejected when
+    already drawn.
     """
     ukey = mix64((seed + (i + 1) * GOLDEN) & MASK64)
-    state = mix64(ukey ^ (((draw + 1) * M1) & MASK64))
+    state = ukey ^ (((draw + 1) * M1) & MASK64)
     out: list[int] = []
     m = n - 1
     while len(out) < k:
         state = (state + GOLDEN) & MASK64
         r = mix64(state)
-        c = int(float(r >> 11) * (1.0 / 9007199254740992.0) * float(m))
-        c = min(c, m - 1)
-        if c >= i:
-            c += 1
-        if c not in out:
-            out.append(c)
+        for r32 in (r & 0xFFFFFFFF, r >> 32):
+            if len(out) >= k:
+                break
+            c = (r32 * m) >> 32
+            if c >= i:
+                c += 1
+            if c not in out:
+                out.append(c)
     return out
 
 

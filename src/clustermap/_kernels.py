@@ -34,6 +34,8 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
@@ -57,31 +59,42 @@ def _unit_key(key, i):
 
 @njit(inline="always", cache=True)
 def _draw_state(ukey, p):
-    return _mix64(ukey ^ ((np.uint64(p) + _ONE) * _M1))
+    return ukey ^ ((np.uint64(p) + _ONE) * _M1)
+
+
+@njit(inline="always", cache=True)
+def _bounded(r32, m):
+    """Map a 32-bit value to range(m) by multiply-shift (Lemire); bias below m / 2**32."""
+    return np.int64((r32 * np.uint64(m)) >> _S32)
 
 
 @njit(inline="always", cache=True)
 def _fill_draw_rng(buf, k, n, i, state):
-    """Fill buf[:k] with k distinct ids drawn uniformly from range(n) minus {i}."""
+    """Fill buf[:k] with k distinct ids drawn uniformly from range(n) minus {i}.
+
+    Each splitmix64 output gives two 32-bit candidates (low half first); a candidate c in
+    range(n - 1) maps to c + (c >= i); duplicates are rejected.
+    """
     m = n - 1
-    fm = float(m)
     t = 0
     while t < k:
         state = state + _GOLDEN
         r = _mix64(state)
-        c = np.int64(float(r >> _S11) * _INV53 * fm)
-        if c >= m:
-            c = m - 1
-        if c >= i:
-            c += 1
-        dup = False
-        for u in range(t):
-            if buf[u] == c:
-                dup = True
+        for half in range(2):
+            if t >= k:
                 break
-        if not dup:
-            buf[t] = c
-            t += 1
+            r32 = (r & _LOW32) if half == 0 else (r >> _S32)
+            c = _bounded(r32, m)
+            if c >= i:
+                c += 1
+            dup = False
+            for u in range(t):
+                if buf[u] == c:
+                    dup = True
+                    break
+            if not dup:
+                buf[t] = c
+                t += 1
     return state
 
 
@@ -125,6 +138,45 @@ def _tail_done(cg, cl, ts, tail, h):
     return True
 
 
+@njit(inline="always", cache=True)
+def _row_sum(X, ids, off, k, eq, weights, a, acc, ts):
+    """acc[:ts] = sum_t w_t X[ids[off + t], :] (raw sum when the row's weights are equal)."""
+    xr = X[ids[off]]
+    if eq:
+        for s in range(ts):
+            acc[s] = xr[s]
+        for t in range(1, k):
+            xr = X[ids[off + t]]
+            for s in range(ts):
+                acc[s] += xr[s]
+    else:
+        w = weights[a]
+        for s in range(ts):
+            acc[s] = w * xr[s]
+        for t in range(1, k):
+            w = weights[a + t]
+            xr = X[ids[off + t]]
+            for s in range(ts):
+                acc[s] += w * xr[s]
+
+
+@njit(inline="always", cache=True)
+def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
+    """acc[:ts] = sum_t w_t (X[i, :] - X[ids[off + t], :])**2."""
+    xi = X[i]
+    xr = X[ids[off]]
+    w = 1.0 if eq else weights[a]
+    for s in range(ts):
+        d = xi[s] - xr[s]
+        acc[s] = w * (d * d)
+    for t in range(1, k):
+        xr = X[ids[off + t]]
+        w = 1.0 if eq else weights[a + t]
+        for s in range(ts):
+            d = xi[s] - xr[s]
+            acc[s] += w * (d * d)
+
+
 @njit(parallel=True, cache=True)
 def lag_counts(
     X,
@@ -140,24 +192,24 @@ def lag_counts(
     tail,
     h,
     check,
-    tile,
     ge,
     le,
     nperm,
+    col0,
 ):
-    """Conditional-permutation tail counts for lag statistics (Moran, Gi, Gi*).
+    """Conditional-permutation tail counts for lag statistics (Moran, Gi, Gi*), one tile.
 
-    X : float64 (n, S) values (raw or centred; any affine map with positive scale works).
-    sgn : float64 (n, S) multiplier of the lag difference (sign of z_i for Moran, 1 for Gi).
+    X : (n, ts) float32 or float64, C-contiguous: one tile of sectors (raw values).
+    sgn : (n, ts) same dtype, multiplier of the sum difference (sign of z_i for Moran, 1 for
+        Gi / Gi*).
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
     p_start, p_end : draw numbers to run (stream positions, or table rows).
-    tail, h, check : early stop once every sector of a tile has its tail count >= h,
+    tail, h, check : early stop once every sector of the tile has its tail count >= h,
         tested every ``check`` draws; h <= 0 disables it.
-    tile : sectors per tile.
-    ge, le : int64 (n, S) counts #(sim >= obs), #(sim <= obs), incremented in place.
-    nperm : int64 (n, S) draws used so far, incremented in place.
+    ge, le, nperm : int64 (n, S) #(sim >= obs), #(sim <= obs) and draws used, incremented
+        in place at columns col0 .. col0 + ts - 1.
     """
-    n, S = X.shape
+    n, ts = X.shape
     for i in prange(n):
         a = indptr[i]
         k = indptr[i + 1] - a
@@ -165,148 +217,28 @@ def lag_counts(
             continue
         eq = equal[i]
         ukey = _unit_key(key, i)
-        np_ = p_end - p_start
-        cache_ids = tile < S and np_ * k <= 131072
-        ids = np.empty(np_ * k if cache_ids else k, dtype=np.int64)
-        made = 0
-        buf = np.empty(k, dtype=np.int64)
-        tobs = np.empty(tile)
-        acc = np.empty(tile)
-        cg = np.empty(tile, dtype=np.int64)
-        cl = np.empty(tile, dtype=np.int64)
-        for t0 in range(0, S, tile):
-            t1 = min(S, t0 + tile)
-            ts = t1 - t0
-            for s in range(ts):
-                tobs[s] = 0.0
-                cg[s] = 0
-                cl[s] = 0
-            for t in range(k):
-                j = indices[a + t]
-                if eq:
-                    for s in range(ts):
-                        tobs[s] += X[j, t0 + s]
-                else:
-                    w = weights[a + t]
-                    for s in range(ts):
-                        tobs[s] += w * X[j, t0 + s]
-            done = p_end
-            for p in range(p_start, p_end):
-                q = p - p_start
-                if cache_ids:
-                    if q >= made:
-                        _fill_draw(buf, k, n, i, ukey, p, table)
-                        for t in range(k):
-                            ids[q * k + t] = buf[t]
-                        made += 1
-                    off = q * k
-                else:
-                    _fill_draw(ids, k, n, i, ukey, p, table)
-                    off = 0
-                for s in range(ts):
-                    acc[s] = 0.0
-                for t in range(k):
-                    j = ids[off + t]
-                    if eq:
-                        for s in range(ts):
-                            acc[s] += X[j, t0 + s]
-                    else:
-                        w = weights[a + t]
-                        for s in range(ts):
-                            acc[s] += w * X[j, t0 + s]
-                for s in range(ts):
-                    d = sgn[i, t0 + s] * (acc[s] - tobs[s])
-                    if d >= 0.0:
-                        cg[s] += 1
-                    if d <= 0.0:
-                        cl[s] += 1
-                if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, ts, tail, h):
-                    done = p + 1
-                    break
-            for s in range(ts):
-                ge[i, t0 + s] += cg[s]
-                le[i, t0 + s] += cl[s]
-                nperm[i, t0 + s] += done - p_start
-    return 0
-
-
-@njit(parallel=True, cache=True)
-def lag_counts_subset(
-    X,
-    sgn,
-    indptr,
-    indices,
-    weights,
-    equal,
-    key,
-    table,
-    p_start,
-    p_end,
-    tail,
-    h,
-    check,
-    cptr,
-    cols,
-    ge,
-    le,
-    nperm,
-):
-    """As :func:`lag_counts` for a subset of cells: unit i runs sectors cols[cptr[i]:cptr[i+1]].
-
-    Used by adaptive refinement: the draws continue the same per-unit stream.
-    """
-    n = X.shape[0]
-    for i in prange(n):
-        c0 = cptr[i]
-        ts = cptr[i + 1] - c0
-        a = indptr[i]
-        k = indptr[i + 1] - a
-        if k == 0 or ts == 0:
-            continue
-        eq = equal[i]
-        ukey = _unit_key(key, i)
         ids = np.empty(k, dtype=np.int64)
-        tobs = np.zeros(ts)
-        acc = np.empty(ts)
+        tobs = np.empty(ts, dtype=X.dtype)
+        acc = np.empty(ts, dtype=X.dtype)
         cg = np.zeros(ts, dtype=np.int64)
         cl = np.zeros(ts, dtype=np.int64)
-        for t in range(k):
-            j = indices[a + t]
-            if eq:
-                for s in range(ts):
-                    tobs[s] += X[j, cols[c0 + s]]
-            else:
-                w = weights[a + t]
-                for s in range(ts):
-                    tobs[s] += w * X[j, cols[c0 + s]]
+        sg = sgn[i]
+        _row_sum(X, indices, a, k, eq, weights, a, tobs, ts)
         done = p_end
         for p in range(p_start, p_end):
             _fill_draw(ids, k, n, i, ukey, p, table)
+            _row_sum(X, ids, 0, k, eq, weights, a, acc, ts)
             for s in range(ts):
-                acc[s] = 0.0
-            for t in range(k):
-                j = ids[t]
-                if eq:
-                    for s in range(ts):
-                        acc[s] += X[j, cols[c0 + s]]
-                else:
-                    w = weights[a + t]
-                    for s in range(ts):
-                        acc[s] += w * X[j, cols[c0 + s]]
-            for s in range(ts):
-                d = sgn[i, cols[c0 + s]] * (acc[s] - tobs[s])
-                if d >= 0.0:
-                    cg[s] += 1
-                if d <= 0.0:
-                    cl[s] += 1
+                d = sg[s] * (acc[s] - tobs[s])
+                cg[s] += d >= 0
+                cl[s] += d <= 0
             if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
                 done = p + 1
                 break
         for s in range(ts):
-            c = cols[c0 + s]
-            ge[i, c] += cg[s]
-            le[i, c] += cl[s]
-            nperm[i, c] += done - p_start
+            ge[i, col0 + s] += cg[s]
+            le[i, col0 + s] += cl[s]
+            nperm[i, col0 + s] += done - p_start
     return 0
 
 
@@ -324,13 +256,13 @@ def geary_counts(
     tail,
     h,
     check,
-    tile,
     ge,
     le,
     nperm,
+    col0,
 ):
     """Tail counts for local Geary ``T = sum_t w_t (x_i - x_j)**2`` (arguments as lag_counts)."""
-    n, S = X.shape
+    n, ts = X.shape
     for i in prange(n):
         a = indptr[i]
         k = indptr[i + 1] - a
@@ -338,68 +270,51 @@ def geary_counts(
             continue
         eq = equal[i]
         ukey = _unit_key(key, i)
-        np_ = p_end - p_start
-        cache_ids = tile < S and np_ * k <= 131072
-        ids = np.empty(np_ * k if cache_ids else k, dtype=np.int64)
-        made = 0
-        buf = np.empty(k, dtype=np.int64)
-        tobs = np.empty(tile)
-        acc = np.empty(tile)
-        cg = np.empty(tile, dtype=np.int64)
-        cl = np.empty(tile, dtype=np.int64)
-        for t0 in range(0, S, tile):
-            t1 = min(S, t0 + tile)
-            ts = t1 - t0
+        ids = np.empty(k, dtype=np.int64)
+        tobs = np.empty(ts, dtype=X.dtype)
+        acc = np.empty(ts, dtype=X.dtype)
+        cg = np.zeros(ts, dtype=np.int64)
+        cl = np.zeros(ts, dtype=np.int64)
+        _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, ts)
+        done = p_end
+        for p in range(p_start, p_end):
+            _fill_draw(ids, k, n, i, ukey, p, table)
+            _geary_sum(X, i, ids, 0, k, eq, weights, a, acc, ts)
             for s in range(ts):
-                tobs[s] = 0.0
-                cg[s] = 0
-                cl[s] = 0
-            for t in range(k):
-                j = indices[a + t]
-                w = 1.0 if eq else weights[a + t]
-                for s in range(ts):
-                    dd = X[i, t0 + s] - X[j, t0 + s]
-                    tobs[s] += w * (dd * dd)
-            done = p_end
-            for p in range(p_start, p_end):
-                q = p - p_start
-                if cache_ids:
-                    if q >= made:
-                        _fill_draw(buf, k, n, i, ukey, p, table)
-                        for t in range(k):
-                            ids[q * k + t] = buf[t]
-                        made += 1
-                    off = q * k
-                else:
-                    _fill_draw(ids, k, n, i, ukey, p, table)
-                    off = 0
-                for s in range(ts):
-                    acc[s] = 0.0
-                for t in range(k):
-                    j = ids[off + t]
-                    w = 1.0 if eq else weights[a + t]
-                    for s in range(ts):
-                        dd = X[i, t0 + s] - X[j, t0 + s]
-                        acc[s] += w * (dd * dd)
-                for s in range(ts):
-                    d = acc[s] - tobs[s]
-                    if d >= 0.0:
-                        cg[s] += 1
-                    if d <= 0.0:
-                        cl[s] += 1
-                if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, ts, tail, h):
-                    done = p + 1
-                    break
-            for s in range(ts):
-                ge[i, t0 + s] += cg[s]
-                le[i, t0 + s] += cl[s]
-                nperm[i, t0 + s] += done - p_start
+                d = acc[s] - tobs[s]
+                cg[s] += d >= 0
+                cl[s] += d <= 0
+            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                done = p + 1
+                break
+        for s in range(ts):
+            ge[i, col0 + s] += cg[s]
+            le[i, col0 + s] += cl[s]
+            nperm[i, col0 + s] += done - p_start
     return 0
 
 
+@njit(inline="always", cache=True)
+def _subset_sum(X, i, ids, off, k, eq, weights, a, cols, c0, ts, geary, acc):
+    """As _row_sum / _geary_sum (same order of operations) on columns cols[c0:c0+ts]."""
+    for t in range(k):
+        j = ids[off + t]
+        w = 1.0 if eq else weights[a + t]
+        for s in range(ts):
+            c = cols[c0 + s]
+            if geary:
+                d = X[i, c] - X[j, c]
+                v = w * (d * d)
+            else:
+                v = X[j, c] if eq else w * X[j, c]
+            acc[s] = v if t == 0 else acc[s] + v
+
+
 @njit(parallel=True, cache=True)
-def geary_counts_subset(
+def subset_counts(
     X,
+    sgn,
+    geary,
     indptr,
     indices,
     weights,
@@ -417,7 +332,12 @@ def geary_counts_subset(
     le,
     nperm,
 ):
-    """As :func:`geary_counts` for a subset of cells (adaptive refinement)."""
+    """Counts for a subset of cells (adaptive refinement): unit i runs the sectors
+    cols[cptr[i]:cptr[i+1]], continuing its stream at draw ``p_start``.
+
+    X : (n, S) float64; sgn (n, S) (ignored when ``geary``). Same arithmetic as the tile
+    kernels, so a cell continued here counts exactly as a longer single run would.
+    """
     n = X.shape[0]
     for i in prange(n):
         c0 = cptr[i]
@@ -429,35 +349,22 @@ def geary_counts_subset(
         eq = equal[i]
         ukey = _unit_key(key, i)
         ids = np.empty(k, dtype=np.int64)
-        tobs = np.zeros(ts)
+        sg = np.empty(ts)
+        for s in range(ts):
+            sg[s] = 1.0 if geary else sgn[i, cols[c0 + s]]
+        tobs = np.empty(ts)
         acc = np.empty(ts)
         cg = np.zeros(ts, dtype=np.int64)
         cl = np.zeros(ts, dtype=np.int64)
-        for t in range(k):
-            j = indices[a + t]
-            w = 1.0 if eq else weights[a + t]
-            for s in range(ts):
-                c = cols[c0 + s]
-                dd = X[i, c] - X[j, c]
-                tobs[s] += w * (dd * dd)
+        _subset_sum(X, i, indices, a, k, eq, weights, a, cols, c0, ts, geary, tobs)
         done = p_end
         for p in range(p_start, p_end):
             _fill_draw(ids, k, n, i, ukey, p, table)
+            _subset_sum(X, i, ids, 0, k, eq, weights, a, cols, c0, ts, geary, acc)
             for s in range(ts):
-                acc[s] = 0.0
-            for t in range(k):
-                j = ids[t]
-                w = 1.0 if eq else weights[a + t]
-                for s in range(ts):
-                    c = cols[c0 + s]
-                    dd = X[i, c] - X[j, c]
-                    acc[s] += w * (dd * dd)
-            for s in range(ts):
-                d = acc[s] - tobs[s]
-                if d >= 0.0:
-                    cg[s] += 1
-                if d <= 0.0:
-                    cl[s] += 1
+                d = sg[s] * (acc[s] - tobs[s])
+                cg[s] += d >= 0
+                cl[s] += d <= 0
             if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
                 done = p + 1
                 break

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
-_TILE = 128
+_TILE_BYTES = 16 * 2**20  # one tile of sectors for all units: about half the L3 cache
 _CHECK = 16
 
 ISOLATE = "isolate"
@@ -249,10 +249,24 @@ def _permutation_counts(
         early_stop = 0.05
     h = _stop_count(early_stop, permutations, alternative) if early_stop is not None else 0
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
-    if kind == "geary":
-        K.geary_counts(X, *common, 0, permutations, tail, h, _CHECK, _TILE, ge, le, nperm)
-    else:
-        K.lag_counts(X, sgn, *common, 0, permutations, tail, h, _CHECK, _TILE, ge, le, nperm)
+    run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
+    exact32 = _float32_exact(kind, X[:, run], ga)
+    for group, dtype in ((run[exact32], np.float32), (run[~exact32], np.float64)):
+        tile = _tile_width(n, np.dtype(dtype).itemsize)
+        for t0 in range(0, group.size, tile):
+            sel = group[t0 : t0 + tile]
+            Xt = np.ascontiguousarray(X[:, sel], dtype=dtype)
+            ge_t = np.zeros((n, sel.size), dtype=np.int64)
+            le_t = np.zeros_like(ge_t)
+            np_t = np.zeros_like(ge_t)
+            args = (*common, 0, permutations, tail, h, _CHECK, ge_t, le_t, np_t, 0)
+            if kind == "geary":
+                K.geary_counts(Xt, *args)
+            else:
+                K.lag_counts(Xt, np.ascontiguousarray(sgn[:, sel], dtype=dtype), *args)
+            ge[:, sel] = ge_t
+            le[:, sel] = le_t
+            nperm[:, sel] = np_t
     if adaptive and max_permutations > permutations:
         if tail == K.TAIL_BOTH:
             m = np.minimum(ge, le)
@@ -265,38 +279,48 @@ def _permutation_counts(
         cptr[1:] = np.cumsum(need.sum(axis=1))
         cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
         if cols.size:
-            if kind == "geary":
-                K.geary_counts_subset(
-                    X,
-                    *common,
-                    permutations,
-                    max_permutations,
-                    tail,
-                    h,
-                    _CHECK,
-                    cptr,
-                    cols,
-                    ge,
-                    le,
-                    nperm,
-                )
-            else:
-                K.lag_counts_subset(
-                    X,
-                    sgn,
-                    *common,
-                    permutations,
-                    max_permutations,
-                    tail,
-                    h,
-                    _CHECK,
-                    cptr,
-                    cols,
-                    ge,
-                    le,
-                    nperm,
-                )
+            geary = kind == "geary"
+            K.subset_counts(
+                X,
+                X if geary else sgn,
+                geary,
+                *common,
+                permutations,
+                max_permutations,
+                tail,
+                h,
+                _CHECK,
+                cptr,
+                cols,
+                ge,
+                le,
+                nperm,
+            )
     return ge, le, nperm
+
+
+def _float32_exact(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
+    """Columns whose float32 sums equal the float64 sums exactly.
+
+    Integer values, equal weights in every row and sums below 2**24: the cheaper float32
+    kernel then gives identical counts.
+    """
+    S = X.shape[1]
+    if kind == "geary" or X.size == 0:
+        return np.zeros(S, dtype=bool)
+    linked = ga.cardinalities > 0
+    if not ga.equal[linked].all():
+        return np.zeros(S, dtype=bool)
+    kmax = max(int(ga.cardinalities.max()), 1)
+    integer = np.equal(np.rint(X), X).all(axis=0)
+    small = np.abs(X).max(axis=0) * kmax < 2**24
+    return integer & small
+
+
+def _tile_width(n: int, itemsize: int) -> int:
+    """Sectors per tile so that one tile of all units stays near _TILE_BYTES (cache-sized)."""
+    width = _TILE_BYTES // max(1, n * itemsize)
+    return int(max(8, width // 8 * 8))
 
 
 def _p_values(ge, le, nperm, alternative):
