@@ -1,0 +1,935 @@
+"""Write the analyst notebooks of clustermap (stored without outputs).
+
+Run from the repository root or from ``notebooks/``::
+
+    python notebooks/build_notebooks.py
+
+The notebooks are executed by ``tests/test_notebooks.py`` (cwd = ``notebooks/``), so every
+code cell must run offline, in well under a minute per notebook, and write nothing into the
+repository (temporary folders only). Edit the cells here, not in the ``.ipynb`` files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def _nb(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, (kind, text) in enumerate(cells):
+        text = text.strip("\n")
+        cell = new_markdown_cell(text) if kind == "md" else new_code_cell(text)
+        cell["id"] = f"cell-{i:02d}"  # stable ids: rebuilding gives identical files
+        nb.cells.append(cell)
+    return nb
+
+
+# --------------------------------------------------------------------------- 01 quickstart
+
+QUICKSTART = [
+    (
+        "md",
+        """
+# clustermap in ten minutes: from a registry to a map of clusters
+
+This notebook runs the whole analysis on the **bundled demo data**: a synthetic registry of
+about 52 000 SIRENE-like rows over 1 500 invented communes in central France, with six
+*planted* clusters of graded strength and four sectors where nothing was planted. Because
+the answer is known, you can see what the method finds and what it misses.
+
+Everything runs offline; nothing is written into the repository.
+""",
+    ),
+    (
+        "code",
+        """
+import clustermap as cm
+
+demo = cm.load_demo()
+demo
+""",
+    ),
+    (
+        "md",
+        """
+`demo.registry` was read with `cm.read_registry(..., format="sirene")`. Every row that was
+dropped is counted by reason, and rows that were repaired (latitude and longitude swapped)
+are kept and listed:
+""",
+    ),
+    ("code", "print(demo.registry.summary())"),
+    (
+        "md",
+        """
+The establishments are points with a NAF rév. 2 sous-classe (`sector`), a head-count
+imputed from the SIRENE size band (`employees`, with the band bounds in `employees_low` and
+`employees_high`) and the commune code. The units are polygons indexed by `unit_id`.
+""",
+    ),
+    (
+        "code",
+        """
+demo.registry.establishments[["establishment_id", "sector", "employees", "name", "commune"]].head()
+""",
+    ),
+    ("code", "demo.units.head(3)"),
+    (
+        "md",
+        """
+## Detect the clusters
+
+One call analyses every sector: a unit is a candidate when it and its neighbours hold
+significantly more establishments of the sector than their overall activity predicts
+(exact Poisson test, Benjamini-Hochberg false discovery rate across the units of the
+sector) and when it is itself specialised (LQ ≥ 1.5); touching candidates form a region,
+kept when it has at least 10 establishments and an LQ of at least 2 whose 95 % interval
+lies above 1. `permutations` only concerns the complementary Gi* hot-spot statistic added
+to the table; 199 keeps this notebook fast.
+""",
+    ),
+    (
+        "code",
+        """
+result = cm.detect_clusters(demo.registry, demo.units, permutations=199, random_state=1)
+result
+""",
+    ),
+    (
+        "code",
+        """
+columns = ["cluster_id", "sector_label", "place", "n_units", "establishments",
+           "employees", "lq", "lq_low", "lq_high", "stars", "strong_cluster", "artefact"]
+result.clusters[columns].head(10).round(2)
+""",
+    ),
+    (
+        "md",
+        """
+## Compare with the answer key
+
+The answer key lists the planted clusters (with their *core* communes) and the null sectors.
+The strongest cluster of each planted sector should cover its core; a null sector should
+have no cluster at all. The subtle clusters (about one extra establishment per commune, or
+diluted in the largest city) may be missed: that is the honest limit of any method on
+counts this small.
+""",
+    ),
+    (
+        "code",
+        """
+import pandas as pd
+
+key = demo.answer_key
+rows = []
+for _, planted in key[key["kind"] == "planted"].iterrows():
+    found = result.clusters[result.clusters["sector"] == planted["naf"]]
+    best = found.iloc[0] if len(found) else None
+    core = set(planted["core"])
+    rows.append({
+        "planted": planted["name"],
+        "naf": planted["naf"],
+        "strength": planted["strength"],
+        "clusters found": len(found),
+        "core communes covered": len(core & set(best["unit_ids"])) if best is not None else 0,
+        "core communes": len(core),
+        "LQ of the best": round(best["lq"], 1) if best is not None else None,
+    })
+check = pd.DataFrame(rows)
+null_sectors = key.loc[key["kind"] == "null_sector", "name"].tolist()
+print("clusters in null sectors:", int(result.clusters["sector"].isin(null_sectors).sum()))
+check
+""",
+    ),
+    (
+        "code",
+        """
+# the obvious and clear planted clusters must be found, and nothing in the null sectors
+by_naf = check.set_index("naf")
+for naf in ["25.62A", "22.29A", "11.02A"]:
+    assert by_naf.loc[naf, "core communes covered"] >= by_naf.loc[naf, "core communes"] // 2, naf
+assert not result.clusters["sector"].isin(null_sectors).any()
+""",
+    ),
+    (
+        "md",
+        """
+## The map
+
+One layer per sector; click a cluster to open its *fiche* (labels in French by default,
+`lang="en"` for English). Base-map tiles need an internet connection; pass `tiles=None` for a
+plain background, and `offline=True` to embed Leaflet in the page.
+""",
+    ),
+    ("code", "result.explore(sectors=['25.62A', '22.29A', '11.02A', '25.71Z'])"),
+    (
+        "md",
+        """
+## The report
+
+`result.to_html(path)` writes a self-contained HTML report (summary, rejected rows by reason,
+sortable cluster table, map, one page per leading cluster) that opens offline in any browser.
+Here it goes to a temporary folder; the command line does the same in one step:
+`clustermap demo --out clustermap_demo.html`.
+""",
+    ),
+    (
+        "code",
+        """
+import tempfile
+from pathlib import Path
+
+out = result.to_html(Path(tempfile.mkdtemp(prefix="clustermap_")) / "clusters_demo.html")
+print(out.name, f"{out.stat().st_size / 1e6:.1f} MB")
+""",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- 02 SIRENE
+
+SIRENE = [
+    (
+        "md",
+        """
+# A SIRENE workflow, step by step
+
+The workflow of an economic-development analyst on the French business register:
+
+1. read a geolocated SIRENE file and **check what was rejected**;
+2. choose the **NAF level** and the **zoning** (communes, EPCI, a grid);
+3. detect the clusters and **read the scores** (LQ and its interval, stars, strong-cluster
+   flags);
+4. export the **HTML report** for colleagues and a **GeoPackage** for QGIS.
+
+The notebook runs on the bundled demo registry, which is written exactly like an Etalab
+`geo_siret` file (same column names), so the same code runs on the real file.
+
+## Where to get the real data
+
+- **Etalab, « Base Sirene des entreprises et de leurs établissements géolocalisée »**
+  (data.gouv.fr): one `geo_siret_<département>.csv.gz` file per département (or the national
+  file), the SIRENE columns plus `longitude` / `latitude` in WGS84. This is the easiest
+  input: `cm.read_registry(path)` recognises it (`format="sirene"`).
+- **INSEE, `StockEtablissement`** (the monthly stock of establishments, on data.gouv.fr / the
+  INSEE SIRENE open-data page) **plus the INSEE geolocation file**
+  (`GeolocalisationEtablissement_Sirene_pour_etudes_statistiques`: `siret`, `x`, `y`,
+  `epsg`), joined on the SIRET:
+  `cm.read_registry(stock_path, geolocation=geoloc_path)` (`format="sirene_stock"`).
+  Coordinates are in Lambert-93 in metropolitan France and in UTM zones in the DOM; the
+  `epsg` column says which.
+- **Old extracts (2016 names)** such as `apet700`, `tefet`, `depcomet`, `longitude`,
+  `latitude`: `format="sirene2016"`.
+
+The national files hold over 30 million rows (about 15 million active establishments);
+`read_registry` streams them by chunks and keeps only what it needs. Commune polygons come
+from IGN (Admin Express) and EPCI membership from the INSEE *Code officiel géographique* /
+DGCL BANATIC; read them with `cm.read_units(path, unit_id=..., name=...)`.
+""",
+    ),
+    (
+        "md",
+        """
+## 1. Read the file and check the rejects
+""",
+    ),
+    (
+        "code",
+        """
+import warnings
+
+import geopandas as gpd
+import pandas as pd
+
+import clustermap as cm
+from clustermap.datasets import demo_path
+
+path = demo_path("registry")          # a geo_siret-style CSV (gzip)
+print(path.name)
+print(pd.read_csv(path, nrows=0).columns.tolist())
+""",
+    ),
+    (
+        "code",
+        """
+registry = cm.read_registry(path, format="sirene")
+print(registry.summary())
+""",
+    ),
+    (
+        "md",
+        """
+Nothing is dropped silently. `registry.rejects` has one row per dropped line: its number in
+the file (1 = first data row), the establishment id, the reason and a detail.
+`registry.repairs` lists rows that were kept after a repair (here: latitude and longitude
+exchanged). The reasons, in the order they are tested:
+
+| reason | meaning |
+| --- | --- |
+| `closed_establishments` | state `F` (fermé); kept with `include_closed=True` |
+| `missing_coordinates` | empty or non-numeric coordinates, or no geolocation row |
+| `swapped_lat_lon` | x and y exchanged: repaired and kept (`swapped="reject"` drops) |
+| `coordinates_out_of_bounds` | outside France (DOM included) |
+| `other_nomenclature` | the activity is coded in an older nomenclature (NAF rév. 1, NAP) |
+| `invalid_sector_code` | not a NAF rév. 2 sous-classe (`99.99Z`, `25.62`, empty…) |
+| `duplicated_id` | a SIRET already seen on an earlier row (the first wins) |
+""",
+    ),
+    (
+        "code",
+        """
+print(registry.rejects["reason"].value_counts().to_string())
+registry.rejects.groupby("reason").head(1)
+""",
+    ),
+    ("code", "registry.repairs.head(3)"),
+    (
+        "code",
+        """
+# the demo's answer key says how many dirty rows were planted: the reader finds them all
+key = cm.load_demo().answer_key
+planted_dirt = key[key["kind"] == "dirt"].set_index("name")["extra"]
+found = pd.concat([registry.rejects["reason"], registry.repairs["reason"]]).value_counts()
+comparison = pd.DataFrame({"planted": planted_dirt, "found": found.reindex(planted_dirt.index)})
+assert (comparison["planted"] == comparison["found"]).all()
+comparison
+""",
+    ),
+    (
+        "md",
+        """
+The same reader takes the INSEE stock and its geolocation file. To show it without the real
+files, we rewrite a few demo rows as a `StockEtablissement` table and a geolocation table in
+Lambert-93 (in practice: two file paths).
+""",
+    ),
+    (
+        "code",
+        """
+est = registry.establishments.head(500)
+stock = pd.DataFrame({
+    "siret": est["establishment_id"],
+    "activitePrincipaleEtablissement": est["sector"],
+    "nomenclatureActivitePrincipaleEtablissement": "NAFRev2",
+    "trancheEffectifsEtablissement": est["size_band"],
+    "etatAdministratifEtablissement": "A",
+    "codeCommuneEtablissement": est["commune"],
+})
+xy = est.geometry.to_crs(2154)
+geolocation = pd.DataFrame({"siret": est["establishment_id"], "x": xy.x.round(1),
+                            "y": xy.y.round(1), "epsg": "2154"})
+from_stock = cm.read_registry(stock, geolocation=geolocation)
+print(from_stock.format, from_stock.crs.to_epsg(), len(from_stock.establishments))
+""",
+    ),
+    (
+        "md",
+        """
+## 2. Choose the NAF level
+
+NAF rév. 2 has five levels: section (`C`), division (`25`), groupe (`25.6`), classe
+(`25.62`) and sous-classe (`25.62A`). A Porter cluster is a *field*, usually finer than a
+division: division 25 (metal products) mixes décolletage with boilermaking and cutlery, so
+a specialised valley is diluted at that level. Start at the sous-classe or the classe; use a
+mapping to named groups (`level={"25.62A": "mécanique de précision", ...}`, or a
+NAF-to-cluster table) to study a whole value chain.
+""",
+    ),
+    (
+        "code",
+        """
+codes = pd.Series(["25.62A", "25.71Z", "22.29A"])
+pd.DataFrame({
+    "sous-classe": codes,
+    "label": cm.sector_labels(codes).to_numpy(),
+    "classe": cm.roll_up(codes, "class").to_numpy(),
+    "division": cm.roll_up(codes, "division").to_numpy(),
+    "division label": cm.sector_labels(cm.roll_up(codes, "division"), level="division").to_numpy(),
+})
+""",
+    ),
+    (
+        "md",
+        """
+## 3. Choose the zoning
+
+- **Communes** (the demo's 1 500 polygons; 35 000 in France): the finest administrative
+  level, which finds small specialised valleys but gives small, noisy counts.
+- **EPCI** (intercommunalités): the level at which economic development is decided. The
+  demo has no EPCI layer, so we build one the way a real one is built: **dissolve the
+  commune polygons by a grouping column**. With real data the column is the commune's
+  `codeEpci` from the COG table; here we invent it by giving every commune the 20-km grid
+  cell its centroid falls in (about 5 communes per group, like a small communauté de
+  communes).
+- **A regular grid** (`cm.make_grid`, square or hexagonal cells in metres): equal areas, no
+  administrative boundary effect, ids stable across data sets.
+- **No polygons at all**: `cm.detect_clusters(registry)` uses the registry's commune codes
+  as points with their 8 nearest neighbours.
+""",
+    ),
+    (
+        "code",
+        """
+communes = cm.read_units(demo_path("units"), unit_id="code", name="nom")
+communes_l93 = communes.to_crs(2154)
+
+# a pseudo-EPCI code per commune: the 20-km cell that holds the commune's centroid
+cells = cm.make_grid(communes_l93, 20_000).rename_axis("cell").reset_index()
+centroids = gpd.GeoDataFrame(geometry=communes_l93.centroid, index=communes_l93.index)
+cell_of = gpd.sjoin(centroids, cells[["cell", "geometry"]], predicate="within")["cell"]
+communes_l93["codeEpci"] = "EPCI-" + cell_of.str.replace("sq20000_", "", regex=False)
+
+epci_layer = communes_l93.dissolve(by="codeEpci", aggfunc={"population": "sum"})
+epci_layer["nom"] = "Groupe " + epci_layer.index.str[5:]
+epci = cm.read_units(epci_layer.reset_index(), unit_id="codeEpci", name="nom")
+grid = cm.make_grid(registry, 5_000)          # 5-km squares over the establishments
+print(len(communes), "communes,", len(epci), "pseudo-EPCI,", len(grid), "grid cells")
+assert communes_l93["codeEpci"].notna().all()
+""",
+    ),
+    (
+        "code",
+        """
+results = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")        # e.g. "2 units hold no establishment"
+    for name, units in {"communes": communes, "EPCI": epci, "grid 5 km": grid}.items():
+        results[name] = cm.detect_clusters(registry, units, level="class",
+                                           permutations=199, random_state=1)
+    results["commune points"] = cm.detect_clusters(registry, level="class",
+                                                   permutations=199, random_state=1)
+
+n_clusters = pd.DataFrame({
+    name: res.clusters.groupby("sector").size() for name, res in results.items()
+}).fillna(0).astype(int)
+planted = ["25.62", "22.29", "11.02", "25.71", "20.42", "62.01"]
+assert (n_clusters.reindex(["25.62", "22.29", "11.02"]) >= 1).all().all()  # at every zoning
+n_clusters.reindex(planted).fillna(0).astype(int).assign(
+    planted=["décolletage", "plastics", "sparkling wine", "cutlery", "perfumes", "software"])
+""",
+    ),
+    (
+        "md",
+        """
+The planted décolletage (classe 25.62), plastics (22.29) and sparkling-wine (11.02) clusters
+are found at every zoning. The subtle ones depend on it: coarser units add up a few extra
+establishments per commune into a detectable excess, but also dilute a cluster that covers
+part of a unit. Other sectors with clusters (cereals, head offices…) are real
+concentrations of the synthetic background, not planted ones: head offices (70.10) are
+flagged as a **registry artefact** (a SIRET at the head office, not production).
+""",
+    ),
+    (
+        "code",
+        """
+# clusters in sectors where nothing was planted (background concentrations, artefacts)
+n_clusters.drop(planted).sort_values("communes", ascending=False).head(8)
+""",
+    ),
+    (
+        "md",
+        """
+## 4. Read the scores
+
+At the commune level, NAF classe:
+""",
+    ),
+    (
+        "code",
+        """
+result = results["communes"]
+scores = ["cluster_id", "sector_label", "place", "establishments", "employees",
+          "employees_low", "employees_high", "lq", "lq_low", "lq_high", "lq_employees",
+          "share_of_sector", "focus", "stars", "strong_cluster", "strong_cluster_p90",
+          "artefact", "strength"]
+result.clusters[scores].head(8).round(2)
+""",
+    ),
+    (
+        "md",
+        """
+How to read a row:
+
+- **establishments, employees**: in the cluster region. Employees are imputed from SIRENE
+  size bands (band midpoint); `employees_low`–`employees_high` is the range the bands allow.
+- **lq** (*quotient de localisation*): the sector's share of the region's establishments
+  divided by its share in the whole territory. `lq_low`–`lq_high` is its exact 95 % Poisson
+  (Garwood) interval: a region with LQ 8 built on 6 establishments can have an interval from
+  3 to 17. `lq_employees` is the same ratio on employment.
+- **share_of_sector**: the part of all the territory's establishments of the sector that are
+  in the region; **focus**: the part of the region's establishments that are in the sector.
+- **stars** (European Cluster Observatory, 0-3): one star each for size, specialisation
+  (LQ ≥ 2) and focus among the top 10 % of regions.
+- **strong_cluster** (U.S. Cluster Mapping Project): the LQ is in the top quarter of the
+  units' LQs for the sector and the size is above the bottom quarter; `strong_cluster_p90`
+  uses the top 10 %. The comparison is with *single units*: a region averages many
+  communes, so at commune scale the flag is conservative (the décolletage region, LQ about
+  16 on employment, stays below the top quarter of the communes of its own sector, some of
+  which exceed 30). It is most meaningful when comparing units of one zoning, e.g. EPCI.
+- **strength**: the Poisson log-likelihood ratio of the region (Kulldorff's scan statistic),
+  used for sorting: it grows with both size and specificity.
+- **artefact**: the sector is known to produce registry artefacts (head offices, holdings,
+  temporary work).
+
+The tidy units × sectors table behind the clusters holds the same measures per commune:
+""",
+    ),
+    (
+        "code",
+        """
+table = result.table
+core = table[(table["sector"] == "25.62") & (table["cluster_id"] != "")]
+core.sort_values("establishments", ascending=False)[
+    ["unit_id", "establishments", "expected", "lq", "lq_low", "lq_high", "p_value",
+     "statistic", "label", "cluster_id"]
+].head(8).round(3)
+""",
+    ),
+    (
+        "md",
+        """
+## 5. Export the report and a GeoPackage
+
+`to_html` writes the report (French by default, `lang="en"` for English) as one file that
+works offline; `to_file` writes the cluster polygons (layer `clusters`) and the tidy table
+(layer `units_x_sectors`) to a GeoPackage for QGIS. Here both go to a temporary folder:
+choose your own folder in practice.
+""",
+    ),
+    (
+        "code",
+        """
+import tempfile
+from pathlib import Path
+
+out_dir = Path(tempfile.mkdtemp(prefix="clustermap_sirene_"))
+report = result.to_html(out_dir / "rapport_clusters.html", lang="fr")
+gpkg = result.to_file(out_dir / "clusters.gpkg")
+
+layers = gpd.list_layers(gpkg)
+back = gpd.read_file(gpkg, layer="clusters")
+print(report.name, f"{report.stat().st_size / 1e6:.1f} MB")
+print(layers.to_string(index=False))
+assert len(back) == len(result.clusters)
+back[["cluster_id", "sector", "establishments", "lq", "unit_ids"]].head(3)
+""",
+    ),
+    (
+        "md",
+        """
+The command line does steps 1 to 5 in one go:
+
+```bash
+clustermap detect geo_siret_74.csv.gz --units communes_74.gpkg --unit-id code_insee \\
+    --unit-name nom --level class --out rapport.html --gpkg clusters.gpkg
+```
+""",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- 03 statistics
+
+STATISTICS = [
+    (
+        "md",
+        """
+# What the statistics mean, and how sure they are
+
+A cluster map is only as good as the uncertainty behind it. This notebook uses the demo
+data (where the truth is known) to show:
+
+1. why a location quotient on small counts needs an **interval**;
+2. what **local Moran (LISA)** and **Getis-Ord Gi\\*** each detect;
+3. **permutation p-values** and the **false discovery rate**: the resolution trap at 999
+   permutations and the adaptive fix;
+4. how much the **zoning** changes the answer;
+5. the **employee-band** sensitivity (low / mid / high imputation);
+6. distance-based measures (**Duranton-Overman Kd**, **Marcon-Puech M**), which need no
+   zoning at all.
+""",
+    ),
+    (
+        "code",
+        """
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import clustermap as cm
+
+demo = cm.load_demo()
+units, registry = demo.units, demo.registry
+counts = cm.aggregate(registry, units)              # communes x sous-classes
+print(counts.shape, int(counts.to_numpy().sum()), "establishments")
+""",
+    ),
+    (
+        "md",
+        """
+## 1. Location quotients on small counts
+
+LQ = (share of the sector in the commune) / (share of the sector in the territory). With
+three establishments in a small commune, one more or one fewer changes the LQ by a third.
+`interval="poisson"` gives the exact (Garwood) 95 % interval of O / E, where O is the count
+and E the count expected from the commune's total activity, and the one-sided p-value of
+"LQ > 1". `smooth=True` adds the empirical-Bayes LQ, which pulls small communes towards the
+sector mean.
+
+Cutlery (25.71Z) was planted as a *moderate* cluster: few establishments per commune.
+""",
+    ),
+    (
+        "code",
+        """
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")                  # 2 communes have no activity at all
+    lq = cm.location_quotient(counts, interval="poisson", smooth=True)
+cut = lq.tidy().query("sector == '25.71Z' and observed > 0")
+high = cut[cut["lq"] >= 2]
+print(f"{len(high)} communes with LQ >= 2, of which {int((high['lq_low'] > 1).sum())} "
+      "have a 95 % interval above 1")
+high.sort_values("lq", ascending=False).head(6).round(2)
+""",
+    ),
+    (
+        "code",
+        """
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+ax = axes[0]
+ax.errorbar(cut["observed"], cut["lq"], yerr=[cut["lq"] - cut["lq_low"],
+            cut["lq_high"] - cut["lq"]], fmt="o", ms=3, alpha=0.5, elinewidth=0.8)
+ax.axhline(1, color="grey", lw=0.8)
+ax.set(xscale="log", yscale="log", xlabel="establishments of 25.71Z in the commune",
+       ylabel="LQ with 95 % interval", title="Small counts, wide intervals")
+ax = axes[1]
+ax.scatter(cut["lq"], cut["lq_smoothed"], s=8, alpha=0.6)
+ax.plot([0.1, 200], [0.1, 200], color="grey", lw=0.8)
+ax.set(xscale="log", yscale="log", xlabel="raw LQ", ylabel="empirical-Bayes LQ",
+       title="Smoothing shrinks the small communes")
+fig.tight_layout()
+""",
+    ),
+    (
+        "code",
+        """
+# by hand: with O = 1 the Garwood lower bound is chi2(0.025; 2) / 2 / E = -ln(0.975) / E,
+# above 1 only when fewer than 0.025 establishments were expected
+single = cut[cut["observed"] == 1]
+assert np.allclose(single["lq_low"], -np.log(0.975) / single["expected"])
+print(f"{len(single)} communes with a single cutlery establishment: LQ from "
+      f"{single['lq'].min():.1f} to {single['lq'].max():.1f}, "
+      f"{int((single['lq_low'] > 1).sum())} with a lower bound above 1")
+""",
+    ),
+    (
+        "md",
+        """
+**Read it as**: an LQ above 2 is a specialisation only when its lower bound stays above 1.
+`detect_clusters` applies that rule to whole cluster regions (the region's LQ must be ≥ 2
+*and* its Garwood lower bound > 1), which is why it joins neighbouring communes before
+judging.
+
+## 2. LISA and Gi\\*: two different questions
+
+- **Local Moran's I** (Anselin 1995) compares a commune's value with its neighbours' mean,
+  both relative to the territory's mean: *HH* (high among high, a cluster core), *LL*,
+  and the outliers *HL* (a high commune among low ones) and *LH*.
+- **Getis-Ord Gi\\*** (Getis & Ord 1992) asks whether the commune *and* its neighbours
+  together hold an unusually large share of the total: *hot* spots (and *cold* spots with a
+  two-sided test). It does not separate a cluster core from a high commune in a low area.
+
+Both use conditional permutations: the commune's value stays fixed and its neighbours'
+values are redrawn from the other communes. We run them on the smoothed LQ of three sectors.
+""",
+    ),
+    (
+        "code",
+        """
+graph = cm.build_graph(units, "queen", islands="knn")
+sectors = ["25.62A", "20.42Z", "10.71C"]   # obvious, subtle, null (bakeries)
+values = lq.lq_smoothed[sectors].fillna(0)   # 2 communes without activity -> 0
+lisa = cm.local_moran(values, graph, permutations=999, random_state=7)
+gi = cm.local_getis_ord(values, graph, permutations=999, random_state=7)
+pd.crosstab(lisa.label["25.62A"], gi.label["25.62A"],
+            rownames=["LISA (25.62A)"], colnames=["Gi*"])
+""",
+    ),
+    (
+        "code",
+        """
+fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+colours = {"HH": "#d7191c", "HL": "#fdae61", "LH": "#abd9e9", "LL": "#2c7bb6",
+           "hot": "#d7191c", "ns": "#eeeeee"}
+for ax, (name, res) in zip(axes, [("local Moran", lisa), ("Gi*", gi)]):
+    lab = res.label["25.62A"].reindex(units.index)
+    units.plot(ax=ax, color=lab.map(colours).fillna("#eeeeee"), linewidth=0)
+    ax.set_title(f"{name}, décolletage 25.62A (uncorrected 5 %)")
+    ax.set_axis_off()
+fig.tight_layout()
+""",
+    ),
+    (
+        "md",
+        """
+The HH communes are Gi\\* hot spots; Gi\\* also marks a few *LH* communes (low, but
+surrounded by the cluster) as hot, and LISA reports *HL* outliers that Gi\\* ignores. Use
+Gi\\* to find where the activity piles up, LISA to see cores and outliers. Either way these
+labels are **uncorrected** (5 % per commune): over 1 500 communes, about 75 false alarms per
+sector are expected under the null, which is why a correction is needed.
+
+## 3. Permutations and the false discovery rate
+
+A permutation p-value is (M + 1) / (P + 1), where M counts the draws at least as extreme as
+observed: with P = 999 the smallest possible value is 0.001. The Benjamini-Hochberg (BH)
+procedure at level q rejects the r smallest p-values when p_(r) ≤ r·q / N. With N = 1 500
+communes and q = 0.05, the smallest p-value must be ≤ 0.05 / 1 500 = 0.000033 for a single
+rejection, and at P = 999 at least **30** communes must sit at p = 0.001 before anything is
+rejected. That is the **resolution trap**: the result is all or nothing, decided by the
+number of permutations rather than by the data. With 35 000 French communes the trap needs
+700 communes at the floor.
+""",
+    ),
+    (
+        "code",
+        """
+rows = {}
+for label, kwargs in {
+    "P = 99": {"permutations": 99},
+    "P = 999": {"permutations": 999},
+    "adaptive, up to 99 999": {"permutations": 999, "adaptive": True,
+                               "max_permutations": 99_999},
+}.items():
+    res = cm.local_getis_ord(values, graph, random_state=7, **kwargs)
+    rows[label] = {
+        **{f"p < 0.05, {s}": int((res.p_value[s] < 0.05).sum()) for s in sectors},
+        **{f"BH 5 %, {s}": int(res.significant(alpha=0.05)[s].sum()) for s in sectors},
+        "smallest p": float(res.p_value.min().min()),
+    }
+fdr = pd.DataFrame(rows).T
+fdr
+""",
+    ),
+    (
+        "code",
+        """
+assert fdr.loc["P = 99", "BH 5 %, 25.62A"] == 0            # the trap: 0.01 > 30 x 0.05 / 1500
+assert fdr.loc["adaptive, up to 99 999", "BH 5 %, 25.62A"] > 0
+assert fdr.loc["adaptive, up to 99 999", "BH 5 %, 10.71C"] == 0   # null sector: nothing
+""",
+    ),
+    (
+        "md",
+        """
+- With **P = 99** nothing survives BH, even for the obvious cluster.
+- With **P = 999** the obvious cluster passes (enough communes at the floor), the subtle
+  perfume cluster does not.
+- **Adaptive** permutations (`adaptive=True`) keep drawing only for the cells whose p-value
+  is still small after 999 draws (most cells stop early), so the small p-values get the
+  resolution they need at a fraction of the cost. Then BH can rank them, and the subtle
+  cluster appears. The null sector (bakeries) stays clean: raw p < 0.05 counts of about 5 %
+  are what chance gives.
+
+`detect_clusters` avoids the trap differently: its unit test is an exact Poisson test on
+counts (no resolution floor), and Gi\\* only adds a second opinion to the table.
+""",
+    ),
+    (
+        "code",
+        """
+res = cm.local_getis_ord(values, graph, random_state=7, permutations=999, adaptive=True,
+                         max_permutations=99_999)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+axes[0].hist(res.p_value["10.71C"], bins=20, color="grey")
+axes[0].set(title="null sector 10.71C: p-values roughly uniform", xlabel="p-value")
+axes[1].hist(np.log10(res.n_permutations.to_numpy().ravel()), bins=30)
+axes[1].set(title="draws used per cell (adaptive)", xlabel="log10(permutations)")
+fig.tight_layout()
+""",
+    ),
+    (
+        "md",
+        """
+## 4. The zoning changes the answer (the modifiable areal unit problem)
+
+The same establishments, aggregated to communes, to 5-km squares and to 15-km squares.
+""",
+    ),
+    (
+        "code",
+        """
+zonings = {
+    "communes": units,
+    "grid 5 km": cm.make_grid(registry, 5_000),
+    "grid 15 km": cm.make_grid(registry, 15_000),
+}
+planted = demo.answer_key.query("kind == 'planted'").set_index("naf")["strength"]
+summary = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for name, z in zonings.items():
+        r = cm.detect_clusters(registry, z, sectors=list(planted.index) + ["10.71C", "96.02A"],
+                               local_statistic=None)
+        best = r.clusters.groupby("sector").first()
+        summary[name] = {
+            **{f"{naf} ({planted[naf]})": (f"{best.loc[naf, 'establishments']:.0f} est., "
+                                            f"LQ {best.loc[naf, 'lq']:.1f}"
+                                            if naf in best.index else "-")
+               for naf in planted.index},
+            "clusters in null sectors": int(r.clusters["sector"].isin(["10.71C", "96.02A"]).sum()),
+            "units": len(z),
+        }
+pd.DataFrame(summary)
+""",
+    ),
+    (
+        "md",
+        """
+Coarser units gather more establishments into each cluster but dilute its LQ (décolletage:
+17 on communes, 11 on 15-km squares; perfumes: 18 down to 3); finer units find tighter,
+more specialised cores with counts so small that a subtle cluster holds few establishments.
+Grids also cut through towns, and a null sector can then show a spurious cluster: the false
+discovery rate is controlled *per zoning*, not across the zonings you try. No zoning is "right": report the one that matches the
+decision (EPCI for economic-development policy), and check that a cluster you care about
+survives a change of zoning. The distance-based measures of section 6 avoid zoning
+altogether.
+
+## 5. Employee bands: low, mid, high
+
+SIRENE gives a size band per establishment, not a head-count (`12` means 20 to 49
+employees). clustermap imputes the band midpoint by default (`employee_rule="mid"`) and
+always keeps both bounds, so any employment figure can be given as a range. The LQ on
+employment can be recomputed under the three rules with `interval="range"`:
+""",
+    ),
+    (
+        "code",
+        """
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    emp = {m: cm.aggregate(registry, units, measure=m)
+           for m in ["employees", "employees_low", "employees_high"]}
+    emp_lq = cm.location_quotient(emp["employees"], interval="range",
+                                  low=emp["employees_low"], high=emp["employees_high"])
+result = cm.detect_clusters(registry, units, local_statistic=None)
+top = result.clusters.head(6).set_index("cluster_id")
+core = demo.answer_key.set_index("naf").loc["25.62A", "core"][:5]
+pd.DataFrame({
+    "LQ (mid)": emp_lq.lq.loc[core, "25.62A"],
+    "LQ range low": emp_lq.lq_low.loc[core, "25.62A"],
+    "LQ range high": emp_lq.lq_high.loc[core, "25.62A"],
+}).round(2)
+""",
+    ),
+    (
+        "code",
+        """
+fig, ax = plt.subplots(figsize=(8, 3.5))
+y = np.arange(len(top))
+ax.errorbar(top["employees"], y, xerr=[top["employees"] - top["employees_low"],
+            top["employees_high"] - top["employees"]], fmt="o", capsize=3)
+ax.set_yticks(y, [f"{i} {p[:25]}" for i, p in zip(top.index, top["place"])])
+ax.invert_yaxis()
+ax.set(xlabel="employees (midpoint; bars: low-high band range)",
+       title="Employment of the leading clusters under the three rules")
+fig.tight_layout()
+assert (top["employees_low"] <= top["employees"]).all()
+assert (top["employees"] <= top["employees_high"]).all()
+""",
+    ),
+    (
+        "md",
+        """
+The ranking of clusters by establishments does not depend on the rule; employment totals
+can move by a third either way, and the employment LQ of small communes can swing more.
+Quote employment as a range.
+
+## 6. Without zoning: Marcon-Puech M and Duranton-Overman Kd
+
+Distance-based measures work on the points directly. **M** (Marcon & Puech 2010) is the
+sector's share among the neighbours within r of its establishments, relative to its share
+overall: M = 1 when the sector is spread like all activity, M > 1 when it concentrates.
+**Kd** (Duranton & Overman 2005) is the density of distances between pairs of the sector's
+establishments, compared with random draws among all establishment sites. Both come with
+envelopes from random relocations (19 here to stay fast; use 100 or more for a study).
+""",
+    ),
+    (
+        "code",
+        """
+points = registry.establishments.to_crs(2154)
+m = cm.m_function(points, ["25.62A", "86.21Z"], r=np.arange(1, 41, 2.0),
+                  simulations=19, random_state=3)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for ax, s in zip(axes, ["25.62A", "86.21Z"]):
+    m.plot(ax=ax, sector=s)
+    ax.set_title(f"M, {s}")
+fig.tight_layout()
+m.table.groupby("sector")["observed"].agg(["min", "max"]).round(3)
+""",
+    ),
+    (
+        "code",
+        """
+kd = cm.k_density(points, "25.62A", r=np.arange(0, 41, 1.0), method="binned",
+                  simulations=19, random_state=3)
+ax = kd.plot(sector="25.62A")
+ax.set_title("Kd, décolletage 25.62A")
+print("localised between (km):", kd.localised_ranges("25.62A"))
+assert bool(m.summary.loc["25.62A", "concentrated"]) and bool(kd.summary.loc["25.62A", "localised"])
+""",
+    ),
+    (
+        "md",
+        """
+The décolletage sector is concentrated at every distance, far above the envelope (M about
+19 at 1 km, still above 2 at 40 km), and Kd locates the excess of short distances below
+about 20 km, the radius of the planted valley. The general practitioners (86.21Z, a null
+sector) follow population: their M stays within a few percent of 1, inside or grazing the
+envelope. With only 19 simulations the envelope is itself noisy; a large sector can leave
+it by a hair: read the size of M, not only the flag.
+
+## What the statistics do not say
+
+- A significant concentration is not a cluster in Porter's sense: it says nothing about
+  links between the firms (supply chains, shared labour, institutions). Check with people
+  on the ground.
+- The registry counts **establishments**, and head-counts only as bands; a head office
+  (70.10Z) or a temporary-work agency counts where it is registered, not where the work is
+  done. Such sectors are flagged as artefacts.
+- p-values are conditional on the zoning, the neighbour graph and the NAF level chosen; a
+  different choice is a different question.
+""",
+    ),
+]
+
+
+def build(folder: Path = HERE) -> list[Path]:
+    """Write the three notebooks into ``folder`` and return their paths."""
+    out = []
+    for name, cells in [
+        ("01_quickstart.ipynb", QUICKSTART),
+        ("02_sirene_workflow.ipynb", SIRENE),
+        ("03_statistics.ipynb", STATISTICS),
+    ]:
+        path = folder / name
+        nbformat.write(_nb(cells), path)
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for p in build():
+        print("wrote", p.name)
