@@ -62,6 +62,25 @@ class ClusterResult:
         What was read: ``source``, ``rows``, ``kept``, ``rejects`` (count by reason).
     sectors : pandas.DataFrame or None
         One row per sector analysed: label, totals, global statistic, artefact flag.
+
+    Examples
+    --------
+    Built by :func:`clustermap.detect_clusters`; here a 10 × 10 grid with a planted block:
+
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> ids = [f"c{i:02d}" for i in range(100)]
+    >>> cells = gpd.GeoDataFrame(
+    ...     geometry=[box(i % 10, i // 10, i % 10 + 1, i // 10 + 1) for i in range(100)],
+    ...     index=pd.Index(ids, name="unit_id"))
+    >>> a = np.full(100, 8)
+    >>> a[[0, 1, 2, 10, 11, 12, 20, 21, 22]] = 40
+    >>> counts = pd.DataFrame({"a": a, "other": 200 - a}, index=ids)
+    >>> res = cm.detect_clusters(counts, cells, level=None, local_statistic=None)
+    >>> res.clusters[["cluster_id", "n_units"]].to_dict("records")
+    [{'cluster_id': 'a-1', 'n_units': 9}]
+    >>> sorted(res.table.loc[res.table["cluster_id"] == "a-1", "unit_id"])[:3]
+    ['c00', 'c01', 'c02']
     """
 
     clusters: gpd.GeoDataFrame
