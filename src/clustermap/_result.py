@@ -156,10 +156,9 @@ class ClusterResult:
             for col in table.columns:
                 if table[col].dtype == object:
                     table[col] = table[col].astype(str)
-            import geopandas as gpd
+            import pyogrio
 
-            gpd.GeoDataFrame(table, geometry=[None] * len(table)).to_file(
-                path, layer="units_x_sectors", driver="GPKG"
-            )
+            # An attribute-only layer (GeoPackage "attributes" table): no geometry, no CRS.
+            pyogrio.write_dataframe(table, path, layer="units_x_sectors", driver="GPKG")
             return path
         raise ValueError(f"driver must be 'GPKG', 'Parquet' or 'CSV'; {driver!r} was given.")
