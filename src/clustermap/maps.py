@@ -587,15 +587,17 @@ class _Largest:
         self.ok = est is not None and NAME in est.columns and UNIT_ID in est.columns
         if not self.ok:
             return
-        cols = [c for c in (UNIT_ID, SECTOR, NAME, EMPLOYEES) if c in est.columns]
-        frame = pd.DataFrame(est[cols]).reset_index(drop=True)
-        frame[UNIT_ID] = frame[UNIT_ID].astype(str)
-        if SECTOR in frame.columns:
-            frame[SECTOR] = frame[SECTOR].astype(str)
-        emp = frame[EMPLOYEES] if EMPLOYEES in frame.columns else pd.Series(np.nan, frame.index)
-        frame["_e"] = pd.to_numeric(emp, errors="coerce")
-        self.frame = frame
-        self.groups = frame.groupby(UNIT_ID, sort=False).indices
+        n = len(est)
+        # plain NumPy arrays: per-cluster lookups on pyarrow-backed columns are slow
+        self.names = est[NAME].to_numpy(dtype=object, na_value=None)
+        self.codes, self.uniq = None, None
+        if SECTOR in est.columns:
+            self.codes, self.uniq = pd.factorize(est[SECTOR].astype(str).to_numpy(dtype=object))
+        self._match: dict[str, np.ndarray] = {}
+        emp = est[EMPLOYEES] if EMPLOYEES in est.columns else pd.Series(np.nan, index=est.index)
+        self.emp = pd.to_numeric(emp, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        units = pd.Series(est[UNIT_ID].astype(str).to_numpy(dtype=object), index=np.arange(n))
+        self.groups = units.groupby(units, sort=False).indices
 
     def __call__(self, row: pd.Series, k: int, lang: str) -> list[str]:
         ids = _val(row, "unit_ids")
@@ -604,17 +606,21 @@ class _Largest:
         parts = [self.groups[str(u)] for u in ids if str(u) in self.groups]
         if not parts:
             return []
-        sub = self.frame.iloc[np.concatenate(parts)]
-        if SECTOR in sub.columns:
-            sub = sub.loc[_sector_match(sub[SECTOR], row[SECTOR])]
-        sub = sub.assign(_s=sub["_e"].fillna(-1.0))
-        sub = sub.sort_values(["_s", NAME], ascending=[False, True], kind="stable").head(k)
+        idx = np.concatenate(parts)
+        if self.codes is not None:
+            code = str(row[SECTOR])
+            if code not in self._match:  # the same code or a finer one (25.62 -> 25.62A)
+                self._match[code] = np.array([str(u).startswith(code) for u in self.uniq])
+            idx = idx[self._match[code][self.codes[idx]]]
+        emp = np.nan_to_num(self.emp[idx], nan=-1.0)
+        names = ["" if v is None else str(v) for v in self.names[idx]]
+        order = sorted(range(len(idx)), key=lambda j: (-emp[j], names[j]))[:k]
         out = []
-        for name, emp in zip(sub[NAME], sub["_e"]):
-            text = str(name) if pd.notna(name) else "?"
-            if pd.notna(emp):
+        for j in order:
+            text = names[j] if self.names[idx[j]] is not None else "?"
+            if emp[j] >= 0:
                 unit = "salariés" if lang == "fr" else "employees"
-                text = f"{text} (≈{_i18n.NBSP}{_i18n.fmt_int(emp, lang)} {unit})"
+                text = f"{text} (≈{_i18n.NBSP}{_i18n.fmt_int(emp[j], lang)} {unit})"
             out.append(text)
         return out
 
