@@ -508,3 +508,47 @@ def test_local_from_a_cluster_result_uses_the_local_statistic_p_value():
     page = render(cm.explore_local(result, sector="25.62A", correction=None))
     colors = [f["properties"]["c"] for f in calls(page, "geojson")[0][0]["features"]]
     assert colors == [maps.LOCAL_COLORS[c] for c in ["hot", "ns", "cold"] * 4]
+
+
+@pytest.mark.shared
+def test_national_map_of_planted_clusters_stays_small():
+    """Planted clusters of the synthetic national registry over the real 2018 communes."""
+    from conftest import shared_file
+
+    communes = shared_file("france_boundaries", "communes_2018_simplified.parquet")
+    key = pd.read_csv(shared_file("synthetic_france", "answer_key.csv"), dtype=str)
+    with pytest.warns(cm.errors.ClustermapWarning):  # one commune polygon gets repaired
+        units = cm.read_units(communes, unit_id="code_insee", name="nom")
+    planted = key[key["kind"] == "planted"]
+    rows = []
+    for r in planted.itertuples():
+        ids = [c for c in r.communes.split(";") if c in units.index]
+        rows.append(
+            {
+                "cluster_id": r.naf,
+                "sector": r.naf,
+                "sector_label": r.name,
+                "unit_ids": ids,
+                "establishments": int(r.extra),
+                "geometry": units.loc[ids].union_all(),
+            }
+        )
+    clusters = gpd.GeoDataFrame(rows, crs=units.crs)
+    result = cm.ClusterResult(clusters=clusters, table=pd.DataFrame(), units=units)
+    page = render(cm.explore_clusters(result, context=True))
+    assert len(page.encode()) < 15e6
+    geo = calls(page, "geojson")
+    drawn = [f for a in geo if "cm-cluster" in a[1]["cls"] for f in a[0]["features"]]
+    assert len(drawn) == len(planted)
+    # each drawn region covers its communes (simplification moves edges by < ~100 m)
+    for feat, ids in zip(drawn, clusters["unit_ids"]):
+        shape = shapely.geometry.shape(feat["geometry"])
+        truth = units.loc[ids].union_all()
+        assert shape.symmetric_difference(truth).area < 0.02 * truth.area
+    ctx = next(a for a in geo if a[1]["cls"] == "cm-context")
+    assert (
+        len(ctx[0]["features"])
+        == units.index.str[:2]
+        .where(~units.index.str.startswith("97"), units.index.str[:3])
+        .nunique()
+    )
