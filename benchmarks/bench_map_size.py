@@ -17,7 +17,9 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,7 +97,8 @@ def main() -> int:
         result = _pseudo_result(units)
     n_units = sum(len(ids) for ids in result.clusters["unit_ids"])
 
-    build, render, report, size_map, size_report = [], [], [], [], []
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    build, render, report, size_map, size_report, browser = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             m, t = _timed(lambda: cm.explore_clusters(result))
@@ -106,6 +109,19 @@ def main() -> int:
             out, t = _timed(lambda: cm.write_report(result, Path(tmp) / "report.html"))
             report.append(t)
             size_report.append(out.stat().st_size / 1e6)
+            if chromium:  # wall time of a headless Chromium that loads the report and exits
+                cmd = [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--host-resolver-rules=MAP * ~NOTFOUND",
+                    f"--user-data-dir={tmp}/p",
+                    "--dump-dom",
+                    out.as_uri(),
+                ]
+                _, t = _timed(lambda cmd=cmd: subprocess.run(cmd, capture_output=True, check=False))
+                browser.append(t)
 
     print(f"\nNational cluster map, {source}")
     print(
@@ -121,6 +137,8 @@ def main() -> int:
         ("map HTML size (MB)", size_map),
         ("report size (MB)", size_report),
     ]
+    if browser:
+        rows.append(("Chromium opens the report (s)", browser))
     for name, values in rows:
         print(f"| {name:<32} | {statistics.median(values):>9.2f} |")
     return 0
