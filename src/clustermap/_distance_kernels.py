@@ -33,6 +33,11 @@ HIST_BINS = 4096
 MAIN_SIZE = 8192
 MIRROR_SIZE = 1024
 META = 16
+#: Planar grids use cells of cutoff / 3 and look 3 cells around (49 cells covering 5.4
+#: cutoff**2 instead of 9 cutoff**2 with cells of size cutoff); lon/lat (3-D) grids use
+#: cells of size cutoff and 27 neighbours.
+PLANAR_REACH = 3
+MAX_CELLS = 49
 # meta slots
 BW, NBW, LO, UP, NMAIN, FROMM, LOM, UPM, WREFL, MAXD, NDENS, CORR, OK = range(13)
 
@@ -68,18 +73,20 @@ def build_grid(x, y, z, cutoff, spherical):
     """Sort points by grid cell.
 
     Returns order (int64[n]: sorted position -> point index), keys of the non-empty cells
-    (int64[m], sorted), starts (int64[m + 1]) and params float64[7]
-    (x0, y0, z0, cell, nx, ny, nz).
+    (int64[m], sorted), starts (int64[m + 1]) and params float64[8]
+    (x0, y0, z0, cell, nx, ny, nz, reach).
     """
     n = x.shape[0]
-    params = np.zeros(7)
+    params = np.zeros(8)
+    reach = 1 if spherical else PLANAR_REACH
+    params[7] = reach
     if n == 0:
         params[3] = 1.0
         params[4] = 1
         params[5] = 1
         params[6] = 1
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64), params
-    cell = _cell_size(cutoff, spherical)
+    cell = _cell_size(cutoff, spherical) / reach
     x0 = x.min()
     y0 = y.min()
     z0 = z.min()
@@ -139,20 +146,21 @@ def _find_key(ukeys, key):
 
 @njit(cache=True)
 def _cell_ranges(px, py, pz, ukeys, starts, params, out):
-    """Fill out[k, 0:2] with [start, stop) of the (up to 27) non-empty cells around a point."""
+    """Fill out[k, 0:2] with [start, stop) of the non-empty cells around a point."""
     x0, y0, z0, cell = params[0], params[1], params[2], params[3]
     nx, ny, nz = int(params[4]), int(params[5]), int(params[6])
+    reach = int(params[7])
     ix = math.floor((px - x0) / cell)
     iy = math.floor((py - y0) / cell)
     iz = math.floor((pz - z0) / cell)
     k = 0
-    for gx in range(ix - 1, ix + 2):
+    for gx in range(ix - reach, ix + reach + 1):
         if gx < 0 or gx >= nx:
             continue
-        for gy in range(iy - 1, iy + 2):
+        for gy in range(iy - reach, iy + reach + 1):
             if gy < 0 or gy >= ny:
                 continue
-            for gz in range(iz - 1, iz + 2):
+            for gz in range(iz - reach, iz + reach + 1):
                 if gz < 0 or gz >= nz:
                     continue
                 u = _find_key(ukeys, (gx * ny + gy) * nz + gz)
@@ -194,7 +202,7 @@ def _pass_stats(
     """stats: [count, sum(d - centre), sum((d - centre)**2)] and a histogram of d <= cutoff."""
     nb = hist.shape[0]
     scale = nb / cutoff
-    ranges = np.empty((27, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 2), np.int64)
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
         for c in range(k):
@@ -238,7 +246,7 @@ def _pass_collect(
 ):
     """Collect the distances that fall in the histogram bins ``wanted``."""
     scale = nbins / cutoff
-    ranges = np.empty((27, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 2), np.int64)
     nw = wanted.shape[0]
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
@@ -264,7 +272,7 @@ def _pass_extremes(
     q0, q1, ax, ay, az, bx, by, bz, uni, spherical, order, ukeys, starts, params, refl, out
 ):
     """out: [largest d <= refl (or -1), smallest d (pairs within refl only)]."""
-    ranges = np.empty((27, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 2), np.int64)
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
         for c in range(k):
@@ -353,7 +361,7 @@ def _pass_exact(
     nr = r.shape[0]
     dr = (r[nr - 1] - r[0]) / (nr - 1) if nr > 1 else 1.0
     refl = 4.0 * h
-    ranges = np.empty((27, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 2), np.int64)
     inv = 1.0 / (h * math.sqrt(2.0))
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
@@ -426,7 +434,7 @@ def _pass_binned(
     dmir = (meta[UPM] - lom) / 511.0
     do_mirror = meta[FROMM] < 0.0
     refl = 4.0 * h
-    ranges = np.empty((27, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 2), np.int64)
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
         for c in range(k):
@@ -938,7 +946,7 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
     for q in prange(n):
-        ranges = np.empty((27, 2), np.int64)
+        ranges = np.empty((MAX_CELLS, 2), np.int64)
         _m_point(
             ref_sites[q],
             sx,
@@ -997,7 +1005,7 @@ def m_simulations(
         den = np.zeros(nr)
         nb_acc = np.zeros(nr)
         all_acc = np.zeros(nr)
-        ranges = np.empty((27, 2), np.int64)
+        ranges = np.empty((MAX_CELLS, 2), np.int64)
         for t in range(N):
             if not is_ref[perms[s, t]]:
                 continue
