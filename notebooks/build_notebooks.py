@@ -89,13 +89,14 @@ demo.registry.establishments[["establishment_id", "sector", "employees", "name",
         """
 ## Detect the clusters
 
-One call analyses every sector: a unit is a candidate when it and its neighbours hold
-significantly more establishments of the sector than their overall activity predicts
-(exact Poisson test, Benjamini-Hochberg false discovery rate across the units of the
-sector) and when it is itself specialised (LQ ≥ 1.5); touching candidates form a region,
-kept when it has at least 10 establishments and an LQ of at least 2 whose 95 % interval
-lies above 1. `permutations` only concerns the complementary Gi* hot-spot statistic added
-to the table; 199 keeps this notebook fast.
+One call analyses every sector. A commune *seeds* a cluster when it and its neighbours
+hold significantly more establishments of the sector than their overall activity predicts
+(exact Poisson test, Benjamini-Hochberg false discovery rate across the communes of the
+sector) and it is itself specialised (LQ ≥ 1.5); nearby specialised communes with a small
+p-value grow the region around the seeds. A region is kept when it is big enough (at least
+10 establishments), specialised (LQ ≥ 1.5 with a 95 % interval above 1) and significant.
+`help(cm.detection)` gives every step. `permutations` only concerns the complementary Gi*
+hot-spot statistic added to the table; 199 keeps this notebook fast.
 """,
     ),
     (
@@ -231,7 +232,7 @@ The notebook runs on the bundled demo registry, which is written exactly like an
 - **Old extracts (2016 names)** such as `apet700`, `tefet`, `depcomet`, `longitude`,
   `latitude`: `format="sirene2016"`.
 
-The national files hold over 30 million rows (about 15 million active establishments);
+The national files hold tens of millions of rows (closed establishments included);
 `read_registry` streams them by chunks and keeps only what it needs. Commune polygons come
 from IGN (Admin Express) and EPCI membership from the INSEE *Code officiel géographique* /
 DGCL BANATIC; read them with `cm.read_units(path, unit_id=..., name=...)`.
@@ -638,9 +639,9 @@ print(f"{len(single)} communes with a single cutlery establishment: LQ from "
         "md",
         """
 **Read it as**: an LQ above 2 is a specialisation only when its lower bound stays above 1.
-`detect_clusters` applies that rule to whole cluster regions (the region's LQ must be ≥ 2
-*and* its Garwood lower bound > 1), which is why it joins neighbouring communes before
-judging.
+`detect_clusters` applies that rule to whole cluster regions (the region's LQ must reach
+`min_lq`, 1.5 by default, *and* its Garwood lower bound must exceed 1), which is why it
+joins neighbouring communes before judging.
 
 ## 2. LISA and Gi\\*: two different questions
 
@@ -705,20 +706,21 @@ number of permutations rather than by the data. With 35 000 French communes the 
     (
         "code",
         """
-rows = {}
+rows, runs = {}, {}
 for label, kwargs in {
     "P = 99": {"permutations": 99},
     "P = 999": {"permutations": 999},
     "adaptive, up to 99 999": {"permutations": 999, "adaptive": True,
                                "max_permutations": 99_999},
 }.items():
-    res = cm.local_getis_ord(values, graph, random_state=7, **kwargs)
+    res = runs[label] = cm.local_getis_ord(values, graph, random_state=7, **kwargs)
     rows[label] = {
         **{f"p < 0.05, {s}": int((res.p_value[s] < 0.05).sum()) for s in sectors},
         **{f"BH 5 %, {s}": int(res.significant(alpha=0.05)[s].sum()) for s in sectors},
         "smallest p": float(res.p_value.min().min()),
     }
 fdr = pd.DataFrame(rows).T
+fdr = fdr.astype({c: int for c in fdr.columns if c != "smallest p"})
 fdr
 """,
     ),
@@ -749,8 +751,7 @@ counts (no resolution floor), and Gi\\* only adds a second opinion to the table.
     (
         "code",
         """
-res = cm.local_getis_ord(values, graph, random_state=7, permutations=999, adaptive=True,
-                         max_permutations=99_999)
+res = runs["adaptive, up to 99 999"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 axes[0].hist(res.p_value["10.71C"], bins=20, color="grey")
 axes[0].set(title="null sector 10.71C: p-values roughly uniform", xlabel="p-value")
@@ -801,10 +802,10 @@ Coarser units gather more establishments into each cluster but dilute its LQ (d�
 17 on communes, 11 on 15-km squares; perfumes: 18 down to 3); finer units find tighter,
 more specialised cores with counts so small that a subtle cluster holds few establishments.
 Grids also cut through towns, and a null sector can then show a spurious cluster: the false
-discovery rate is controlled *per zoning*, not across the zonings you try. No zoning is "right": report the one that matches the
-decision (EPCI for economic-development policy), and check that a cluster you care about
-survives a change of zoning. The distance-based measures of section 6 avoid zoning
-altogether.
+discovery rate is controlled *per zoning*, not across the zonings you try. No zoning is
+"right": report the one that matches the decision (EPCI for economic-development policy),
+and check that a cluster you care about survives a change of zoning. The distance-based
+measures of section 6 avoid zoning altogether.
 
 ## 5. Employee bands: low, mid, high
 
