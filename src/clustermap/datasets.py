@@ -966,6 +966,14 @@ class Demo:
     answer_key : pandas.DataFrame
         Planted clusters (lists of unit ids in ``communes`` and ``core``), null sectors and
         dirt counts, as returned by :func:`make_registry`.
+
+    Examples
+    --------
+    >>> demo = cm.load_demo()
+    >>> demo
+    <Demo: 50050 establishments over 1500 units, 6 planted clusters>
+    >>> demo.answer_key.loc[demo.answer_key["kind"] == "planted", "naf"].tolist()
+    ['25.62A', '22.29A', '11.02A', '25.71Z', '20.42Z', '62.01Z']
     """
 
     registry_path: Path
