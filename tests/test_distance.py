@@ -249,7 +249,9 @@ def test_grid_path_equals_all_pairs_path(method):
     r = np.linspace(0, 8, 33)
     args = (x, y, z, w, x, y, z, w, True, True, False, r, True, 1.0, method, 0.0)
     small = K.kd_small(*args)
-    grid = K.kd_compute(*args, K._n_blocks(n))
+    grid = K.kd_compute(*args, K._n_blocks(n), True)
+    approx = K.kd_compute(*args, K._n_blocks(n), False)  # histogram quartiles
+    assert approx[3][K.BW] == pytest.approx(small[3][K.BW], rel=1e-4)
     assert grid[3][K.BW] == pytest.approx(small[3][K.BW], rel=1e-12)
     for g, s in zip(grid[:3], small[:3]):
         np.testing.assert_allclose(g, s, rtol=1e-10, atol=1e-12 * max(np.abs(s).max(), 1e-300))
@@ -358,7 +360,7 @@ def test_results_do_not_depend_on_thread_count():
     for t in (1, numba.config.NUMBA_NUM_THREADS):
         numba.set_num_threads(t)
         res.append(K.kd_compute(x, y, z, w, x, y, z, w, True, False, False, r, True, 1.0, 0, 0.0,
-                                K._n_blocks(2500)))  # fmt: skip
+                                K._n_blocks(2500), True))  # fmt: skip
     numba.set_num_threads(old)
     for a, b in zip(res[0], res[1]):
         np.testing.assert_array_equal(a, b)

@@ -28,7 +28,9 @@ EARTH_RADIUS_KM = 6371.0088
 #: Gaussian kernel truncation of the exact Kd sums, in bandwidths (exp(-50) ~ 2e-22).
 KD_TRUNCATE = 10.0
 #: Number of histogram bins used to locate the quartiles of the pair distances exactly.
-HIST_BINS = 4096
+HIST_BINS = 65536
+#: Work blocks of the histogram pass (memory: blocks x HIST_BINS int64).
+HIST_BLOCKS = 16
 #: Size of the binned-mode buffers (R density() grids: 2 n <= 8192 and 2 * 512).
 MAIN_SIZE = 8192
 MIRROR_SIZE = 1024
@@ -145,14 +147,20 @@ def _find_key(ukeys, key):
 
 
 @njit(cache=True)
-def _cell_ranges(px, py, pz, ukeys, starts, params, out):
-    """Fill out[k, 0:2] with [start, stop) of the non-empty cells around a point."""
+def _cell_ranges(px, py, pz, ukeys, starts, params, out, half):
+    """Fill out[k] with (start, stop, same cell) of the non-empty cells around a point.
+
+    half: keep only the cells whose key is >= the point's own cell key (each pair of
+    distinct cells is then visited from one side only; within the own cell the caller keeps
+    b > a), for the univariate pair passes.
+    """
     x0, y0, z0, cell = params[0], params[1], params[2], params[3]
     nx, ny, nz = int(params[4]), int(params[5]), int(params[6])
     reach = int(params[7])
     ix = math.floor((px - x0) / cell)
     iy = math.floor((py - y0) / cell)
     iz = math.floor((pz - z0) / cell)
+    own = (ix * ny + iy) * nz + iz
     k = 0
     for gx in range(ix - reach, ix + reach + 1):
         if gx < 0 or gx >= nx:
@@ -163,10 +171,14 @@ def _cell_ranges(px, py, pz, ukeys, starts, params, out):
             for gz in range(iz - reach, iz + reach + 1):
                 if gz < 0 or gz >= nz:
                     continue
-                u = _find_key(ukeys, (gx * ny + gy) * nz + gz)
+                key = (gx * ny + gy) * nz + gz
+                if half and key < own:
+                    continue
+                u = _find_key(ukeys, key)
                 if u >= 0:
                     out[k, 0] = starts[u]
                     out[k, 1] = starts[u + 1]
+                    out[k, 2] = 1 if (half and key == own) else 0
                     k += 1
     return k
 
@@ -202,24 +214,32 @@ def _pass_stats(
     """stats: [count, sum(d - centre), sum((d - centre)**2)] and a histogram of d <= cutoff."""
     nb = hist.shape[0]
     scale = nb / cutoff
-    ranges = np.empty((MAX_CELLS, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 3), np.int64)
+    # local accumulators: writing per-block slots for every pair would false-share
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
         for c in range(k):
+            same = ranges[c, 2] == 1
             for t in range(ranges[c, 0], ranges[c, 1]):
                 b = order[t]
-                if uni and b <= a:
+                if same and b <= a:
                     continue
                 d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
                 if d <= cutoff:
-                    stats[0] += 1.0
+                    c0 += 1.0
                     u = d - centre
-                    stats[1] += u
-                    stats[2] += u * u
+                    c1 += u
+                    c2 += u * u
                     ib = int(d * scale)
                     if ib >= nb:
                         ib = nb - 1
                     hist[ib] += 1
+    stats[0] += c0
+    stats[1] += c1
+    stats[2] += c2
 
 
 @njit(cache=True)
@@ -246,14 +266,16 @@ def _pass_collect(
 ):
     """Collect the distances that fall in the histogram bins ``wanted``."""
     scale = nbins / cutoff
-    ranges = np.empty((MAX_CELLS, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 3), np.int64)
     nw = wanted.shape[0]
+    f = fill[0]
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
         for c in range(k):
+            same = ranges[c, 2] == 1
             for t in range(ranges[c, 0], ranges[c, 1]):
                 b = order[t]
-                if uni and b <= a:
+                if same and b <= a:
                     continue
                 d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
                 if d <= cutoff:
@@ -262,9 +284,10 @@ def _pass_collect(
                         ib = nbins - 1
                     for w in range(nw):
                         if wanted[w] == ib:
-                            buf[fill[0]] = d
-                            fill[0] += 1
+                            buf[f] = d
+                            f += 1
                             break
+    fill[0] = f
 
 
 @njit(cache=True)
@@ -272,20 +295,25 @@ def _pass_extremes(
     q0, q1, ax, ay, az, bx, by, bz, uni, spherical, order, ukeys, starts, params, refl, out
 ):
     """out: [largest d <= refl (or -1), smallest d (pairs within refl only)]."""
-    ranges = np.empty((MAX_CELLS, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 3), np.int64)
+    hi = out[0]
+    lo = out[1]
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
         for c in range(k):
+            same = ranges[c, 2] == 1
             for t in range(ranges[c, 0], ranges[c, 1]):
                 b = order[t]
-                if uni and b <= a:
+                if same and b <= a:
                     continue
                 d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
                 if d <= refl:
-                    if d > out[0]:
-                        out[0] = d
-                    if d < out[1]:
-                        out[1] = d
+                    if d > hi:
+                        hi = d
+                    if d < lo:
+                        lo = d
+    out[0] = hi
+    out[1] = lo
 
 
 @njit(cache=True)
@@ -361,14 +389,16 @@ def _pass_exact(
     nr = r.shape[0]
     dr = (r[nr - 1] - r[0]) / (nr - 1) if nr > 1 else 1.0
     refl = 4.0 * h
-    ranges = np.empty((MAX_CELLS, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 3), np.int64)
     inv = 1.0 / (h * math.sqrt(2.0))
+    cr = 0.0
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
         for c in range(k):
+            same = ranges[c, 2] == 1
             for t in range(ranges[c, 0], ranges[c, 1]):
                 b = order[t]
-                if uni and b <= a:
+                if same and b <= a:
                     continue
                 d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
                 if d > cutoff:
@@ -378,7 +408,8 @@ def _pass_exact(
                 if d <= refl:
                     _gauss_window(acc, r, dr, uniform, -d, w, h)
                 else:
-                    corr[0] += w * 0.5 * math.erfc(d * inv)
+                    cr += w * 0.5 * math.erfc(d * inv)
+    corr[0] += cr
 
 
 @njit(cache=True)
@@ -434,13 +465,15 @@ def _pass_binned(
     dmir = (meta[UPM] - lom) / 511.0
     do_mirror = meta[FROMM] < 0.0
     refl = 4.0 * h
-    ranges = np.empty((MAX_CELLS, 2), np.int64)
+    ranges = np.empty((MAX_CELLS, 3), np.int64)
+    wr = 0.0
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges)
+        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
         for c in range(k):
+            same = ranges[c, 2] == 1
             for t in range(ranges[c, 0], ranges[c, 1]):
                 b = order[t]
-                if uni and b <= a:
+                if same and b <= a:
                     continue
                 d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
                 if d > cutoff:
@@ -450,10 +483,11 @@ def _pass_binned(
                 if do_mirror:
                     _bin_one(ymirror, d, w, lom, dmir, 512)
                 if d <= refl:
-                    wrefl[0] += w
+                    wr += w
                     _bin_one(ymain, -d, w, lo, dmain, n)
                     if do_mirror:
                         _bin_one(ymirror, -d, w, lom, dmir, 512)
+    wrefl[0] += wr
 
 
 # ----------------------------------------------------------------------------- Kd driver
@@ -484,6 +518,27 @@ def _quartiles(npairs, hist, collected, bins_sorted):
                 if b < ib:
                     before += hist[b]
             v[t] = vals[before + rank - cum]
+        out[j] = v[0] + (hq[j] - lo_rank) * (v[1] - v[0])
+    return out
+
+
+@njit(cache=True)
+def _hist_quartiles(npairs, hist, cutoff):
+    """Type-7 quartiles with each order statistic placed by linear interpolation in its bin."""
+    width = cutoff / hist.shape[0]
+    hq = np.array([(npairs - 1) * 0.25, (npairs - 1) * 0.75])
+    out = np.empty(2)
+    for j in range(2):
+        lo_rank = math.floor(hq[j])
+        v = np.empty(2)
+        for t in range(2):
+            rank = min(lo_rank + t, npairs - 1)
+            cum = 0
+            ib = 0
+            while cum + hist[ib] <= rank:
+                cum += hist[ib]
+                ib += 1
+            v[t] = width * (ib + (rank - cum + 0.5) / hist[ib])
         out[j] = v[0] + (hq[j] - lo_rank) * (v[1] - v[0])
     return out
 
@@ -529,13 +584,16 @@ def kd_compute(
     method,
     fixed_bw,
     nblocks,
+    exact_bw,
 ):
     """One Kd curve, in up to four passes over the pairs.
 
     ax, ay, az, aw : reference points (ignored when ``uni``: B is used for both);
     r : sorted float64[nr], r[0] >= 0; method 0 = exact sums, 1 = R density() binning;
     fixed_bw : use this bandwidth when > 0 (otherwise bw.nrd0 of the distances <= 2 max(r),
-    times ``adjust``); nblocks : number of work blocks (fix it for reproducibility).
+    times ``adjust``); nblocks : number of work blocks (fix it for reproducibility);
+    exact_bw : exact quartiles (one more pass over the pairs) or quartiles interpolated in
+    a HIST_BINS-bin histogram of the distances (bins of 2 max(r) / 65 536 km).
     Returns (acc float64[nr], ymain float64[8192], ymirror float64[1024], meta float64[16]);
     the caller normalises ``acc`` (exact) or runs the FFT on the bins (binned).
     """
@@ -551,15 +609,22 @@ def kd_compute(
         az = bz
         aw = bw
     nA = ax.shape[0]
+    # each pass works on B copied in the order of its grid (sequential memory access)
+    obx, oby, obz, obw = bx, by, bz, bw
     h = fixed_bw
     if not h > 0.0:
         cut_a = 2.0 * rmax if rmax > 0.0 else 1.0
-        order, ukeys, starts, params = build_grid(bx, by, bz, cut_a, spherical)
-        hists = np.zeros((nblocks, HIST_BINS), np.int64)
-        stats = np.zeros((nblocks, 3))
-        for ib in prange(nblocks):
-            q0 = (nA * ib) // nblocks
-            q1 = (nA * (ib + 1)) // nblocks
+        order, ukeys, starts, params = build_grid(obx, oby, obz, cut_a, spherical)
+        bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
+        if uni:
+            ax, ay, az, aw = bx, by, bz, bw
+        order = np.arange(bx.shape[0])
+        nbh = min(nblocks, HIST_BLOCKS)
+        hists = np.zeros((nbh, HIST_BINS), np.int64)
+        stats = np.zeros((nbh, 3))
+        for ib in prange(nbh):
+            q0 = (nA * ib) // nbh
+            q1 = (nA * (ib + 1)) // nbh
             _pass_stats(
                 q0,
                 q1,
@@ -582,50 +647,53 @@ def kd_compute(
             )
         hist = np.zeros(HIST_BINS, np.int64)
         tot = np.zeros(3)
-        for ib in range(nblocks):
+        for ib in range(nbh):
             hist += hists[ib]
             tot += stats[ib]
         npairs = int(tot[0])
         meta[NBW] = npairs
         if npairs < 2:
             return acc, ymain, ymirror, meta
-        wanted = _wanted_bins(npairs, hist)
-        size = 0
-        for b in wanted:
-            size += hist[b]
-        bufs = np.zeros((nblocks, size))
-        fills = np.zeros((nblocks, 1), np.int64)
-        for ib in prange(nblocks):
-            q0 = (nA * ib) // nblocks
-            q1 = (nA * (ib + 1)) // nblocks
-            _pass_collect(
-                q0,
-                q1,
-                ax,
-                ay,
-                az,
-                bx,
-                by,
-                bz,
-                uni,
-                spherical,
-                order,
-                ukeys,
-                starts,
-                params,
-                cut_a,
-                HIST_BINS,
-                wanted,
-                bufs[ib],
-                fills[ib],
-            )
-        coll = np.empty(size)
-        p = 0
-        for ib in range(nblocks):
-            f = fills[ib, 0]
-            coll[p : p + f] = bufs[ib, :f]
-            p += f
-        qs = _quartiles(npairs, hist, coll, wanted)
+        if not exact_bw:
+            qs = _hist_quartiles(npairs, hist, cut_a)
+        else:
+            wanted = _wanted_bins(npairs, hist)
+            size = 0
+            for b in wanted:
+                size += hist[b]
+            bufs = np.zeros((nblocks, size))
+            fills = np.zeros((nblocks, 1), np.int64)
+            for ib in prange(nblocks):
+                q0 = (nA * ib) // nblocks
+                q1 = (nA * (ib + 1)) // nblocks
+                _pass_collect(
+                    q0,
+                    q1,
+                    ax,
+                    ay,
+                    az,
+                    bx,
+                    by,
+                    bz,
+                    uni,
+                    spherical,
+                    order,
+                    ukeys,
+                    starts,
+                    params,
+                    cut_a,
+                    HIST_BINS,
+                    wanted,
+                    bufs[ib],
+                    fills[ib],
+                )
+            coll = np.empty(size)
+            p = 0
+            for ib in range(nblocks):
+                f = fills[ib, 0]
+                coll[p : p + f] = bufs[ib, :f]
+                p += f
+            qs = _quartiles(npairs, hist, coll, wanted)
         mean_u = tot[1] / npairs
         var = (tot[2] - tot[1] * mean_u) / (npairs - 1)
         sd = math.sqrt(max(var, 0.0))
@@ -640,7 +708,11 @@ def kd_compute(
         cut_c = max(rmax, refl) + KD_TRUNCATE * h
     else:
         # extremes of the reflected distances, needed by the second density() call
-        order, ukeys, starts, params = build_grid(bx, by, bz, refl, spherical)
+        order, ukeys, starts, params = build_grid(obx, oby, obz, refl, spherical)
+        bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
+        if uni:
+            ax, ay, az, aw = bx, by, bz, bw
+        order = np.arange(bx.shape[0])
         ext = np.zeros((nblocks, 2))
         for ib in range(nblocks):
             ext[ib, 0] = -1.0
@@ -690,7 +762,11 @@ def kd_compute(
         meta[LOM] = fromm - 4.0 * h
         meta[UPM] = 0.0 + 4.0 * h
         cut_c = max(meta[UP] + 2.0 * (meta[UP] - meta[LO]) / (n - 1), refl)
-    order, ukeys, starts, params = build_grid(bx, by, bz, cut_c, spherical)
+    order, ukeys, starts, params = build_grid(obx, oby, obz, cut_c, spherical)
+    bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
+    if uni:
+        ax, ay, az, aw = bx, by, bz, bw
+    order = np.arange(bx.shape[0])
     if method == 0:
         accs = np.zeros((nblocks, nr))
         corrs = np.zeros((nblocks, 1))
@@ -914,7 +990,7 @@ def _m_point(
     xi = sx[i]
     yi = sy[i]
     zi = sz[i]
-    kc = _cell_ranges(xi, yi, zi, ukeys, starts, params, ranges)
+    kc = _cell_ranges(xi, yi, zi, ukeys, starts, params, ranges, False)
     for c in range(kc):
         for j in range(ranges[c, 0], ranges[c, 1]):
             dx = sx[j] - xi
@@ -946,7 +1022,7 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
     for q in prange(n):
-        ranges = np.empty((MAX_CELLS, 2), np.int64)
+        ranges = np.empty((MAX_CELLS, 3), np.int64)
         _m_point(
             ref_sites[q],
             sx,
@@ -1005,7 +1081,7 @@ def m_simulations(
         den = np.zeros(nr)
         nb_acc = np.zeros(nr)
         all_acc = np.zeros(nr)
-        ranges = np.empty((MAX_CELLS, 2), np.int64)
+        ranges = np.empty((MAX_CELLS, 3), np.int64)
         for t in range(N):
             if not is_ref[perms[s, t]]:
                 continue
