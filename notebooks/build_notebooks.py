@@ -469,14 +469,18 @@ How to read a row:
   3 to 17. `lq_employees` is the same ratio on employment.
 - **share_of_sector**: the part of all the territory's establishments of the sector that are
   in the region; **focus**: the part of the region's establishments that are in the sector.
-- **stars** (European Cluster Observatory, 0-3): one star each for size, specialisation
-  (LQ ≥ 2) and focus among the top 10 % of regions.
+- **stars** (European Cluster Observatory, 0-3): one star each for size and focus among
+  the top 10 % of the comparison regions of the same sector, and for specialisation
+  (LQ ≥ 2).
 - **strong_cluster** (U.S. Cluster Mapping Project): the LQ is in the top quarter of the
-  units' LQs for the sector and the size is above the bottom quarter; `strong_cluster_p90`
-  uses the top 10 %. The comparison is with *single units*: a region averages many
-  communes, so at commune scale the flag is conservative (the décolletage region, LQ about
-  16 on employment, stays below the top quarter of the communes of its own sector, some of
-  which exceed 30). It is most meaningful when comparing units of one zoning, e.g. EPCI.
+  comparison regions' LQs for the sector (and ≥ 1), and employment and establishments are
+  above their bottom quarter; `strong_cluster_p90` uses the top 10 %.
+- The **comparison regions** must be of a coarser zoning than the communes a cluster is
+  built from, as CMP (economic areas) and ECO (NUTS-2) do: single communes have extreme LQs
+  and tiny sizes. By default (`score_units="auto"`) they are départements for French
+  commune codes, otherwise squares of about 50 units; `result.parameters["score_units_rule"]`
+  says which. Pass your own zoning (zones d'emploi, EPCI polygons, or a Series unit → zone)
+  with `score_units=`.
 - **strength**: the Poisson log-likelihood ratio of the region (Kulldorff's scan statistic),
   used for sorting: it grows with both size and specificity.
 - **artefact**: the sector is known to produce registry artefacts (head offices, holdings,

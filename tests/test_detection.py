@@ -404,3 +404,35 @@ def test_demo_with_commune_points_when_no_polygons():
     points = res.units.to_crs(2154).geometry
     _check_answer_key(res, planted, nulls, points, min_null_clean=len(nulls))
     assert res.clusters.geom_type.isin(["Polygon", "LineString", "Point"]).all()
+
+
+def test_score_units_auto_uses_departements_for_commune_codes():
+    from clustermap.detection import _membership
+
+    ids = ["01001", "01002", "2A004", "2B010", "97411", "97101", "74081"]
+    units = gpd.GeoDataFrame(
+        geometry=[box(i, 0, i + 1, 1) for i in range(len(ids))],
+        index=pd.Index(ids, name="unit_id"),
+        crs=2154,
+    )
+    member, rule = _membership(units, "auto")
+    assert rule.startswith("départements")
+    # zones sorted: 01, 2A, 2B, 74, 971, 974
+    dense = member.toarray()
+    assert dense.shape == (6, 7)
+    assert dense[0].tolist() == [1, 1, 0, 0, 0, 0, 0]
+    assert dense[1].tolist() == [0, 0, 1, 0, 0, 0, 0]
+    assert dense[4].tolist() == [0, 0, 0, 0, 0, 1, 0]
+    assert dense[5].tolist() == [0, 0, 0, 0, 1, 0, 0]
+
+
+def test_score_units_auto_squares_hold_about_50_units(lattice):
+    from clustermap.detection import AUTO_ZONE_UNITS, _membership
+
+    units, _ = lattice
+    member, rule = _membership(units, "auto")
+    assert rule.startswith("squares of")
+    sizes = np.asarray(member.sum(axis=1)).ravel()
+    assert sizes.sum() == len(units)
+    # squares of side sqrt(50) cells: interior squares hold about 50 units
+    assert abs(np.median(sizes) - AUTO_ZONE_UNITS) <= 15

@@ -36,7 +36,8 @@ Method (per sector *s*, all sectors at once; methods.md §3, §6, §14)
 6. **Scores**: region LQ with its Garwood interval, employment (band midpoint and the
    low-high band range) and the employment LQ, share of the sector, focus, European
    Cluster Observatory stars and U.S. Cluster Mapping strong-cluster flags (percentiles taken
-   over the analysis units, as CMP compares custom regions with its economic areas), and a
+   over the regions of a coarser comparison zoning, ``score_units``: départements for French
+   commune codes by default, as CMP compares custom regions with its economic areas), and a
    **strength** used for sorting: the Poisson log-likelihood ratio of the region,
    ``O ln(O/E) - (O - E)`` (Kulldorff's scan statistic for that window), which grows with
    both the size and the specificity of the excess.
@@ -324,7 +325,7 @@ def detect_clusters(
     permutations: int = 999,
     random_state: int | None = 12345,
     exclude_artefacts: bool = False,
-    score_units: gpd.GeoDataFrame | None = None,
+    score_units: gpd.GeoDataFrame | pd.Series | str | None = "auto",
     nomenclature: str = "naf",
     n_jobs: int | None = None,
 ) -> ClusterResult:
@@ -406,14 +407,18 @@ def detect_clusters(
         Seed of the permutations; results do not depend on the thread count.
     exclude_artefacts : bool, default False
         Skip head offices, holdings and temporary-work sectors instead of flagging them.
-    score_units : geopandas.GeoDataFrame, optional
-        Zoning whose regions are the comparison set of the CMP strong-cluster percentiles and
-        the ECO size and focus stars (e.g. départements or zones d'emploi: CMP compares its
-        custom regions with economic areas, ECO ranked NUTS-2 regions). Each analysis unit
-        goes to the zone holding its representative point. Default: the analysis units
-        themselves, which are much smaller than a cluster region, so the size star is
-        nearly always given and percentiles of the LQ are high (small units have extreme
-        LQs): read the scores as a ranking among communes.
+    score_units : "auto", geopandas.GeoDataFrame, pandas.Series or None, default "auto"
+        Comparison zoning of the CMP strong-cluster percentiles and the ECO size and focus
+        stars. Both anchors compare a cluster with regions of a coarser zoning of the same
+        kind (CMP compares custom regions with economic areas; ECO ranked NUTS-2 regions),
+        never with the small units a cluster is built from (small units have extreme LQs
+        and tiny sizes, so the size star would always be given and the P75 LQ would be out
+        of reach). ``"auto"``: départements when the unit ids are French commune codes
+        (INSEE ``01001``, ``2A004``, ``97411``), otherwise squares of about 50 median units
+        each, laid over the units' representative points (documented in
+        ``parameters["score_units"]``). A GeoDataFrame of polygons (e.g. zones d'emploi):
+        each unit goes to the zone holding its representative point. A Series: unit id ->
+        zone label. ``None``: the analysis units themselves (a ranking among units).
     nomenclature : str, default "naf"
         Nomenclature of the codes (``"naf"``, ``"nace"``, ``"naics"``, ``"prefix"``).
     n_jobs : int, optional
@@ -702,10 +707,11 @@ def detect_clusters(
 
     comp_x, comp_emp = x, emp_mats.get(EMPLOYEES)
     if score_units is not None:
-        member = _membership(units, score_units)
+        member, how = _membership(units, score_units)
         comp_x = member @ x
         comp_emp = None if comp_emp is None else member @ comp_emp
         params["score_units"] = int(member.shape[0])
+        params["score_units_rule"] = how
     clusters = _cluster_frame(
         cluster_rows,
         units,
@@ -941,12 +947,40 @@ def _regions(
     return reg[keep].reset_index(drop=True)
 
 
-def _membership(units: gpd.GeoDataFrame, zones: Any) -> sp.csr_matrix:
-    """Zones × units 0/1 matrix: each unit goes to the zone holding its representative point."""
+_COMMUNE_CODE = r"^(?:\d{5}|2[AB]\d{3})$"
+
+#: Target size (in median units) of the comparison zones built by ``score_units="auto"``
+#: when the units are not French communes.
+AUTO_ZONE_UNITS = 50
+
+
+def _membership(units: gpd.GeoDataFrame, zones: Any) -> tuple[sp.csr_matrix, str]:
+    """Zones × units 0/1 matrix of the comparison zoning, and a description of the rule."""
+    if isinstance(zones, str):
+        if zones != "auto":
+            raise ValueError(
+                f"score_units must be 'auto', a GeoDataFrame, a Series or None; got {zones!r}."
+            )
+        ids = units.index.astype(str)
+        if len(ids) and ids.str.match(_COMMUNE_CODE).mean() >= 0.95:
+            dep = np.where(ids.str.startswith("97"), ids.str[:3], ids.str[:2])
+            return _membership_from_labels(pd.Series(dep, index=units.index)), (
+                "départements (first 2 or 3 characters of the commune codes)"
+            )
+        return _auto_squares(units)
+    if isinstance(zones, pd.Series):
+        labels = zones.reindex(units.index)
+        if labels.isna().any():
+            missing = list(units.index[labels.isna()][:5])
+            raise SchemaError(
+                f"score_units gives no zone for {int(labels.isna().sum())} unit(s), e.g. "
+                f"{missing}; map every unit id to a zone label."
+            )
+        return _membership_from_labels(labels), "user zoning (Series)"
     if not isinstance(zones, gpd.GeoDataFrame):
         raise SchemaError(
-            f"score_units must be a GeoDataFrame of polygons (e.g. départements); got "
-            f"{type(zones).__name__}."
+            f"score_units must be 'auto', a GeoDataFrame of polygons (e.g. départements), a "
+            f"Series (unit id -> zone) or None; got {type(zones).__name__}."
         )
     if zones.crs is None or units.crs is None:
         raise SchemaError("score_units and units need a CRS to be matched.")
@@ -954,9 +988,38 @@ def _membership(units: gpd.GeoDataFrame, zones: Any) -> sp.csr_matrix:
     zones = zones.reset_index(drop=True).to_crs(units.crs)
     hit = gpd.sjoin(pts.reset_index(drop=True), zones[["geometry"]], predicate="within")
     hit = hit[~hit.index.duplicated()]
-    return sp.csr_matrix(
+    member = sp.csr_matrix(
         (np.ones(len(hit)), (hit["index_right"].to_numpy(), hit.index.to_numpy())),
         shape=(len(zones), len(units)),
+    )
+    return member, "user zoning (polygons)"
+
+
+def _membership_from_labels(labels: pd.Series) -> sp.csr_matrix:
+    codes, uniques = pd.factorize(labels.astype(str), sort=True)
+    return sp.csr_matrix(
+        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(uniques), len(codes))
+    )
+
+
+def _auto_squares(units: gpd.GeoDataFrame) -> tuple[sp.csr_matrix, str]:
+    """Squares of about AUTO_ZONE_UNITS median units laid over the units' points."""
+    from .units import metric_crs
+
+    proj = units.geometry.to_crs(metric_crs(units)) if units.crs is not None else units.geometry
+    pts = proj.representative_point()
+    area = proj.area.to_numpy()
+    if np.nanmedian(area) > 0:
+        unit_area = float(np.nanmedian(area))
+    else:  # point units: the study area shared out
+        x0, y0, x1, y1 = pts.total_bounds
+        unit_area = max((x1 - x0) * (y1 - y0), 1.0) / max(len(units), 1)
+    side = float(np.sqrt(AUTO_ZONE_UNITS * unit_area))
+    col = np.floor(pts.x.to_numpy() / side).astype(np.int64)
+    row = np.floor(pts.y.to_numpy() / side).astype(np.int64)
+    labels = pd.Series([f"{r}_{c}" for r, c in zip(row, col)], index=units.index)
+    return _membership_from_labels(labels), (
+        f"squares of {side / 1000:.1f} km (about {AUTO_ZONE_UNITS} median units each)"
     )
 
 
