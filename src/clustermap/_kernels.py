@@ -178,9 +178,10 @@ def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
 
 
 @njit(parallel=True, cache=True)
-def lag_counts(
-    X,
-    sgn,
+def tiled_counts(
+    X3,
+    sgn3,
+    geary,
     indptr,
     indices,
     weights,
@@ -192,105 +193,91 @@ def lag_counts(
     tail,
     h,
     check,
+    block,
     ge,
     le,
     nperm,
-    col0,
 ):
-    """Conditional-permutation tail counts for lag statistics (Moran, Gi, Gi*), one tile.
+    """Conditional-permutation tail counts for every unit and sector, tiled for the cache.
 
-    X : (n, ts) float32 or float64, C-contiguous: one tile of sectors (raw values).
-    sgn : (n, ts) same dtype, multiplier of the sum difference (sign of z_i for Moran, 1 for
-        Gi / Gi*).
+    X3 : (n_tiles, n, tile) C-contiguous: the sectors cut into tiles (last tile
+        zero-padded). uint8 / uint16 for small counts (memory traffic is the bottleneck:
+        N * P * k * S gathered values), float32 where exact, else float64.
+    sgn3 : same shape; its dtype is the accumulator's (int32 for integer X, else X's):
+        multiplier of the sum difference (sign of z_i for Moran, 1 for Gi / Gi*; ignored
+        when ``geary``).
+    geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
+        ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
     p_start, p_end : draw numbers to run (stream positions, or table rows).
-    tail, h, check : early stop once every sector of the tile has its tail count >= h,
-        tested every ``check`` draws; h <= 0 disables it.
-    ge, le, nperm : int64 (n, S) #(sim >= obs), #(sim <= obs) and draws used, incremented
-        in place at columns col0 .. col0 + ts - 1.
+    tail, h, check : early stop of a (unit, tile) once every sector of the tile has its tail
+        count >= h, tested every ``check`` draws; h <= 0 disables it.
+    block : units per parallel task; their draws are made once and reused for every tile.
+    ge, le, nperm : int32 (n, n_tiles * tile) #(sim >= obs), #(sim <= obs), draws used.
     """
-    n, ts = X.shape
-    for i in prange(n):
-        a = indptr[i]
-        k = indptr[i + 1] - a
-        if k == 0:
-            continue
-        eq = equal[i]
-        ukey = _unit_key(key, i)
-        ids = np.empty(k, dtype=np.int64)
-        tobs = np.empty(ts, dtype=X.dtype)
-        acc = np.empty(ts, dtype=X.dtype)
-        cg = np.zeros(ts, dtype=np.int64)
-        cl = np.zeros(ts, dtype=np.int64)
-        sg = sgn[i]
-        _row_sum(X, indices, a, k, eq, weights, a, tobs, ts)
-        done = p_end
-        for p in range(p_start, p_end):
-            _fill_draw(ids, k, n, i, ukey, p, table)
-            _row_sum(X, ids, 0, k, eq, weights, a, acc, ts)
-            for s in range(ts):
-                d = sg[s] * (acc[s] - tobs[s])
-                cg[s] += d >= 0
-                cl[s] += d <= 0
-            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
-                done = p + 1
-                break
-        for s in range(ts):
-            ge[i, col0 + s] += cg[s]
-            le[i, col0 + s] += cl[s]
-            nperm[i, col0 + s] += done - p_start
-    return 0
-
-
-@njit(parallel=True, cache=True)
-def geary_counts(
-    X,
-    indptr,
-    indices,
-    weights,
-    equal,
-    key,
-    table,
-    p_start,
-    p_end,
-    tail,
-    h,
-    check,
-    ge,
-    le,
-    nperm,
-    col0,
-):
-    """Tail counts for local Geary ``T = sum_t w_t (x_i - x_j)**2`` (arguments as lag_counts)."""
-    n, ts = X.shape
-    for i in prange(n):
-        a = indptr[i]
-        k = indptr[i + 1] - a
-        if k == 0:
-            continue
-        eq = equal[i]
-        ukey = _unit_key(key, i)
-        ids = np.empty(k, dtype=np.int64)
-        tobs = np.empty(ts, dtype=X.dtype)
-        acc = np.empty(ts, dtype=X.dtype)
-        cg = np.zeros(ts, dtype=np.int64)
-        cl = np.zeros(ts, dtype=np.int64)
-        _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, ts)
-        done = p_end
-        for p in range(p_start, p_end):
-            _fill_draw(ids, k, n, i, ukey, p, table)
-            _geary_sum(X, i, ids, 0, k, eq, weights, a, acc, ts)
-            for s in range(ts):
-                d = acc[s] - tobs[s]
-                cg[s] += d >= 0
-                cl[s] += d <= 0
-            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
-                done = p + 1
-                break
-        for s in range(ts):
-            ge[i, col0 + s] += cg[s]
-            le[i, col0 + s] += cl[s]
-            nperm[i, col0 + s] += done - p_start
+    n_tiles, n, tile = X3.shape
+    n_draws = p_end - p_start
+    kmax = 0
+    for i in range(n):
+        kmax = max(kmax, indptr[i + 1] - indptr[i])
+    n_blocks = (n + block - 1) // block
+    for b in prange(n_blocks):
+        i0 = b * block
+        i1 = min(n, i0 + block)
+        ids = np.empty((i1 - i0) * n_draws * kmax, dtype=np.int32)
+        made = np.zeros(i1 - i0, dtype=np.int64)
+        buf = np.empty(max(kmax, 1), dtype=np.int64)
+        tobs = np.empty(tile, dtype=sgn3.dtype)
+        acc = np.empty(tile, dtype=sgn3.dtype)
+        cg = np.zeros(tile, dtype=np.int64)
+        cl = np.zeros(tile, dtype=np.int64)
+        for tt in range(n_tiles):
+            X = X3[tt]
+            c0 = tt * tile
+            for i in range(i0, i1):
+                a = indptr[i]
+                k = indptr[i + 1] - a
+                if k == 0:
+                    continue
+                u = i - i0
+                base = u * n_draws * kmax
+                eq = equal[i]
+                ukey = _unit_key(key, i)
+                sg = sgn3[tt, i]
+                for s in range(tile):
+                    cg[s] = 0
+                    cl[s] = 0
+                if geary:
+                    _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, tile)
+                else:
+                    _row_sum(X, indices, a, k, eq, weights, a, tobs, tile)
+                done = p_end
+                for q in range(n_draws):
+                    off = base + q * kmax
+                    if q >= made[u]:
+                        _fill_draw(buf, k, n, i, ukey, p_start + q, table)
+                        for t in range(k):
+                            ids[off + t] = buf[t]
+                        made[u] = q + 1
+                    if geary:
+                        _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
+                        for s in range(tile):
+                            d = acc[s] - tobs[s]
+                            cg[s] += d >= 0
+                            cl[s] += d <= 0
+                    else:
+                        _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
+                        for s in range(tile):
+                            d = sg[s] * (acc[s] - tobs[s])
+                            cg[s] += d >= 0
+                            cl[s] += d <= 0
+                    if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, tile, tail, h):
+                        done = p_start + q + 1
+                        break
+                for s in range(tile):
+                    ge[i, c0 + s] += cg[s]
+                    le[i, c0 + s] += cl[s]
+                    nperm[i, c0 + s] += done - p_start
     return 0
 
 

@@ -60,12 +60,17 @@ __all__ = [
 ]
 
 _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
-_TILE_BYTES = 16 * 2**20  # one tile of sectors for all units: about half the L3 cache
+# One tile of sectors for all units. Measured on a 2-core VM (N = 35 000): gathers are
+# bound by memory bandwidth, and wide rows (long contiguous reads) beat cache-sized tiles,
+# so tiles are only a memory cap.
+_TILE_BYTES = 2**28
+_BLOCK = 32  # units per parallel task (their draws are reused across tiles)
 _CHECK = 16
 
 ISOLATE = "isolate"
 CONSTANT = "constant"
 NOT_SIGNIFICANT = "ns"
+_QUADRANTS = ("HH", "LH", "LL", "HL")
 
 
 # --------------------------------------------------------------------------------------
@@ -216,7 +221,7 @@ def _tail_code(alternative: str) -> int:
 def _permutation_counts(
     kind: str,
     X: np.ndarray,
-    sgn: np.ndarray | None,
+    center: np.ndarray | None,
     ga: _GraphArrays,
     *,
     permutations: int,
@@ -229,9 +234,9 @@ def _permutation_counts(
     skip: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n, S = X.shape
-    ge = np.zeros((n, S), dtype=np.int64)
-    le = np.zeros((n, S), dtype=np.int64)
-    nperm = np.zeros((n, S), dtype=np.int64)
+    ge = np.zeros((n, S), dtype=np.int32)
+    le = np.zeros((n, S), dtype=np.int32)
+    nperm = np.zeros((n, S), dtype=np.int32)
     if permutations == 0 or n < 2:
         return ge, le, nperm
     if permutation_method == "table":
@@ -250,23 +255,43 @@ def _permutation_counts(
     h = _stop_count(early_stop, permutations, alternative) if early_stop is not None else 0
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
     run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
-    exact32 = _float32_exact(kind, X[:, run], ga)
-    for group, dtype in ((run[exact32], np.float32), (run[~exact32], np.float64)):
-        tile = _tile_width(n, np.dtype(dtype).itemsize)
-        for t0 in range(0, group.size, tile):
-            sel = group[t0 : t0 + tile]
-            Xt = np.ascontiguousarray(X[:, sel], dtype=dtype)
-            ge_t = np.zeros((n, sel.size), dtype=np.int64)
-            le_t = np.zeros_like(ge_t)
-            np_t = np.zeros_like(ge_t)
-            args = (*common, 0, permutations, tail, h, _CHECK, ge_t, le_t, np_t, 0)
-            if kind == "geary":
-                K.geary_counts(Xt, *args)
-            else:
-                K.lag_counts(Xt, np.ascontiguousarray(sgn[:, sel], dtype=dtype), *args)
-            ge[:, sel] = ge_t
-            le[:, sel] = le_t
-            nperm[:, sel] = np_t
+    store = _storage_dtypes(kind, X[:, run], ga)
+    for code, (dtype, acc_dtype) in enumerate(_STORAGE):
+        group = run[store == code]
+        if group.size == 0:
+            continue
+        tile = _tile_width(n, group.size, np.dtype(dtype).itemsize)
+        n_tiles = -(-group.size // tile)
+        width = n_tiles * tile
+        X3 = np.zeros((n_tiles, n, tile), dtype=dtype)
+        S3 = np.zeros((n_tiles, n, tile), dtype=acc_dtype)
+        for tt in range(n_tiles):
+            sel = group[tt * tile : (tt + 1) * tile]
+            X3[tt, :, : sel.size] = X[:, sel]
+            if kind != "geary":
+                S3[tt, :, : sel.size] = 1 if center is None else np.sign(X[:, sel] - center[sel])
+        ge_t = np.zeros((n, width), dtype=np.int32)
+        le_t = np.zeros_like(ge_t)
+        np_t = np.zeros_like(ge_t)
+        K.tiled_counts(
+            X3,
+            S3,
+            kind == "geary",
+            *common,
+            0,
+            permutations,
+            tail,
+            h,
+            _CHECK,
+            _BLOCK,
+            ge_t,
+            le_t,
+            np_t,
+        )
+        del X3, S3
+        ge[:, group] = ge_t[:, : group.size]
+        le[:, group] = le_t[:, : group.size]
+        nperm[:, group] = np_t[:, : group.size]
     if adaptive and max_permutations > permutations:
         if tail == K.TAIL_BOTH:
             m = np.minimum(ge, le)
@@ -280,9 +305,15 @@ def _permutation_counts(
         cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
         if cols.size:
             geary = kind == "geary"
+            if geary:
+                sgn = X
+            elif center is None:
+                sgn = np.ones_like(X)
+            else:
+                sgn = np.sign(X - center)
             K.subset_counts(
                 X,
-                X if geary else sgn,
+                sgn,
                 geary,
                 *common,
                 permutations,
@@ -299,28 +330,50 @@ def _permutation_counts(
     return ge, le, nperm
 
 
-def _float32_exact(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
-    """Columns whose float32 sums equal the float64 sums exactly.
+# storage dtype of X in the kernel, accumulator dtype (memory traffic is the bottleneck)
+_STORAGE = (
+    (np.uint8, np.int32),
+    (np.uint16, np.int32),
+    (np.float32, np.float32),
+    (np.float64, np.float64),
+)
 
-    Integer values, equal weights in every row and sums below 2**24: the cheaper float32
-    kernel then gives identical counts.
+
+def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
+    """Per column, the index in ``_STORAGE`` of the smallest exact storage.
+
+    Integer values with equal weights in every row sum exactly in integers (uint8 up to 255,
+    uint16 up to 65 535) or in float32 (sums below 2**24); anything else, and local Geary,
+    stays float64. Every choice gives the same counts as float64 arithmetic.
     """
     S = X.shape[1]
+    out = np.full(S, 3, dtype=np.int8)
     if kind == "geary" or X.size == 0:
-        return np.zeros(S, dtype=bool)
+        return out
     linked = ga.cardinalities > 0
     if not ga.equal[linked].all():
-        return np.zeros(S, dtype=bool)
+        return out
     kmax = max(int(ga.cardinalities.max()), 1)
     integer = np.equal(np.rint(X), X).all(axis=0)
-    small = np.abs(X).max(axis=0) * kmax < 2**24
-    return integer & small
+    lo = X.min(axis=0)
+    hi = X.max(axis=0)
+    nonneg = lo >= 0
+    out[integer & (np.maximum(hi, -lo) * kmax < 2**24)] = 2
+    out[integer & nonneg & (hi <= 65535)] = 1
+    out[integer & nonneg & (hi <= 255)] = 0
+    return out
 
 
-def _tile_width(n: int, itemsize: int) -> int:
-    """Sectors per tile so that one tile of all units stays near _TILE_BYTES (cache-sized)."""
+def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
+    """Sectors per tile: one tile of all units fits the per-core cache (``_TILE_BYTES``).
+
+    At least one 64-byte cache line per row (16 float32 or 8 float64 sectors), at most all
+    the columns.
+    """
+    line = 64 // itemsize
     width = _TILE_BYTES // max(1, n * itemsize)
-    return int(max(8, width // 8 * 8))
+    width = max(line, width // line * line)
+    return int(min(width, -(-n_cols // line) * line))
 
 
 def _p_values(ge, le, nperm, alternative):
@@ -392,8 +445,12 @@ class LocalResult:
         n, s = self.statistic.shape
         stat = self.parameters.get("statistic", "local")
         alpha = self.parameters.get("alpha", 0.05)
-        lab = self.label.to_numpy()
-        n_sig = int(np.isin(lab, [NOT_SIGNIFICANT, ISOLATE, CONSTANT], invert=True).sum())
+        n_sig = int(
+            sum(
+                (~self.label[c].isin([NOT_SIGNIFICANT, ISOLATE, CONSTANT])).sum()
+                for c in self.label.columns
+            )
+        )
         n_iso = int(np.isnan(self.p_value.to_numpy()).all(axis=1).sum()) if s else 0
         return (
             f"<LocalResult {stat}: {n} units x {s} sectors, "
@@ -608,14 +665,23 @@ def _significant_tail(pg, pl, p, alpha, alternative):
     return np.where(sig, np.where(upper, 1, -1), 0)
 
 
+def _cat_frame(codes: np.ndarray, categories: list[str], ids: pd.Index, cols: pd.Index):
+    """DataFrame of categorical columns from int8 codes (-1 = missing): 1 byte per cell."""
+    dtype = pd.CategoricalDtype(categories)
+    data = {j: pd.Categorical.from_codes(codes[:, j], dtype=dtype) for j in range(codes.shape[1])}
+    out = pd.DataFrame(data, index=ids.copy())
+    out.columns = cols.copy()
+    return out
+
+
 def _finish(
-    kind,
     stat,
     pg,
     pl,
     p,
     nperm,
-    labels,
+    codes,
+    categories,
     nan_mask,
     iso,
     const,
@@ -625,25 +691,26 @@ def _finish(
     quadrant=None,
     z=None,
 ):
-    stat = stat.copy()
+    """Assemble a LocalResult; ``codes`` index ``categories`` + ["ns", "isolate", "constant"]."""
     for arr in (stat, pg, pl, p):
         arr[nan_mask] = np.nan
-    labels = labels.astype(object)
-    labels[const[None, :] & np.ones_like(nan_mask)] = CONSTANT
-    labels[iso, :] = ISOLATE
-    nperm = nperm.copy()
+    cats = [*categories, NOT_SIGNIFICANT, ISOLATE, CONSTANT]
+    codes = codes.astype(np.int8)
+    codes[:, const] = len(cats) - 1
+    codes[iso, :] = len(cats) - 2
+    nperm = nperm.astype(np.int32, copy=False)
     nperm[nan_mask] = 0
     ids = pd.Index(ga.ids, name=UNIT_ID)
     cols = pd.Index(columns, name=SECTOR)
     q = None
     if quadrant is not None:
-        quadrant = quadrant.astype(object)
-        quadrant[iso, :] = None
-        q = _frame(quadrant, ids, cols)
+        quadrant = quadrant.astype(np.int8)
+        quadrant[iso, :] = -1
+        q = _cat_frame(quadrant, list(_QUADRANTS), ids, cols)
     return LocalResult(
         statistic=_frame(stat, ids, cols),
         p_value=_frame(p, ids, cols),
-        label=_frame(labels, ids, cols),
+        label=_cat_frame(codes, cats, ids, cols),
         p_greater=_frame(pg, ids, cols),
         p_lesser=_frame(pl, ids, cols),
         n_permutations=_frame(nperm, ids, cols),
@@ -799,12 +866,16 @@ def local_moran(
         lag = _sparse(ga, ga.self_weights) @ z
         den = (z * z).sum(axis=0)
         stat = (n - 1) * z * lag / den
-    sgn = np.ascontiguousarray(np.sign(X - mean))
+    # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
+    zp = z > 0
+    lp = lag > 0
+    quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
+    del z, lag, zp, lp
     with _threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "moran",
             X,
-            sgn,
+            mean,
             ga,
             permutations=permutations,
             seed=seed,
@@ -818,13 +889,12 @@ def local_moran(
     pg, pl, p = _p_values(ge, le, nperm, alternative)
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
-    zp = z > 0
-    lp = lag > 0
-    quadrant = np.where(zp, np.where(lp, "HH", "HL"), np.where(lp, "LH", "LL"))
+    del ge, le
     tail = _significant_tail(pg, pl, p, alpha, alternative)
-    positive = np.isin(quadrant, ["HH", "LL"])
+    positive = (quadrant == 0) | (quadrant == 2)
     match = ((tail == 1) & positive) | ((tail == -1) & ~positive)
-    labels = np.where(match, quadrant, NOT_SIGNIFICANT)
+    codes = np.where(match, quadrant, 4).astype(np.int8)
+    del tail, positive, match
     params = _params(
         "moran",
         permutations=permutations,
@@ -842,13 +912,13 @@ def local_moran(
         constant_sectors=list(columns[const]),
     )
     return _finish(
-        "moran",
         stat,
         pg,
         pl,
         p,
         nperm,
-        labels,
+        codes,
+        list(_QUADRANTS),
         nan_mask,
         iso,
         const,
@@ -998,12 +1068,11 @@ def local_getis_ord(
         ev = (card / N)[:, None]
         var = (card * (N - card) / (N - 1) / N**2)[:, None] * (emp_var / emp_mean**2)
         zs = (stat - ev) / np.sqrt(var)
-    sgn = np.ones_like(X)
     with _threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "getis_ord",
             X,
-            sgn,
+            None,
             ga,
             permutations=permutations,
             seed=seed,
@@ -1018,7 +1087,7 @@ def local_getis_ord(
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
     tail = _significant_tail(pg, pl, p, alpha, alternative)
-    labels = np.where(tail == 1, "hot", np.where(tail == -1, "cold", NOT_SIGNIFICANT))
+    codes = np.where(tail == 1, 0, np.where(tail == -1, 1, 2)).astype(np.int8)
     zs[nan_mask] = np.nan
     params = _params(
         "getis_ord" + ("_star" if star is not False else ""),
@@ -1039,7 +1108,20 @@ def local_getis_ord(
         self_weights="esda" if star is True else star,
     )
     return _finish(
-        "getis_ord", stat, pg, pl, p, nperm, labels, nan_mask, iso, const, ga, columns, params, z=zs
+        stat,
+        pg,
+        pl,
+        p,
+        nperm,
+        codes,
+        ["hot", "cold"],
+        nan_mask,
+        iso,
+        const,
+        ga,
+        columns,
+        params,
+        z=zs,
     )
 
 
@@ -1133,8 +1215,9 @@ def local_geary(
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
     tail = _significant_tail(pg, pl, p, alpha, alternative)
-    sim_label = np.where(z > 0, "HH", np.where(z < 0, "LL", "positive"))
-    labels = np.where(tail == -1, sim_label, np.where(tail == 1, "negative", NOT_SIGNIFICANT))
+    # 0 HH, 1 LL, 2 positive (z_i = 0), 3 negative, 4 ns
+    similar = np.where(z > 0, 0, np.where(z < 0, 1, 2))
+    codes = np.where(tail == -1, similar, np.where(tail == 1, 3, 4)).astype(np.int8)
     params = _params(
         "geary",
         permutations=permutations,
@@ -1152,7 +1235,19 @@ def local_geary(
         constant_sectors=list(columns[const]),
     )
     return _finish(
-        "geary", stat, pg, pl, p, nperm, labels, nan_mask, iso, const, ga, columns, params
+        stat,
+        pg,
+        pl,
+        p,
+        nperm,
+        codes,
+        ["HH", "LL", "positive", "negative"],
+        nan_mask,
+        iso,
+        const,
+        ga,
+        columns,
+        params,
     )
 
 
