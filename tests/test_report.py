@@ -29,7 +29,10 @@ def report(tmp_path_factory):
 def _table_rows(page: str, table_id: str) -> list[list[str]]:
     body = re.search(rf'id="{table_id}".*?<tbody>(.*?)</tbody>', page, re.DOTALL).group(1)
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.DOTALL)
-    return [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)] for r in rows]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+        for r in rows
+    ]
 
 
 def test_cluster_table_has_one_row_per_cluster_with_values(report):
@@ -50,8 +53,12 @@ def test_cluster_table_has_one_row_per_cluster_with_values(report):
         "oui",
         f"<{NBSP}0,001",
     ]
-    # registry text shows as text: the label holding a script tag is escaped in the cell
-    assert rows[2][2] == f"Boulangerie {XSS_SCRIPT}"
+    # registry text shows as text: the label holding a script tag is escaped in the cell,
+    # and the artefact sector (third cluster) carries the warning sign with its explanation
+    assert rows[2][2] == f"Boulangerie {XSS_SCRIPT} ⚠"
+    assert [r[2].endswith("⚠") for r in rows] == result.clusters["artefact"].tolist()
+    assert page.count('class="cm-artefact" title="Secteur sujet aux artefacts du registre"') == 1
+    assert "sièges sociaux 70.10Z" in page
     # sortable: numeric cells carry their raw value for the sort script
     assert 'data-v="1234.0"' in page
     headers = re.findall(r'<th scope="col" data-type="(\w+)"', page)
@@ -69,8 +76,8 @@ def test_what_was_analysed_and_rejects_by_reason(report):
     assert "Lignes écartées 10" in text
     rejects = _table_rows(page, "cm-rejects")
     assert rejects == [
-        ["coordonnées manquantes <code>missing_coordinates</code>", "6"],
-        ["identifiant en double <code>duplicated_id</code>", "4"],
+        ["coordonnées manquantes missing_coordinates", "6"],
+        ["identifiant en double duplicated_id", "4"],
     ]
     params = _table_rows(page, "cm-parameters")
     assert params == [["0.05"], ["999"], ["7"]]

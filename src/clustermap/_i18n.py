@@ -40,6 +40,14 @@ _LABELS: dict[str, tuple[str, str]] = {
         "Secteur sujet aux artefacts du registre",
         "Sector prone to registry artefacts",
     ),
+    "artefact_note": (
+        "Secteur sujet aux artefacts du registre (sièges sociaux 70.10Z, holdings 64.20Z, "
+        "travail temporaire 78) : la concentration peut refléter des adresses "
+        "administratives plutôt qu'une activité productive sur place.",
+        "Sector prone to registry artefacts (head offices 70.10Z, holdings 64.20Z, temporary "
+        "work 78): the concentration may reflect administrative addresses rather than "
+        "productive activity on site.",
+    ),
     "largest": ("Principaux établissements", "Largest establishments"),
     "yes": ("oui", "yes"),
     "no": ("non", "no"),

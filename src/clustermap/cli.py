@@ -198,9 +198,11 @@ def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextI
             lq = _i18n.fmt_num(row.get("lq"), lang)
             est = _i18n.fmt_int(row.get("establishments"), lang)
             word = _i18n.t("establishments", lang).lower()
+            artefact = row.get("artefact", False)
+            flag = " ⚠ artefact" if artefact == artefact and bool(artefact) else ""  # NaN-safe
             print(
                 f"  {rank}. {row['sector']} {label} — {place} "
-                f"({_i18n.t('lq_short', lang)} {lq}, {est} {word})",
+                f"({_i18n.t('lq_short', lang)} {lq}, {est} {word}){flag}",
                 file=out,
             )
     print(_msg("report_at", lang, path=report), file=out)

@@ -131,6 +131,7 @@ def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
         for _, label, typ in cols
     )
     body = []
+    has_artefact = False
     for rank, (_, row) in enumerate(clusters.iterrows(), start=1):
         cells = []
         for key, _, typ in cols:
@@ -159,14 +160,24 @@ def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
                 )
             v = _num_attr(value) if typ == "num" else str(text)
             cls = ' class="num"' if typ == "num" else ""
-            cells.append(f'<td{cls} data-v="{_e(v)}">{_e(text)}</td>')
+            flag = ""
+            if key == "sector_label" and _is_artefact(row):
+                has_artefact = True
+                flag = f' <span class="cm-artefact" title="{_e(t("artefact", lang))}">⚠</span>'
+            cells.append(f'<td{cls} data-v="{_e(v)}">{_e(text)}{flag}</td>')
         cid = _e(row[CLUSTER_ID]) if CLUSTER_ID in row.index else ""
         body.append(f'<tr data-cluster="{cid}">{"".join(cells)}</tr>')
     return (
         f'<p class="cm-note">{_e(t("sort_hint", lang))}</p>'
         '<div class="cm-table-wrap"><table class="cm-sortable" id="cm-cluster-table">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        + (f'<p class="cm-note">⚠ {_e(t("artefact_note", lang))}</p>' if has_artefact else "")
     )
+
+
+def _is_artefact(row: pd.Series) -> bool:
+    value = row.get("artefact")
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and bool(value)
 
 
 def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
