@@ -27,6 +27,8 @@ from numba import njit, prange
 EARTH_RADIUS_KM = 6371.0088
 #: Gaussian kernel truncation of the exact Kd sums, in bandwidths (exp(-50) ~ 2e-22).
 KD_TRUNCATE = 10.0
+#: Mass below 0 of the pairs beyond 4 h is counted up to 9 h (Phi(-9) ~ 1e-19 beyond).
+ERFC_CUT = 9.0
 #: Number of histogram bins used to locate the quartiles of the pair distances exactly.
 HIST_BINS = 65536
 #: Work blocks of the histogram pass (memory: blocks x HIST_BINS int64).
@@ -407,7 +409,8 @@ def _pass_exact(
                 _gauss_window(acc, r, dr, uniform, d, w, h)
                 if d <= refl:
                     _gauss_window(acc, r, dr, uniform, -d, w, h)
-                else:
+                elif d < ERFC_CUT * h:
+                    # pairs beyond 9 h would add Phi(-9) ~ 1e-19 of their weight: skipped
                     cr += w * 0.5 * math.erfc(d * inv)
     corr[0] += cr
 
@@ -1274,7 +1277,7 @@ def kd_small(
             _gauss_window(acc, r, dr, uniform, di, wp[i], h)
             if di <= refl:
                 _gauss_window(acc, r, dr, uniform, -di, wp[i], h)
-            else:
+            elif di < ERFC_CUT * h:
                 corr += wp[i] * 0.5 * math.erfc(di * inv)
         meta[CORR] = corr
         return acc, ymain, ymirror, meta

@@ -28,7 +28,8 @@ Kd methods
 with :math:`\\phi_h` the Gaussian density of standard deviation h, :math:`W_{ab}=1`
 (unweighted) or :math:`w_a w_b` (Kemp), reflection of the distances below 4h about 0
 and renormalisation by the mass left on [0, ∞) (both as in dbmss ``Kdhat``); the sums run over
-every pair (the kernel is truncated at 10 h, a relative error below 1e-20). The bandwidth is
+every pair (the kernel is truncated at 10 h and the mass-below-0 term at 9 h, relative
+errors below 1e-19). The bandwidth is
 ``bw.nrd0`` (Silverman) of the **unweighted** distances up to 2 max(r), computed exactly from all
 pairs, times ``adjust``.
 
