@@ -23,6 +23,17 @@ large (ties count on both sides, which is conservative), and
 Observed and simulated statistics are compared with identical arithmetic (the part of the
 statistic that changes under permutation, e.g. the neighbour sum for Moran and Gi*), so
 values that are mathematically tied are counted as ties, which matters for sparse counts.
+Integer columns on graphs with equal weights per row (kNN, contiguity, row-standardised or
+binary) are summed in integers or float32, which is exact and cuts memory traffic (the
+kernels are bound by it); other columns are summed in float64.
+
+With ``early_stop`` or ``adaptive=True`` cells may use different numbers of draws ``n``
+(``LocalResult.n_permutations``); every p-value is then ``(M + 1) / (n + 1)`` with the
+cell's own ``n``. ``adaptive=True`` is Besag and Clifford's (1991) sequential test: draw
+until the tail count reaches ``h`` (the count at which ``permutations`` draws give a
+p-value above the stop level, 0.05 by default) or until ``max_permutations``; small
+p-values thus reach a resolution of ``1 / (max_permutations + 1)``, which Benjamini-Hochberg
+over tens of thousands of communes needs.
 
 The draws come from a counter-based stream keyed by ``(random_state, unit, draw)``: results
 are identical for any number of threads. ``permutation_method="table"`` instead uses one
@@ -255,7 +266,7 @@ def _permutation_counts(
     h = _stop_count(early_stop, permutations, alternative) if early_stop is not None else 0
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
     run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
-    store = _storage_dtypes(kind, X[:, run], ga)
+    store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
     for code, (dtype, acc_dtype) in enumerate(_STORAGE):
         group = run[store == code]
         if group.size == 0:
@@ -266,10 +277,14 @@ def _permutation_counts(
         X3 = np.zeros((n_tiles, n, tile), dtype=dtype)
         S3 = np.zeros((n_tiles, n, tile), dtype=acc_dtype)
         for tt in range(n_tiles):
-            sel = group[tt * tile : (tt + 1) * tile]
-            X3[tt, :, : sel.size] = X[:, sel]
-            if kind != "geary":
-                S3[tt, :, : sel.size] = 1 if center is None else np.sign(X[:, sel] - center[sel])
+            for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
+                sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
+                block = X[:, sel]
+                X3[tt, :, c0 : c0 + sel.size] = block
+                if kind != "geary":
+                    S3[tt, :, c0 : c0 + sel.size] = (
+                        1 if center is None else np.sign(block - center[sel])
+                    )
         ge_t = np.zeros((n, width), dtype=np.int32)
         le_t = np.zeros_like(ge_t)
         np_t = np.zeros_like(ge_t)
@@ -354,7 +369,10 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
     if not ga.equal[linked].all():
         return out
     kmax = max(int(ga.cardinalities.max()), 1)
-    integer = np.equal(np.rint(X), X).all(axis=0)
+    integer = np.ones(S, dtype=bool)
+    for c0 in range(0, S, 64):  # in chunks: no full-size temporary
+        block = X[:, c0 : c0 + 64]
+        integer[c0 : c0 + 64] = np.equal(np.rint(block), block).all(axis=0)
     lo = X.min(axis=0)
     hi = X.max(axis=0)
     nonneg = lo >= 0
@@ -377,21 +395,30 @@ def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
 
 
 def _p_values(ge, le, nperm, alternative):
+    """p_greater, p_lesser and the chosen p-value from the tail counts (few temporaries)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        denom = nperm + 1.0
-        pg = (ge + 1.0) / denom
-        pl = (le + 1.0) / denom
+        n_max = nperm.max() if nperm.size else 0
+        if nperm.size and nperm.min() == n_max:
+            denom = float(n_max) + 1.0  # same number of draws everywhere: a scalar
+        else:
+            denom = nperm + 1.0
+        pg = ge + 1.0
+        pg /= denom
+        pl = le + 1.0
+        pl /= denom
         if alternative == "greater":
-            p = pg
+            p = pg.copy()
         elif alternative == "lesser":
-            p = pl
+            p = pl.copy()
         elif alternative == "directed":
             p = np.minimum(pg, pl)
         elif alternative == "esda":
-            c = np.minimum(ge, nperm - ge)
-            p = (c + 1.0) / denom
+            p = np.minimum(ge, nperm - ge) + 1.0
+            p /= denom
         else:
-            p = np.minimum(1.0, 2.0 * np.minimum(pg, pl))
+            p = np.minimum(pg, pl)
+            p *= 2.0
+            np.minimum(p, 1.0, out=p)
     return pg, pl, p
 
 
@@ -803,10 +830,12 @@ def local_moran(
     permutation_method : {"rng", "table"}, default "rng"
         Per-unit counter-based streams, or esda's shared permutation table.
     early_stop : float, optional
-        Besag-Clifford early stop: a unit stops drawing once, for every sector of its tile,
+        Besag-Clifford early stop: a unit stops drawing once, for every sector run with it,
         enough draws are as extreme as observed for its p-value (with all ``permutations``
         draws) to exceed ``early_stop``. Decisions at any level ``<= early_stop`` are
-        unchanged; larger p-values are estimates from fewer draws (``n_permutations``).
+        unchanged; larger p-values are estimates from fewer draws (``n_permutations``). A
+        unit's sectors share its draws, so with many sectors a unit stops only when all of
+        them are clearly non-significant: the saving is largest for few sectors.
     adaptive : bool, default False
         Sequential Monte Carlo for meaningful FDR at commune scale: after ``permutations``
         draws (with ``early_stop``, default 0.05), cells whose tail count is still below the
@@ -862,15 +891,20 @@ def local_moran(
     mean = X.mean(axis=0) if n else np.zeros(S)
     sd = X.std(axis=0) if n else np.zeros(S)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = (X - mean) / np.where(sd > 0, sd, np.nan)
+        z = X - mean
+        z /= np.where(sd > 0, sd, np.nan)
         lag = _sparse(ga, ga.self_weights) @ z
-        den = (z * z).sum(axis=0)
-        stat = (n - 1) * z * lag / den
-    # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
-    zp = z > 0
-    lp = lag > 0
-    quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
-    del z, lag, zp, lp
+        # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
+        zp = z > 0
+        lp = lag > 0
+        quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
+        del zp, lp
+        den = np.einsum("ij,ij->j", z, z)
+        stat = lag  # in place: I_i = (n - 1) z_i lag_i / sum z^2
+        stat *= z
+        stat *= n - 1
+        stat /= den
+        del z, lag
     with _threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "moran",
@@ -886,10 +920,11 @@ def local_moran(
             max_permutations=max_permutations,
             skip=nan_mask,
         )
+    del X  # our float64 copy of the input
     pg, pl, p = _p_values(ge, le, nperm, alternative)
+    del ge, le
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
-    del ge, le
     tail = _significant_tail(pg, pl, p, alpha, alternative)
     positive = (quadrant == 0) | (quadrant == 2)
     match = ((tail == 1) & positive) | ((tail == -1) & ~positive)
@@ -1083,7 +1118,9 @@ def local_getis_ord(
             max_permutations=max_permutations,
             skip=nan_mask,
         )
+    del X  # our float64 copy of the input
     pg, pl, p = _p_values(ge, le, nperm, alternative)
+    del ge, le
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
     tail = _significant_tail(pg, pl, p, alpha, alternative)
@@ -1189,13 +1226,16 @@ def local_geary(
     sd = X.std(axis=0) if n else np.zeros(S)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (X - mean) / np.where(sd > 0, sd, np.nan)
-    W = _sparse(ga)
-    rows = np.repeat(np.arange(n), ga.cardinalities)
     stat = np.zeros((n, S))
-    if ga.weights.size:
-        d = z[rows] - z[ga.indices]
-        np.add.at(stat, rows, ga.weights[:, None] * d * d)
-    del W
+    card = ga.cardinalities
+    for t in range(int(card.max()) if n else 0):  # t-th neighbour of every unit that has one
+        units = np.nonzero(card > t)[0]
+        slot = ga.indptr[units] + t
+        d = z[units] - z[ga.indices[slot]]
+        d *= d
+        d *= ga.weights[slot][:, None]
+        stat[units] += d
+        del d
     with _threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "geary",
@@ -1211,7 +1251,9 @@ def local_geary(
             max_permutations=max_permutations,
             skip=nan_mask,
         )
+    del X  # our float64 copy of the input
     pg, pl, p = _p_values(ge, le, nperm, alternative)
+    del ge, le
     if permutations == 0:
         pg[:] = pl[:] = p[:] = np.nan
     tail = _significant_tail(pg, pl, p, alpha, alternative)
