@@ -209,8 +209,8 @@ def _toy(seed=0, n_other=240, n_a=45, n_b=30, spread=30.0):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize(
     "r",
-    [np.linspace(0, 12, 49), np.array([0, 0.3, 1, 2.5, 4, 7, 11.0])],
-    ids=["regular", "irregular"],
+    [np.linspace(0, 12, 49), np.linspace(0, 12, 5), np.array([0, 0.3, 1, 2.5, 4, 7, 11.0])],
+    ids=["regular", "coarse-regular", "irregular"],
 )
 def test_kd_exact_matches_brute_force(weighted, r):
     df = _toy()

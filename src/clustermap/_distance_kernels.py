@@ -327,7 +327,8 @@ def _gauss_window(acc, r, dr, uniform, centre, weight, h):
     if hi_v < r[0] or lo_v > r[nr - 1]:
         return
     inv2h2 = 0.5 / (h * h)
-    if uniform and dr < h:
+    if uniform and dr < 20.0 * h:
+        # (dr < 20 h keeps every factor below exp(200): no overflow, k eps relative error)
         # Gaussian recurrence on a regular grid: two exp() per pair instead of one per r
         k0 = math.ceil((lo_v - r[0]) / dr)
         if k0 < 0:
