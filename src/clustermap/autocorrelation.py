@@ -394,6 +394,29 @@ def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
     return int(min(width, -(-n_cols // line) * line))
 
 
+def _local_p(ge, le, nperm, alternative):
+    """The chosen p-value from the tail counts, with few full-size temporaries."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_max = nperm.max() if nperm.size else 0
+        if nperm.size and nperm.min() == n_max:
+            denom = float(n_max) + 1.0  # same number of draws everywhere: a scalar
+        else:
+            denom = nperm + 1.0
+        if alternative == "greater":
+            p = ge + 1.0
+        elif alternative == "lesser":
+            p = le + 1.0
+        elif alternative == "esda":
+            p = np.minimum(ge, nperm - ge) + 1.0
+        else:
+            p = np.minimum(ge, le) + 1.0
+        p /= denom
+        if alternative == "two-sided":
+            p *= 2.0
+            np.minimum(p, 1.0, out=p)
+    return p
+
+
 def _p_values(ge, le, nperm, alternative):
     """p_greater, p_lesser and the chosen p-value from the tail counts (few temporaries)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -444,8 +467,10 @@ class LocalResult:
         ``"HH"``, ``"LH"``, ``"LL"``, ``"HL"`` (Moran), ``"hot"`` / ``"cold"`` (Gi*),
         ``"HH"`` / ``"LL"`` / ``"negative"`` (Geary), ``"ns"`` when ``p_value > alpha``
         (uncorrected, ``parameters["alpha"]``), ``"isolate"`` / ``"constant"`` when NaN.
+    count_greater, count_lesser : pandas.DataFrame
+        Draws at least as large / at most as large as observed (ties count in both), int32.
     p_greater, p_lesser : pandas.DataFrame
-        One-sided pseudo p-values ``(M + 1) / (n + 1)``, ties counted on both sides.
+        One-sided pseudo p-values ``(M + 1) / (n + 1)``, computed from the counts on access.
     n_permutations : pandas.DataFrame
         Draws used per cell (less than ``permutations`` after an early stop, more in the
         adaptive mode).
@@ -461,12 +486,29 @@ class LocalResult:
     statistic: pd.DataFrame
     p_value: pd.DataFrame
     label: pd.DataFrame
-    p_greater: pd.DataFrame
-    p_lesser: pd.DataFrame
+    count_greater: pd.DataFrame
+    count_lesser: pd.DataFrame
     n_permutations: pd.DataFrame
     quadrant: pd.DataFrame | None = None
     z: pd.DataFrame | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    def _one_sided(self, counts: pd.DataFrame) -> pd.DataFrame:
+        n = self.n_permutations.to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (counts.to_numpy() + 1.0) / (n + 1.0)
+        out[n == 0] = np.nan
+        return _frame(out, self.statistic.index, self.statistic.columns)
+
+    @property
+    def p_greater(self) -> pd.DataFrame:
+        """``(count_greater + 1) / (n_permutations + 1)``: upper-tail pseudo p-value."""
+        return self._one_sided(self.count_greater)
+
+    @property
+    def p_lesser(self) -> pd.DataFrame:
+        """``(count_lesser + 1) / (n_permutations + 1)``: lower-tail pseudo p-value."""
+        return self._one_sided(self.count_lesser)
 
     def __repr__(self) -> str:
         n, s = self.statistic.shape
@@ -621,7 +663,7 @@ def _sparse(ga: _GraphArrays, self_weights: np.ndarray | None = None) -> sp.csr_
 
 
 def _frame(arr: np.ndarray, ids: pd.Index, columns: pd.Index) -> pd.DataFrame:
-    return pd.DataFrame(arr, index=ids.copy(), columns=columns.copy())
+    return pd.DataFrame(arr, index=ids.copy(), columns=columns.copy(), copy=False)
 
 
 def _validate_common(
@@ -680,7 +722,7 @@ def _constant_columns(X: np.ndarray) -> np.ndarray:
     return (X.max(axis=0) - X.min(axis=0)) == 0
 
 
-def _significant_tail(pg, pl, p, alpha, alternative):
+def _significant_tail(ge, le, p, alpha, alternative):
     """+1 where the upper tail is significant, -1 the lower tail, 0 otherwise."""
     sig = p <= alpha
     if alternative == "greater":
@@ -688,7 +730,7 @@ def _significant_tail(pg, pl, p, alpha, alternative):
     elif alternative == "lesser":
         upper = np.zeros_like(sig)
     else:
-        upper = pg <= pl
+        upper = ge <= le  # p_greater <= p_lesser (same number of draws)
     return np.where(sig, np.where(upper, 1, -1), 0)
 
 
@@ -703,8 +745,8 @@ def _cat_frame(codes: np.ndarray, categories: list[str], ids: pd.Index, cols: pd
 
 def _finish(
     stat,
-    pg,
-    pl,
+    ge,
+    le,
     p,
     nperm,
     codes,
@@ -719,8 +761,10 @@ def _finish(
     z=None,
 ):
     """Assemble a LocalResult; ``codes`` index ``categories`` + ["ns", "isolate", "constant"]."""
-    for arr in (stat, pg, pl, p):
+    for arr in (stat, p):
         arr[nan_mask] = np.nan
+    for arr in (ge, le):
+        arr[nan_mask] = 0
     cats = [*categories, NOT_SIGNIFICANT, ISOLATE, CONSTANT]
     codes = codes.astype(np.int8)
     codes[:, const] = len(cats) - 1
@@ -738,8 +782,8 @@ def _finish(
         statistic=_frame(stat, ids, cols),
         p_value=_frame(p, ids, cols),
         label=_cat_frame(codes, cats, ids, cols),
-        p_greater=_frame(pg, ids, cols),
-        p_lesser=_frame(pl, ids, cols),
+        count_greater=_frame(ge, ids, cols),
+        count_lesser=_frame(le, ids, cols),
         n_permutations=_frame(nperm, ids, cols),
         quadrant=q,
         z=None if z is None else _frame(z, ids, cols),
@@ -921,11 +965,10 @@ def local_moran(
             skip=nan_mask,
         )
     del X  # our float64 copy of the input
-    pg, pl, p = _p_values(ge, le, nperm, alternative)
-    del ge, le
+    p = _local_p(ge, le, nperm, alternative)
     if permutations == 0:
-        pg[:] = pl[:] = p[:] = np.nan
-    tail = _significant_tail(pg, pl, p, alpha, alternative)
+        p[:] = np.nan
+    tail = _significant_tail(ge, le, p, alpha, alternative)
     positive = (quadrant == 0) | (quadrant == 2)
     match = ((tail == 1) & positive) | ((tail == -1) & ~positive)
     codes = np.where(match, quadrant, 4).astype(np.int8)
@@ -948,8 +991,8 @@ def local_moran(
     )
     return _finish(
         stat,
-        pg,
-        pl,
+        ge,
+        le,
         p,
         nperm,
         codes,
@@ -1119,11 +1162,10 @@ def local_getis_ord(
             skip=nan_mask,
         )
     del X  # our float64 copy of the input
-    pg, pl, p = _p_values(ge, le, nperm, alternative)
-    del ge, le
+    p = _local_p(ge, le, nperm, alternative)
     if permutations == 0:
-        pg[:] = pl[:] = p[:] = np.nan
-    tail = _significant_tail(pg, pl, p, alpha, alternative)
+        p[:] = np.nan
+    tail = _significant_tail(ge, le, p, alpha, alternative)
     codes = np.where(tail == 1, 0, np.where(tail == -1, 1, 2)).astype(np.int8)
     zs[nan_mask] = np.nan
     params = _params(
@@ -1146,8 +1188,8 @@ def local_getis_ord(
     )
     return _finish(
         stat,
-        pg,
-        pl,
+        ge,
+        le,
         p,
         nperm,
         codes,
@@ -1252,11 +1294,10 @@ def local_geary(
             skip=nan_mask,
         )
     del X  # our float64 copy of the input
-    pg, pl, p = _p_values(ge, le, nperm, alternative)
-    del ge, le
+    p = _local_p(ge, le, nperm, alternative)
     if permutations == 0:
-        pg[:] = pl[:] = p[:] = np.nan
-    tail = _significant_tail(pg, pl, p, alpha, alternative)
+        p[:] = np.nan
+    tail = _significant_tail(ge, le, p, alpha, alternative)
     # 0 HH, 1 LL, 2 positive (z_i = 0), 3 negative, 4 ns
     similar = np.where(z > 0, 0, np.where(z < 0, 1, 2))
     codes = np.where(tail == -1, similar, np.where(tail == 1, 3, 4)).astype(np.int8)
@@ -1278,8 +1319,8 @@ def local_geary(
     )
     return _finish(
         stat,
-        pg,
-        pl,
+        ge,
+        le,
         p,
         nperm,
         codes,
