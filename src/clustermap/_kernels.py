@@ -224,7 +224,7 @@ def tiled_counts(
     for b in prange(n_blocks):
         i0 = b * block
         i1 = min(n, i0 + block)
-        ids = np.empty((i1 - i0) * n_draws * kmax, dtype=np.int32)
+        ids = np.empty((i1 - i0) * n_draws * kmax if n_tiles > 1 else 0, dtype=np.int32)
         made = np.zeros(i1 - i0, dtype=np.int64)
         buf = np.empty(max(kmax, 1), dtype=np.int64)
         tobs = np.empty(tile, dtype=sgn3.dtype)
@@ -253,20 +253,29 @@ def tiled_counts(
                     _row_sum(X, indices, a, k, eq, weights, a, tobs, tile)
                 done = p_end
                 for q in range(n_draws):
-                    off = base + q * kmax
-                    if q >= made[u]:
+                    if n_tiles == 1:  # nothing to reuse: draw straight into buf
                         _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                        for t in range(k):
-                            ids[off + t] = buf[t]
-                        made[u] = q + 1
+                        if geary:
+                            _geary_sum(X, i, buf, 0, k, eq, weights, a, acc, tile)
+                        else:
+                            _row_sum(X, buf, 0, k, eq, weights, a, acc, tile)
+                    else:
+                        off = base + q * kmax
+                        if q >= made[u]:
+                            _fill_draw(buf, k, n, i, ukey, p_start + q, table)
+                            for t in range(k):
+                                ids[off + t] = buf[t]
+                            made[u] = q + 1
+                        if geary:
+                            _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
+                        else:
+                            _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
                     if geary:
-                        _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
                         for s in range(tile):
                             d = acc[s] - tobs[s]
                             cg[s] += d >= 0
                             cl[s] += d <= 0
                     else:
-                        _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
                         for s in range(tile):
                             d = sg[s] * (acc[s] - tobs[s])
                             cg[s] += d >= 0

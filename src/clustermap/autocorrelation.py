@@ -385,13 +385,13 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
 def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
     """Sectors per tile: one tile of all units fits the per-core cache (``_TILE_BYTES``).
 
-    At least one 64-byte cache line per row (16 float32 or 8 float64 sectors), at most all
-    the columns.
+    A multiple of a 64-byte cache line per row when the columns need several tiles; all the
+    columns (no padding) when they fit in one.
     """
     line = 64 // itemsize
     width = _TILE_BYTES // max(1, n * itemsize)
     width = max(line, width // line * line)
-    return int(min(width, -(-n_cols // line) * line))
+    return int(min(width, n_cols))  # no padding when everything fits in one tile
 
 
 def _local_p(ge, le, nperm, alternative):
