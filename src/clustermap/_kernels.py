@@ -1,7 +1,11 @@
 """numba kernels for permutation inference (NumPy arrays in, NumPy arrays out; no pandas).
 
-Layout (statistics.md §5): values ``X`` are (n units, S sectors), C-contiguous, so one draw
-of neighbours serves every sector with contiguous row reads. The graph is CSR without its
+Layout (statistics.md §5): values are (n units, S sectors) rows, C-contiguous, so one draw
+of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors cut
+into tiles of shape (n, tile); draws of a block of units are cached and reused across
+tiles; ``subset_counts``: chosen cells only, for adaptive refinement). The gathers
+(n * P * k * S values) are bound by memory traffic, so integer counts are stored as uint8 /
+uint16 / float32 whenever their sums stay exact. The graph is CSR without its
 diagonal (``indptr`` int64 (n+1), ``indices`` int64 (nnz), ``weights`` float64 (nnz)), with
 ``equal`` (bool, n) marking rows whose weights are all equal: those rows sum the raw values
 and never multiply by the weight, so integer counts give exact sums in any order.

@@ -75,6 +75,7 @@ _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
 # bound by memory bandwidth, and wide rows (long contiguous reads) beat cache-sized tiles,
 # so tiles are only a memory cap.
 _TILE_BYTES = 2**28
+_MERGE_COLUMNS = 32  # up to this many sectors, one storage type (one pass of draws)
 _BLOCK = 32  # units per parallel task (their draws are reused across tiles)
 _CHECK = 16
 
@@ -267,6 +268,10 @@ def _permutation_counts(
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
     run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
     store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
+    if 0 < run.size <= _MERGE_COLUMNS:
+        # few sectors: the draws, not the gathers, dominate; one pass in the widest exact
+        # storage shares them instead of drawing once per storage type
+        store[:] = store.max()
     for code, (dtype, acc_dtype) in enumerate(_STORAGE):
         group = run[store == code]
         if group.size == 0:
