@@ -486,6 +486,21 @@ class LocalResult:
         permutation p.
     parameters : dict
         Everything needed to reproduce the result (the seed actually used included).
+
+    Examples
+    --------
+    Ten units on a line, a high-value block at the start; with 2 nearest neighbours the
+    block's units are "HH" and the counts give the one-sided p-values:
+
+    >>> import geopandas as gpd
+    >>> y = pd.DataFrame({"a": [5.0, 4, 6, 0, 1, 0, 0, 1, 0, 0]})
+    >>> pts = gpd.GeoSeries.from_xy(np.cumsum(np.arange(1.0, 11)), np.zeros(10))
+    >>> r = cm.local_moran(y, cm.build_graph(pts, method="knn", k=2), permutations=199,
+    ...                    random_state=42)
+    >>> r.quadrant["a"].tolist()[:3]
+    ['HH', 'HH', 'HH']
+    >>> bool((r.p_greater == (r.count_greater + 1) / (r.n_permutations + 1)).all().all())
+    True
     """
 
     statistic: pd.DataFrame
@@ -543,28 +558,28 @@ class LocalResult:
 
         Parameters
         ----------
-            alpha : float, default 0.05
-                Level (FDR level ``q`` for the FDR corrections).
-            correction : {"fdr_bh", "fdr_by", "bonferroni", None}, default "fdr_bh"
-                See :func:`clustermap.adjust_pvalues`.
-            family : {"sector", "all"}, default "sector"
-                Correct within each sector (over its units) or over the whole table. NaN cells
-                (islands, constant sectors) are outside every family and never significant.
+        alpha : float, default 0.05
+            Level (FDR level ``q`` for the FDR corrections).
+        correction : {"fdr_bh", "fdr_by", "bonferroni", None}, default "fdr_bh"
+            See :func:`clustermap.adjust_pvalues`.
+        family : {"sector", "all"}, default "sector"
+            Correct within each sector (over its units) or over the whole table. NaN cells
+            (islands, constant sectors) are outside every family and never significant.
 
         Returns
         -------
-            pandas.DataFrame
-                Booleans, same index and columns as :attr:`p_value`.
+        pandas.DataFrame
+            Booleans, same index and columns as :attr:`p_value`.
 
         Examples
         --------
-            >>> y = pd.DataFrame({"a": [5.0, 4, 6, 0, 1, 0, 0, 1, 0, 0]})
-            >>> import geopandas as gpd
+        >>> import geopandas as gpd
+        >>> y = pd.DataFrame({"a": [5.0, 4, 6, 0, 1, 0, 0, 1, 0, 0]})
         >>> pts = gpd.GeoSeries.from_xy(np.cumsum(np.arange(1.0, 11)), np.zeros(10))  # on a line
         >>> g = cm.build_graph(pts, method="knn", k=2)
-            >>> r = cm.local_moran(y, g, permutations=99, random_state=1)
-            >>> r.significant(alpha=0.05, correction=None).shape
-            (10, 1)
+        >>> r = cm.local_moran(y, g, permutations=99, random_state=1)
+        >>> r.significant(alpha=0.05, correction=None).shape
+        (10, 1)
         """
         if family not in ("sector", "all"):
             raise SchemaError(f"family must be 'sector' or 'all'; {family!r} was given.")
@@ -578,20 +593,20 @@ class LocalResult:
 
         Returns
         -------
-            pandas.DataFrame
-                Columns ``unit_id``, ``sector``, ``statistic``, ``p_value``, ``label``,
-                ``p_greater``, ``p_lesser``, ``n_permutations`` and, when available, ``quadrant``
-                and ``z``.
+        pandas.DataFrame
+            Columns ``unit_id``, ``sector``, ``statistic``, ``p_value``, ``label``,
+            ``p_greater``, ``p_lesser``, ``n_permutations`` and, when available,
+            ``quadrant`` and ``z``.
 
         Examples
         --------
-            >>> y = pd.Series([5.0, 4, 6, 0, 1, 0, 0, 1, 0, 0], name="a")
-            >>> import geopandas as gpd
+        >>> import geopandas as gpd
+        >>> y = pd.Series([5.0, 4, 6, 0, 1, 0, 0, 1, 0, 0], name="a")
         >>> pts = gpd.GeoSeries.from_xy(np.cumsum(np.arange(1.0, 11)), np.zeros(10))  # on a line
         >>> g = cm.build_graph(pts, method="knn", k=2)
-            >>> t = cm.local_getis_ord(y, g, permutations=99, random_state=1).tidy()
-            >>> list(t.columns[:5])
-            ['unit_id', 'sector', 'statistic', 'p_value', 'label']
+        >>> t = cm.local_getis_ord(y, g, permutations=99, random_state=1).tidy()
+        >>> list(t.columns[:5])
+        ['unit_id', 'sector', 'statistic', 'p_value', 'label']
         """
         frames = {
             STATISTIC: self.statistic,
@@ -629,6 +644,19 @@ class GlobalResult:
         ``parameters["alternative"]``), ``p_greater``, ``p_lesser``, ``mean_sim``, ``z_sim``.
     parameters : dict
         Everything needed to reproduce the result.
+
+    Examples
+    --------
+    An alternating column has perfect negative autocorrelation on a line of units (each
+    unit's two neighbours hold the other value):
+
+    >>> import geopandas as gpd
+    >>> y = pd.DataFrame({"b": [0.0, 1, 0, 1, 0, 1, 0, 1, 0, 1]})
+    >>> pts = gpd.GeoSeries.from_xy(np.arange(10.0), np.zeros(10))
+    >>> g = cm.build_graph(pts, method="distance", threshold=1.0)
+    >>> r = cm.global_moran(y, g, permutations=99, random_state=0)
+    >>> round(float(r.I["b"]), 3), round(float(r.table.loc["b", "expected_I"]), 3)
+    (-1.0, -0.111)
     """
 
     table: pd.DataFrame

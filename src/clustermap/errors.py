@@ -10,9 +10,9 @@ or the column involved.
 from __future__ import annotations
 
 __all__ = [
+    "CRSError",
     "ClustermapError",
     "ClustermapWarning",
-    "CRSError",
     "DataFileError",
     "SchemaError",
 ]
