@@ -137,3 +137,15 @@ def test_csr_arrays_cached_and_graph_not_mutated():
     w.transform = "b"
     assert _graph_arrays(w).transform == "b"
     np.testing.assert_allclose(_graph_arrays(w).weights, 1.0)
+
+
+def test_queen_equals_libpysal_contiguity_on_the_demo_polygons():
+    # the fast vertex-incidence queen must give libpysal's shared-vertex rule exactly
+    from libpysal.graph import Graph
+
+    units = cm.load_demo().units
+    ours = cm.build_graph(units, "queen", transform="b")
+    ref = Graph.build_contiguity(units, rook=False, strict=False).transform("b")
+    assert list(ours.unique_ids) == list(ref.unique_ids)
+    assert (ours.sparse.tocsr() != ref.sparse.tocsr()).nnz == 0
+    assert ours.n_edges == ref.n_edges > 4 * len(units)

