@@ -149,3 +149,13 @@ def test_queen_equals_libpysal_contiguity_on_the_demo_polygons():
     assert list(ours.unique_ids) == list(ref.unique_ids)
     assert (ours.sparse.tocsr() != ref.sparse.tocsr()).nnz == 0
     assert ours.n_edges == ref.n_edges > 4 * len(units)
+
+
+def test_queen_weights_are_float64():
+    units = cm.load_demo().units
+    g = cm.build_graph(units, "queen")
+    assert g.adjacency.dtype == np.float64
+    k = g.cardinalities.to_numpy()
+    # row-standardised: every weight is exactly 1/k of its focal unit in float64
+    w = g.adjacency.groupby(level="focal").first().reindex(g.unique_ids).to_numpy()
+    np.testing.assert_array_equal(w, 1.0 / k)

@@ -318,6 +318,8 @@ def _queen_graph(geom: Any) -> Any:
     adjacency = (incidence.T @ incidence).tocsr()
     adjacency.setdiag(0)
     adjacency.eliminate_zeros()
+    # weights in float64: row-standardised weights 1/k must not be float32 (esda to 1e-10)
+    adjacency = adjacency.astype(np.float64)
     adjacency.data[:] = 1.0
     return Graph.from_sparse(adjacency.tocsr(), ids=geom.index)
 
