@@ -436,3 +436,29 @@ def test_score_units_auto_squares_hold_about_50_units(lattice):
     assert sizes.sum() == len(units)
     # squares of side sqrt(50) cells: interior squares hold about 50 units
     assert abs(np.median(sizes) - AUTO_ZONE_UNITS) <= 15
+
+
+def test_local_sectors_all_adds_gi_for_every_sector(lattice, lattice_result):
+    units, counts = lattice
+    res = cm.detect_clusters(counts, units, random_state=7, local_sectors="all")
+    # same clusters: Gi* is reported, not part of the rule
+    assert res.clusters["cluster_id"].tolist() == lattice_result.clusters["cluster_id"].tolist()
+    from clustermap.detection import OTHER
+
+    analysed = sorted(set(res.table["sector"]) - {OTHER})
+    assert sorted(res.parameters["local_statistic_sectors"]) == analysed
+    # the null sector 10.71C has no cluster but now has Gi* in every cell with establishments
+    null = res.table[res.table["sector"] == "10.71C"]
+    assert null["statistic"].notna().all()
+    assert (
+        lattice_result.table.loc[lattice_result.table["sector"] == "10.71C", "statistic"]
+        .isna()
+        .all()
+    )
+    # the cluster sector's Gi* is the same as in the default run (one stream per unit)
+    key = ["unit_id", "sector"]
+    a = res.table[res.table["sector"] == "25.62A"].set_index(key)["statistic"]
+    b = lattice_result.table[lattice_result.table["sector"] == "25.62A"].set_index(key)
+    np.testing.assert_allclose(a, b["statistic"].reindex(a.index), rtol=1e-12)
+    with pytest.raises(ValueError, match="local_sectors"):
+        cm.detect_clusters(counts, units, local_sectors="some")
