@@ -537,3 +537,66 @@ def test_kd_default_r_and_m_default_r():
     rm = m.curve().index.to_numpy()
     assert len(rm) == 63  # dbmss: c(0, 1:20, seq(22, 40, 2), ...) = 63 values
     assert rm[-1] == pytest.approx(diag / 2)
+
+
+# ----------------------------------------------------------------------------- kernel pieces
+
+
+def test_small_path_bandwidth_quartiles_with_ties_match_bw_nrd0():
+    # lattice distances repeat many times, so the quartile bins hold ties
+    g = np.arange(12.0)
+    xx, yy = np.meshgrid(g, g)
+    x, y = xx.ravel(), yy.ravel()
+    z, w = np.zeros(x.size), np.ones(x.size)
+    for rmax in (3.0, 8.0, 30.0):
+        r = np.linspace(0, rmax, 13)
+        out = K.kd_small(x, y, z, w, x, y, z, w, True, False, False, r, True, 1.0, 1, 0.0)
+        d, _, _ = ref.pair_distances(np.c_[x, y])
+        sel = d[d <= 2 * rmax]
+        assert out[3][K.NBW] == sel.size
+        assert out[3][K.BW] == pytest.approx(ref.bw_nrd0(sel), rel=1e-12)
+
+
+def test_m_spans_visit_the_cells_of_cell_ranges_in_the_same_order():
+    rng = np.random.default_rng(4)
+    for spherical, n in ((False, 3000), (True, 2000)):
+        if spherical:
+            lon, lat = np.radians(rng.uniform(2, 6, n)), np.radians(rng.uniform(44, 47, n))
+            R = K.EARTH_RADIUS_KM
+            x, y, z = R * np.cos(lat) * np.cos(lon), R * np.cos(lat) * np.sin(lon), R * np.sin(lat)
+        else:
+            x, y, z = rng.uniform(0, 80, n), rng.uniform(0, 50, n), np.zeros(n)
+        order, ukeys, starts, params = K.build_grid(x, y, z, 7.0, spherical)
+        sx, sy, sz = x[order], y[order], z[order]
+        a = np.empty((K.MAX_CELLS, 3), np.int64)
+        b = np.empty((K.MAX_CELLS, 3), np.int64)
+        for i in range(0, n, 37):
+            ka = K._cell_ranges(sx[i], sy[i], sz[i], ukeys, starts, params, a, False)
+            kb = K._m_spans(sx[i], sy[i], sz[i], ukeys, starts, params, b)
+            cells = np.concatenate([np.arange(a[c, 0], a[c, 1]) for c in range(ka)])
+            spans = np.concatenate([np.arange(b[c, 0], b[c, 1]) for c in range(kb)])
+            np.testing.assert_array_equal(cells, spans)
+            assert kb <= ka
+
+
+@pytest.mark.parametrize("method", ["binned", "exact"])
+def test_finishing_many_simulations_at_once_equals_one_by_one(method):
+    # reference: dist._kd_finish (R density()'s FFT half, or the exact normalisation) per row
+    df = _toy(seed=12)
+    xyz = df.x.to_numpy(), df.y.to_numpy(), np.zeros(len(df))
+    w = df.w.to_numpy()
+    n1 = int((df.sector == "A").sum())
+    rng = np.random.default_rng(2)
+    draws = np.stack([rng.choice(len(df), n1, replace=False) for _ in range(12)])
+    r = np.linspace(0, 10, 41)
+    m = 0 if method == "exact" else 1
+    w1 = w[:n1].copy()
+    out = K.kd_simulations(*xyz, w1, w[:0].copy(), draws, True, True, False, r, True, 1.0, m, 0.0)
+    out[3][5, K.OK] = 0.0  # one simulation without a bandwidth
+    w_total = dist._w_total(True, True, w1, w1)
+    sims, bws = dist._kd_finish_many(*out, r, w_total, method)
+    for k in range(len(draws)):
+        kd, h, _ = dist._kd_finish(*(a[k] for a in out), r, w_total, method)
+        np.testing.assert_array_equal(sims[k], kd)
+        np.testing.assert_array_equal(bws[k], h)
+    assert np.isnan(sims[5]).all() and np.isnan(bws[5])

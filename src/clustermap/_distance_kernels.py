@@ -980,10 +980,80 @@ def m_thresholds(r, spherical):
 
 
 @njit(cache=True)
+def _lower_bound(ukeys, key):
+    lo = 0
+    hi = ukeys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ukeys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _m_spans(px, py, pz, ukeys, starts, params, out):
+    """The points of the cells around a point as runs of consecutive grid positions.
+
+    Same cells and same visiting order as :func:`_cell_ranges` (keys ascending), but the
+    cells with consecutive keys (the gz cells of one (gx, gy), or the gy cells of one gx when
+    the grid is flat) form one run: fewer key searches and longer sequential loops.
+    """
+    x0, y0, z0, cell = params[0], params[1], params[2], params[3]
+    nx, ny, nz = int(params[4]), int(params[5]), int(params[6])
+    reach = int(params[7])
+    ix = math.floor((px - x0) / cell)
+    iy = math.floor((py - y0) / cell)
+    iz = math.floor((pz - z0) / cell)
+    gy0 = max(iy - reach, 0)
+    gy1 = min(iy + reach, ny - 1)
+    gz0 = max(iz - reach, 0)
+    gz1 = min(iz + reach, nz - 1)
+    k = 0
+    if gy1 < gy0 or gz1 < gz0:
+        return 0
+    for gx in range(max(ix - reach, 0), min(ix + reach, nx - 1) + 1):
+        if nz == 1:
+            a = _lower_bound(ukeys, gx * ny + gy0)
+            b = _lower_bound(ukeys, gx * ny + gy1 + 1)
+            if b > a:
+                out[k, 0] = starts[a]
+                out[k, 1] = starts[b]
+                k += 1
+        else:
+            for gy in range(gy0, gy1 + 1):
+                a = _lower_bound(ukeys, (gx * ny + gy) * nz + gz0)
+                b = _lower_bound(ukeys, (gx * ny + gy) * nz + gz1 + 1)
+                if b > a:
+                    out[k, 0] = starts[a]
+                    out[k, 1] = starts[b]
+                    k += 1
+    return k
+
+
+@njit(cache=True)
 def _m_point(
-    i, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, starts, params, nb_acc, all_acc, ranges
+    i,
+    sx,
+    sy,
+    sz,
+    site_w,
+    site_nb,
+    thr2,
+    lut,
+    ukeys,
+    starts,
+    params,
+    nb_acc,
+    all_acc,
+    ranges,
+    flat=False,
 ):
-    """Cumulated weights of all neighbours / neighbour-type neighbours of site i, by r."""
+    """Cumulated weights of all neighbours / neighbour-type neighbours of site i, by r.
+
+    flat: every sz is 0 (planar data), so dz is skipped (adding dz * dz = 0 changes nothing).
+    """
     nr = thr2.shape[0]
     top = thr2[nr - 1]
     nl = lut.shape[0] - 1
@@ -994,13 +1064,16 @@ def _m_point(
     xi = sx[i]
     yi = sy[i]
     zi = sz[i]
-    kc = _cell_ranges(xi, yi, zi, ukeys, starts, params, ranges, False)
+    kc = _m_spans(xi, yi, zi, ukeys, starts, params, ranges)
     for c in range(kc):
         for j in range(ranges[c, 0], ranges[c, 1]):
             dx = sx[j] - xi
             dy = sy[j] - yi
-            dz = sz[j] - zi
-            d2 = dx * dx + dy * dy + dz * dz
+            if flat:
+                d2 = dx * dx + dy * dy
+            else:
+                dz = sz[j] - zi
+                d2 = dx * dx + dy * dy + dz * dz
             if d2 > top or j == i:
                 continue
             k = lut[int(d2 * scale)]
@@ -1015,6 +1088,11 @@ def _m_point(
         all_acc[k] += all_acc[k - 1]
 
 
+@njit(cache=True)
+def _all_zero(a):
+    return not np.any(a != 0.0)
+
+
 @njit(cache=True, parallel=True)
 def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, starts, params):
     """Cumulated neighbour-type weight and total weight around each reference site.
@@ -1025,6 +1103,7 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
     nr = thr2.shape[0]
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
+    flat = _all_zero(sz)
     for q in prange(n):
         ranges = np.empty((MAX_CELLS, 3), np.int64)
         _m_point(
@@ -1042,6 +1121,7 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
             nb_out[q],
             all_out[q],
             ranges,
+            flat,
         )
     return nb_out, all_out
 
@@ -1074,6 +1154,7 @@ def m_simulations(
     N = sx.shape[0]
     nr = thr2.shape[0]
     out = np.full((nsim, nr), np.nan)
+    flat = _all_zero(sz)
     for s in prange(nsim):
         site_w = np.empty(N)
         site_nb = np.zeros(N, np.bool_)
@@ -1104,6 +1185,7 @@ def m_simulations(
                 nb_acc,
                 all_acc,
                 ranges,
+                flat,
             )
             wi = site_w[t]
             if bivariate:
@@ -1157,6 +1239,9 @@ def smooth_grid(px, py, values, gx, gy, sigx, sigy):
 # random-location simulations use (one simulation per thread).
 
 SMALL_PAIRS = 2_000_000
+#: Histogram bins that locate the quartiles of a stored set of pair distances (the values of
+#: the bins holding the order statistics are then sorted: same quartiles as a full sort).
+SMALL_QBINS = 2048
 
 
 @njit(cache=True)
@@ -1236,29 +1321,54 @@ def kd_small(
     h = fixed_bw
     if not h > 0.0:
         cut_a = 2.0 * rmax
+        # one pass: count, sum (in pair order, as before) and a histogram that locates the
+        # quartile order statistics; then only the values of <= 4 bins are sorted
+        scale = SMALL_QBINS / cut_a if cut_a > 0.0 else 0.0
+        hist = np.zeros(SMALL_QBINS, np.int64)
         m = 0
+        mean = 0.0
         for i in range(npair):
-            if d[i] <= cut_a:
+            di = d[i]
+            if di <= cut_a:
                 m += 1
+                mean += di
+                ib = int(di * scale)
+                if ib >= SMALL_QBINS:
+                    ib = SMALL_QBINS - 1
+                hist[ib] += 1
         meta[NBW] = m
         if m < 2:
             return acc, ymain, ymirror, meta
-        sel = np.empty(m)
-        j = 0
-        for i in range(npair):
-            if d[i] <= cut_a:
-                sel[j] = d[i]
-                j += 1
-        mean = 0.0
-        for i in range(m):
-            mean += sel[i]
         mean /= m
         ss = 0.0
-        for i in range(m):
-            ss += (sel[i] - mean) ** 2
+        for i in range(npair):
+            di = d[i]
+            if di <= cut_a:
+                ss += (di - mean) ** 2
         sd = math.sqrt(ss / (m - 1))
-        q1 = _quantile7(sel, 0.25)
-        q3 = _quantile7(sel, 0.75)
+        wanted = _wanted_bins(m, hist)
+        size = 0
+        for b in wanted:
+            size += hist[b]
+        coll = np.empty(size)
+        b_lo = wanted[0]
+        b_hi = wanted[wanted.shape[0] - 1]
+        f = 0
+        for i in range(npair):
+            di = d[i]
+            if di <= cut_a:
+                ib = int(di * scale)
+                if ib >= SMALL_QBINS:
+                    ib = SMALL_QBINS - 1
+                if ib >= b_lo and ib <= b_hi:
+                    for b in wanted:
+                        if b == ib:
+                            coll[f] = di
+                            f += 1
+                            break
+        qs = _quartiles(m, hist, coll, wanted)
+        q1 = qs[0]
+        q3 = qs[1]
         lo = min(sd, (q3 - q1) / 1.34)
         if not lo > 0.0:
             lo = sd if sd > 0.0 else 1.0
