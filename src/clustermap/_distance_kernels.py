@@ -1340,32 +1340,28 @@ def kd_small(
         if m < 2:
             return acc, ymain, ymirror, meta
         mean /= m
-        ss = 0.0
-        for i in range(npair):
-            di = d[i]
-            if di <= cut_a:
-                ss += (di - mean) ** 2
-        sd = math.sqrt(ss / (m - 1))
         wanted = _wanted_bins(m, hist)
         size = 0
+        is_wanted = np.zeros(SMALL_QBINS, np.bool_)
         for b in wanted:
             size += hist[b]
+            is_wanted[b] = True
         coll = np.empty(size)
-        b_lo = wanted[0]
-        b_hi = wanted[wanted.shape[0] - 1]
+        # one more pass: the squared deviations (pair order, as before) and the values of the
+        # <= 4 bins that hold the quartile order statistics (a table lookup, no search)
+        ss = 0.0
         f = 0
         for i in range(npair):
             di = d[i]
             if di <= cut_a:
+                ss += (di - mean) ** 2
                 ib = int(di * scale)
                 if ib >= SMALL_QBINS:
                     ib = SMALL_QBINS - 1
-                if ib >= b_lo and ib <= b_hi:
-                    for b in wanted:
-                        if b == ib:
-                            coll[f] = di
-                            f += 1
-                            break
+                if is_wanted[ib]:
+                    coll[f] = di
+                    f += 1
+        sd = math.sqrt(ss / (m - 1))
         qs = _quartiles(m, hist, coll, wanted)
         q1 = qs[0]
         q3 = qs[1]
@@ -1418,12 +1414,16 @@ def kd_small(
     lom = meta[LOM]
     dmir = (meta[UPM] - lom) / 511.0
     do_mirror = fromm < 0.0
+    # beyond these, (v - xlo) / xdelta > n + 1 whatever the rounding: _bin_one adds nothing
+    skip_main = lo + (ni + 2) * dmain
+    skip_mir = lom + 514 * dmir
     w_refl = 0.0
     for i in range(npair):
         di = d[i]
         w = wp[i]
-        _bin_one(ymain, di, w, lo, dmain, ni)
-        if do_mirror:
+        if di <= skip_main:
+            _bin_one(ymain, di, w, lo, dmain, ni)
+        if do_mirror and di <= skip_mir:
             _bin_one(ymirror, di, w, lom, dmir, 512)
         if di <= refl:
             w_refl += w
