@@ -1311,13 +1311,17 @@ def kd_small(
     npair = n1 * (n1 - 1) // 2 if uni else n1 * n2
     d = np.empty(npair)
     wp = np.empty(npair)
+    maxd = 0.0
     p = 0
     for a in range(n1):
         b0 = a + 1 if uni else 0
         for b in range(b0, n2):
-            d[p] = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+            dd = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
+            d[p] = dd
             wp[p] = aw[a] * bw[b] if weighted else 1.0
             p += 1
+            if dd > maxd:
+                maxd = dd
     h = fixed_bw
     if not h > 0.0:
         cut_a = 2.0 * rmax
@@ -1388,11 +1392,8 @@ def kd_small(
                 corr += wp[i] * 0.5 * math.erfc(di * inv)
         meta[CORR] = corr
         return acc, ymain, ymirror, meta
-    maxd = 0.0
     maxd_refl = -1.0
     for i in range(npair):
-        if d[i] > maxd:
-            maxd = d[i]
         if d[i] <= refl and d[i] > maxd_refl:
             maxd_refl = d[i]
     meta[MAXD] = maxd
