@@ -1048,11 +1048,14 @@ def _m_point(
     nb_acc,
     all_acc,
     ranges,
-    flat=False,
+    flat,
+    buf_d,
+    buf_j,
 ):
     """Cumulated weights of all neighbours / neighbour-type neighbours of site i, by r.
 
     flat: every sz is 0 (planar data), so dz is skipped (adding dz * dz = 0 changes nothing).
+    buf_d, buf_j: work buffers of at least sx.shape[0] values.
     """
     nr = thr2.shape[0]
     top = thr2[nr - 1]
@@ -1066,6 +1069,9 @@ def _m_point(
     zi = sz[i]
     kc = _m_spans(xi, yi, zi, ukeys, starts, params, ranges)
     for c in range(kc):
+        # branch-free compaction of the neighbours within max(r) (same order), then the
+        # accumulation over them
+        cnt = 0
         for j in range(ranges[c, 0], ranges[c, 1]):
             dx = sx[j] - xi
             dy = sy[j] - yi
@@ -1074,8 +1080,12 @@ def _m_point(
             else:
                 dz = sz[j] - zi
                 d2 = dx * dx + dy * dy + dz * dz
-            if d2 > top or j == i:
-                continue
+            buf_d[cnt] = d2
+            buf_j[cnt] = j
+            cnt += (d2 <= top) & (j != i)
+        for e in range(cnt):
+            d2 = buf_d[e]
+            j = buf_j[e]
             k = lut[int(d2 * scale)]
             while d2 > thr2[k]:
                 k += 1
@@ -1106,6 +1116,8 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
     flat = _all_zero(sz)
     for q in prange(n):
         ranges = np.empty((MAX_CELLS, 3), np.int64)
+        buf_d = np.empty(sx.shape[0])
+        buf_j = np.empty(sx.shape[0], np.int64)
         _m_point(
             ref_sites[q],
             sx,
@@ -1122,6 +1134,8 @@ def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, start
             all_out[q],
             ranges,
             flat,
+            buf_d,
+            buf_j,
         )
     return nb_out, all_out
 
@@ -1167,6 +1181,8 @@ def m_simulations(
         nb_acc = np.zeros(nr)
         all_acc = np.zeros(nr)
         ranges = np.empty((MAX_CELLS, 3), np.int64)
+        buf_d = np.empty(N)
+        buf_j = np.empty(N, np.int64)
         for t in range(N):
             if not is_ref[perms[s, t]]:
                 continue
@@ -1186,6 +1202,8 @@ def m_simulations(
                 all_acc,
                 ranges,
                 flat,
+                buf_d,
+                buf_j,
             )
             wi = site_w[t]
             if bivariate:
