@@ -262,14 +262,13 @@ def _pass_collect(
     params,
     cutoff,
     nbins,
-    wanted,
+    is_wanted,
     buf,
     fill,
 ):
-    """Collect the distances that fall in the histogram bins ``wanted``."""
+    """Collect the distances that fall in the histogram bins where ``is_wanted`` is True."""
     scale = nbins / cutoff
     ranges = np.empty((MAX_CELLS, 3), np.int64)
-    nw = wanted.shape[0]
     f = fill[0]
     for a in range(q0, q1):
         k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
@@ -284,11 +283,10 @@ def _pass_collect(
                     ib = int(d * scale)
                     if ib >= nbins:
                         ib = nbins - 1
-                    for w in range(nw):
-                        if wanted[w] == ib:
-                            buf[f] = d
-                            f += 1
-                            break
+                    # a table lookup: searching ``wanted`` was a mispredicted branch per pair
+                    if is_wanted[ib]:
+                        buf[f] = d
+                        f += 1
     fill[0] = f
 
 
@@ -663,8 +661,10 @@ def kd_compute(
         else:
             wanted = _wanted_bins(npairs, hist)
             size = 0
+            is_wanted = np.zeros(HIST_BINS, np.bool_)
             for b in wanted:
                 size += hist[b]
+                is_wanted[b] = True
             bufs = np.zeros((nblocks, size))
             fills = np.zeros((nblocks, 1), np.int64)
             for ib in prange(nblocks):
@@ -687,7 +687,7 @@ def kd_compute(
                     params,
                     cut_a,
                     HIST_BINS,
-                    wanted,
+                    is_wanted,
                     bufs[ib],
                     fills[ib],
                 )
