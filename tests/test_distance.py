@@ -600,3 +600,20 @@ def test_finishing_many_simulations_at_once_equals_one_by_one(method):
         np.testing.assert_array_equal(sims[k], kd)
         np.testing.assert_array_equal(bws[k], h)
     assert np.isnan(sims[5]).all() and np.isnan(bws[5])
+
+
+@pytest.mark.parametrize("n", [2, 50, 500])
+def test_diameter_equals_brute_force(n):
+    # convex-hull shortcut above 64 points, all pairs below: both equal the brute-force maximum
+    from clustermap import _distance_kernels as K
+
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(0, 10, n), rng.uniform(-5, 5, n)
+    z = np.zeros(n)
+    brute = np.sqrt((x[:, None] - x) ** 2 + (y[:, None] - y) ** 2).max()
+    assert K.diameter(x, y, z, False) == pytest.approx(brute, rel=1e-12)
+    a, b = slice(0, n // 2 or 1), slice(n // 2, n)
+    cross = np.sqrt((x[a, None] - x[b]) ** 2 + (y[a, None] - y[b]) ** 2).max()
+    assert K.cross_diameter(x[a], y[a], z[a], x[b], y[b], z[b], False) == pytest.approx(
+        cross, rel=1e-12
+    )

@@ -850,50 +850,16 @@ def kd_compute(
 @njit(cache=True)
 def diameter(x, y, z, spherical):
     """Largest pair distance: convex hull then all hull pairs (planar), brute force else."""
-    n = x.shape[0]
-    if n < 2:
+    if x.shape[0] < 2:
         return 0.0
-    if spherical or n <= 64:
-        best = 0.0
-        for i in range(n):
-            for j in range(i + 1, n):
-                d = _distance(x[i], y[i], z[i], x[j], y[j], z[j], spherical)
-                if d > best:
-                    best = d
-        return best
-    oy = np.argsort(y, kind="mergesort")
-    order = oy[np.argsort(x[oy], kind="mergesort")]
-    hull = np.empty(2 * n, np.int64)
-    k = 0
-    for t in range(n):
-        i = order[t]
-        while k >= 2:
-            a = hull[k - 2]
-            b = hull[k - 1]
-            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
-                k -= 1
-            else:
-                break
-        hull[k] = i
-        k += 1
-    lower = k + 1
-    for t in range(n - 2, -1, -1):
-        i = order[t]
-        while k >= lower:
-            a = hull[k - 2]
-            b = hull[k - 1]
-            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0.0:
-                k -= 1
-            else:
-                break
-        hull[k] = i
-        k += 1
+    idx = _hull_or_all(x, y, spherical)
+    m = idx.shape[0]
     best = 0.0
-    for s in range(k - 1):
-        i = hull[s]
-        for t in range(s + 1, k - 1):
-            j = hull[t]
-            d = _distance(x[i], y[i], z[i], x[j], y[j], z[j], False)
+    for s in range(m):
+        i = idx[s]
+        for t in range(s + 1, m):
+            j = idx[t]
+            d = _distance(x[i], y[i], z[i], x[j], y[j], z[j], spherical)
             if d > best:
                 best = d
     return best
