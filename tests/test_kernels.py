@@ -309,3 +309,43 @@ def test_local_moran_values_equal_loop_reference():
         ref.local_moran_values(y, g.sparse.toarray()),
         atol=1e-12,
     )
+
+
+def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
+    # one kernel call serves four storage groups (uint8, uint16, float32, float64 values)
+    # with the same draws; tiles, padding and block size must not change any count
+    from clustermap import autocorrelation as ac
+
+    n = 120
+    g = cm.build_graph(
+        gpd.GeoSeries.from_xy(*np.random.default_rng(4).uniform(0, 10, (2, n))),
+        method="knn",
+        k=5,
+        transform="r",
+    )
+    rng = np.random.default_rng(5)
+    Y = np.column_stack(
+        [
+            rng.poisson(0.8, (n, 70)),
+            rng.integers(300, 2000, (n, 3)),
+            rng.integers(70_000, 90_000, (n, 3)),
+            rng.lognormal(size=(n, 10)),
+        ]
+    ).astype(float)
+    Y = pd.DataFrame(Y, index=g.unique_ids)
+    store = ac._storage_dtypes("moran", Y.to_numpy(), ac._graph_arrays(g))
+    assert set(store[[0, 70, 73, 76]]) == {0, 1, 2, 3}
+    kw = {"permutations": 99, "random_state": 8}
+    whole = cm.local_moran(Y, g, **kw)
+    alone = pd.concat([cm.local_moran(Y[[c]], g, **kw).p_value for c in Y.columns], axis=1)
+    pd.testing.assert_frame_equal(whole.p_value, alone)
+    monkeypatch.setattr(ac, "_TILE_BYTES", 1)  # tiles of one 64-byte line per row
+    monkeypatch.setattr(ac, "_BLOCK_MIN", 7)
+    monkeypatch.setattr(ac, "_BLOCK_MAX", 7)
+    assert ac._tile_width(n, 70, 1) == 35 and ac._tile_width(n, 10, 8) == 5
+    tiled = cm.local_moran(Y, g, **kw)
+    pd.testing.assert_frame_equal(whole.p_value, tiled.p_value)
+    pd.testing.assert_frame_equal(
+        cm.local_getis_ord(Y, g, **kw).p_value,
+        pd.concat([cm.local_getis_ord(Y[[c]], g, **kw).p_value for c in Y.columns], axis=1),
+    )

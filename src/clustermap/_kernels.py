@@ -73,6 +73,16 @@ def _bounded(r32, m):
 
 
 @njit(inline="always", cache=True)
+def _accept(buf, t, c):
+    """Append c to buf[:t] unless already there; the new length."""
+    for u in range(t):
+        if buf[u] == c:
+            return t
+    buf[t] = c
+    return t + 1
+
+
+@njit(inline="always", cache=True)
 def _fill_draw_rng(buf, k, n, i, state):
     """Fill buf[:k] with k distinct ids drawn uniformly from range(n) minus {i}.
 
@@ -84,21 +94,15 @@ def _fill_draw_rng(buf, k, n, i, state):
     while t < k:
         state = state + _GOLDEN
         r = _mix64(state)
-        for half in range(2):
-            if t >= k:
-                break
-            r32 = (r & _LOW32) if half == 0 else (r >> _S32)
-            c = _bounded(r32, m)
+        c = _bounded(r & _LOW32, m)
+        if c >= i:
+            c += 1
+        t = _accept(buf, t, c)
+        if t < k:
+            c = _bounded(r >> _S32, m)
             if c >= i:
                 c += 1
-            dup = False
-            for u in range(t):
-                if buf[u] == c:
-                    dup = True
-                    break
-            if not dup:
-                buf[t] = c
-                t += 1
+            t = _accept(buf, t, c)
     return state
 
 
@@ -181,10 +185,94 @@ def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
             acc[s] += w * (d * d)
 
 
+@njit(cache=True)
+def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
+    """Counts of units i0..i1-1 on one tile X (n, tile); columns ``cols`` (-1: padding).
+
+    The other arguments are tuples of :func:`tiled_counts`' arguments and block state.
+    """
+    indptr, indices, weights, equal = graph
+    key, table, p_start, p_end = draws
+    tail, h, check = stop
+    direct, ids, made, buf, kmax = cache
+    ge, le, nperm = out
+    n, tile = X.shape
+    n_draws = p_end - p_start
+    tobs = np.empty(tile, dtype=sg3.dtype)
+    acc = np.empty(tile, dtype=sg3.dtype)
+    cg = np.zeros(tile, dtype=np.int64)
+    cl = np.zeros(tile, dtype=np.int64)
+    for i in range(i0, i1):
+        a = indptr[i]
+        k = indptr[i + 1] - a
+        if k == 0:
+            continue
+        u = i - i0
+        base = u * n_draws * kmax
+        eq = equal[i]
+        ukey = _unit_key(key, i)
+        sg = sg3[i]
+        for s in range(tile):
+            cg[s] = 0
+            cl[s] = 0
+        if geary:
+            _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, tile)
+        else:
+            _row_sum(X, indices, a, k, eq, weights, a, tobs, tile)
+        done = p_end
+        for q in range(n_draws):
+            if direct:  # nothing to reuse: draw straight into buf
+                _fill_draw(buf, k, n, i, ukey, p_start + q, table)
+                if geary:
+                    _geary_sum(X, i, buf, 0, k, eq, weights, a, acc, tile)
+                else:
+                    _row_sum(X, buf, 0, k, eq, weights, a, acc, tile)
+            else:
+                off = base + q * kmax
+                if q >= made[u]:
+                    _fill_draw(buf, k, n, i, ukey, p_start + q, table)
+                    for t in range(k):
+                        ids[off + t] = buf[t]
+                    made[u] = q + 1
+                if geary:
+                    _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
+                else:
+                    _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
+            if geary:
+                for s in range(tile):
+                    d = acc[s] - tobs[s]
+                    cg[s] += d >= 0
+                    cl[s] += d <= 0
+            else:
+                for s in range(tile):
+                    d = sg[s] * (acc[s] - tobs[s])
+                    cg[s] += d >= 0
+                    cl[s] += d <= 0
+            if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, tile, tail, h):
+                done = p_start + q + 1
+                break
+        for s in range(tile):
+            c = cols[s]
+            if c >= 0:
+                ge[i, c] += cg[s]
+                le[i, c] += cl[s]
+                nperm[i, c] += done - p_start
+
+
 @njit(parallel=True, cache=True)
 def tiled_counts(
-    X3,
-    sgn3,
+    X8,
+    S8,
+    C8,
+    X16,
+    S16,
+    C16,
+    X32,
+    S32,
+    C32,
+    X64,
+    S64,
+    C64,
     geary,
     indptr,
     indices,
@@ -204,93 +292,52 @@ def tiled_counts(
 ):
     """Conditional-permutation tail counts for every unit and sector, tiled for the cache.
 
-    X3 : (n_tiles, n, tile) C-contiguous: the sectors cut into tiles (last tile
-        zero-padded). uint8 / uint16 for small counts (memory traffic is the bottleneck:
-        N * P * k * S gathered values), float32 where exact, else float64.
-    sgn3 : same shape; its dtype is the accumulator's (int32 for integer X, else X's):
+    One draw of neighbours serves every sector: the sectors come in up to four storage
+    groups (uint8, uint16, float32, float64 values: memory traffic is the bottleneck, so
+    each sector is stored in the narrowest type whose sums stay exact), each cut into tiles.
+
+    Xg : (n_tiles, n, tile) C-contiguous values of group g (``(0, n, 1)`` when unused);
+        the last tile zero-padded.
+    Sg : same shape; its dtype is the accumulator's (int32 for integer X, else X's):
         multiplier of the sum difference (sign of z_i for Moran, 1 for Gi / Gi*; ignored
         when ``geary``).
+    Cg : int64 (n_tiles, tile): the output column of each tile column (-1: padding).
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
     p_start, p_end : draw numbers to run (stream positions, or table rows).
     tail, h, check : early stop of a (unit, tile) once every sector of the tile has its tail
         count >= h, tested every ``check`` draws; h <= 0 disables it.
-    block : units per parallel task; their draws are made once and reused for every tile.
-    ge, le, nperm : int32 (n, n_tiles * tile) #(sim >= obs), #(sim <= obs), draws used.
+    block : units per parallel task; their draws are made once and reused for every tile
+        of every group.
+    ge, le, nperm : int32 (n, S) #(sim >= obs), #(sim <= obs), draws used (added to).
     """
-    n_tiles, n, tile = X3.shape
+    n = ge.shape[0]
     n_draws = p_end - p_start
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
+    direct = X8.shape[0] + X16.shape[0] + X32.shape[0] + X64.shape[0] == 1
+    graph = (indptr, indices, weights, equal)
+    draws = (key, table, p_start, p_end)
+    stop = (tail, h, check)
+    out = (ge, le, nperm)
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
         i0 = b * block
         i1 = min(n, i0 + block)
-        ids = np.empty((i1 - i0) * n_draws * kmax if n_tiles > 1 else 0, dtype=np.int32)
+        ids = np.empty(0 if direct else (i1 - i0) * n_draws * kmax, dtype=np.int32)
         made = np.zeros(i1 - i0, dtype=np.int64)
         buf = np.empty(max(kmax, 1), dtype=np.int64)
-        tobs = np.empty(tile, dtype=sgn3.dtype)
-        acc = np.empty(tile, dtype=sgn3.dtype)
-        cg = np.zeros(tile, dtype=np.int64)
-        cl = np.zeros(tile, dtype=np.int64)
-        for tt in range(n_tiles):
-            X = X3[tt]
-            c0 = tt * tile
-            for i in range(i0, i1):
-                a = indptr[i]
-                k = indptr[i + 1] - a
-                if k == 0:
-                    continue
-                u = i - i0
-                base = u * n_draws * kmax
-                eq = equal[i]
-                ukey = _unit_key(key, i)
-                sg = sgn3[tt, i]
-                for s in range(tile):
-                    cg[s] = 0
-                    cl[s] = 0
-                if geary:
-                    _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, tile)
-                else:
-                    _row_sum(X, indices, a, k, eq, weights, a, tobs, tile)
-                done = p_end
-                for q in range(n_draws):
-                    if n_tiles == 1:  # nothing to reuse: draw straight into buf
-                        _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                        if geary:
-                            _geary_sum(X, i, buf, 0, k, eq, weights, a, acc, tile)
-                        else:
-                            _row_sum(X, buf, 0, k, eq, weights, a, acc, tile)
-                    else:
-                        off = base + q * kmax
-                        if q >= made[u]:
-                            _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                            for t in range(k):
-                                ids[off + t] = buf[t]
-                            made[u] = q + 1
-                        if geary:
-                            _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
-                        else:
-                            _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
-                    if geary:
-                        for s in range(tile):
-                            d = acc[s] - tobs[s]
-                            cg[s] += d >= 0
-                            cl[s] += d <= 0
-                    else:
-                        for s in range(tile):
-                            d = sg[s] * (acc[s] - tobs[s])
-                            cg[s] += d >= 0
-                            cl[s] += d <= 0
-                    if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, tile, tail, h):
-                        done = p_start + q + 1
-                        break
-                for s in range(tile):
-                    ge[i, c0 + s] += cg[s]
-                    le[i, c0 + s] += cl[s]
-                    nperm[i, c0 + s] += done - p_start
+        cache = (direct, ids, made, buf, kmax)
+        for tt in range(X8.shape[0]):
+            _tile_pass(X8[tt], S8[tt], C8[tt], geary, i0, i1, graph, draws, stop, cache, out)
+        for tt in range(X16.shape[0]):
+            _tile_pass(X16[tt], S16[tt], C16[tt], geary, i0, i1, graph, draws, stop, cache, out)
+        for tt in range(X32.shape[0]):
+            _tile_pass(X32[tt], S32[tt], C32[tt], geary, i0, i1, graph, draws, stop, cache, out)
+        for tt in range(X64.shape[0]):
+            _tile_pass(X64[tt], S64[tt], C64[tt], geary, i0, i1, graph, draws, stop, cache, out)
     return 0
 
 

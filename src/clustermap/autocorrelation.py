@@ -71,12 +71,15 @@ __all__ = [
 ]
 
 _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
-# One tile of sectors for all units. Measured on a 2-core VM (N = 35 000): gathers are
-# bound by memory bandwidth, and wide rows (long contiguous reads) beat cache-sized tiles,
-# so tiles are only a memory cap.
-_TILE_BYTES = 2**28
-_MERGE_COLUMNS = 32  # up to this many sectors, one storage type (one pass of draws)
-_BLOCK = 32  # units per parallel task (their draws are reused across tiles)
+# Tiles of sectors for all units, sized to stay in the shared cache while a block of units
+# gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
+# Measured on a 2-core VM (N = 35 000, 240 float64 sectors, P = 999): one 67 MB tile and
+# blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128 units 19-22 s.
+_TILE_BYTES = 6 * 2**20
+# Units per parallel task: their draws are made once and reused for every tile, so larger
+# blocks re-read each tile fewer times; small inputs get smaller blocks to keep every
+# thread busy. Results never depend on it (each unit has its own random stream).
+_BLOCK_MIN, _BLOCK_MAX = 16, 256
 _CHECK = 16
 
 ISOLATE = "isolate"
@@ -268,19 +271,24 @@ def _permutation_counts(
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
     run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
     store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
-    if 0 < run.size <= _MERGE_COLUMNS:
-        # few sectors: the draws, not the gathers, dominate; one pass in the widest exact
-        # storage shares them instead of drawing once per storage type
-        store[:] = store.max()
+    # one kernel call: each storage group is cut into tiles, and one draw of neighbours
+    # per (unit, permutation) serves every tile of every group
+    arrays: list[np.ndarray] = []
     for code, (dtype, acc_dtype) in enumerate(_STORAGE):
         group = run[store == code]
         if group.size == 0:
+            arrays += [
+                np.zeros((0, n, 1), dtype=dtype),
+                np.zeros((0, n, 1), dtype=acc_dtype),
+                np.zeros((0, 1), dtype=np.int64),
+            ]
             continue
         tile = _tile_width(n, group.size, np.dtype(dtype).itemsize)
         n_tiles = -(-group.size // tile)
-        width = n_tiles * tile
         X3 = np.zeros((n_tiles, n, tile), dtype=dtype)
         S3 = np.zeros((n_tiles, n, tile), dtype=acc_dtype)
+        C3 = np.full(n_tiles * tile, -1, dtype=np.int64)
+        C3[: group.size] = group
         for tt in range(n_tiles):
             for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
                 sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
@@ -290,12 +298,10 @@ def _permutation_counts(
                     S3[tt, :, c0 : c0 + sel.size] = (
                         1 if center is None else np.sign(block - center[sel])
                     )
-        ge_t = np.zeros((n, width), dtype=np.int32)
-        le_t = np.zeros_like(ge_t)
-        np_t = np.zeros_like(ge_t)
+        arrays += [X3, S3, C3.reshape(n_tiles, tile)]
+    if run.size:
         K.tiled_counts(
-            X3,
-            S3,
+            *arrays,
             kind == "geary",
             *common,
             0,
@@ -303,15 +309,12 @@ def _permutation_counts(
             tail,
             h,
             _CHECK,
-            _BLOCK,
-            ge_t,
-            le_t,
-            np_t,
+            _block_size(n),
+            ge,
+            le,
+            nperm,
         )
-        del X3, S3
-        ge[:, group] = ge_t[:, : group.size]
-        le[:, group] = le_t[:, : group.size]
-        nperm[:, group] = np_t[:, : group.size]
+    del arrays
     if adaptive and max_permutations > permutations:
         if tail == K.TAIL_BOTH:
             m = np.minimum(ge, le)
@@ -388,15 +391,23 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
 
 
 def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
-    """Sectors per tile: one tile of all units fits the per-core cache (``_TILE_BYTES``).
+    """Sectors per tile: a tile of all units takes at most about ``_TILE_BYTES``.
 
-    A multiple of a 64-byte cache line per row when the columns need several tiles; all the
-    columns (no padding) when they fit in one.
+    All the columns (no padding) when they fit in one tile; otherwise tiles of equal width
+    (at least one 64-byte cache line per row), so the last tile is barely padded.
     """
-    line = 64 // itemsize
-    width = _TILE_BYTES // max(1, n * itemsize)
-    width = max(line, width // line * line)
-    return int(min(width, n_cols))  # no padding when everything fits in one tile
+    width = max(64 // itemsize, _TILE_BYTES // max(1, n * itemsize))
+    if width >= n_cols:
+        return int(n_cols)
+    return int(-(-n_cols // -(-n_cols // width)))
+
+
+def _block_size(n: int) -> int:
+    """Units per parallel task: about 4 tasks per thread, within the block bounds."""
+    import numba
+
+    threads = max(1, numba.get_num_threads())
+    return int(min(_BLOCK_MAX, max(_BLOCK_MIN, n // (4 * threads))))
 
 
 def _local_p(ge, le, nperm, alternative):
