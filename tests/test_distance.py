@@ -557,26 +557,38 @@ def test_small_path_bandwidth_quartiles_with_ties_match_bw_nrd0():
         assert out[3][K.BW] == pytest.approx(ref.bw_nrd0(sel), rel=1e-12)
 
 
-def test_m_spans_visit_the_cells_of_cell_ranges_in_the_same_order():
+def test_m_spans_visit_the_disc_in_the_order_of_cell_ranges():
+    # _m_spans skips the cells the disc of radius cutoff cannot reach; what it visits is a
+    # subsequence of _cell_ranges' points (same order) holding every point within the cutoff
     rng = np.random.default_rng(4)
+    cutoff = 7.0
     for spherical, n in ((False, 3000), (True, 2000)):
         if spherical:
             lon, lat = np.radians(rng.uniform(2, 6, n)), np.radians(rng.uniform(44, 47, n))
             R = K.EARTH_RADIUS_KM
             x, y, z = R * np.cos(lat) * np.cos(lon), R * np.cos(lat) * np.sin(lon), R * np.sin(lat)
+            radius = 2 * R * np.sin(cutoff / (2 * R))  # chord
         else:
             x, y, z = rng.uniform(0, 80, n), rng.uniform(0, 50, n), np.zeros(n)
-        order, ukeys, starts, params = K.build_grid(x, y, z, 7.0, spherical)
+            radius = cutoff
+        order, ukeys, starts, params = K.build_grid(x, y, z, cutoff, spherical)
         sx, sy, sz = x[order], y[order], z[order]
         a = np.empty((K.MAX_CELLS, 3), np.int64)
-        b = np.empty((K.MAX_CELLS, 3), np.int64)
+        b = np.empty((K.M_RUNS, 3), np.int64)
+        fewer = 0
         for i in range(0, n, 37):
             ka = K._cell_ranges(sx[i], sy[i], sz[i], ukeys, starts, params, a, False)
-            kb = K._m_spans(sx[i], sy[i], sz[i], ukeys, starts, params, b)
+            kb = K._m_spans(sx[i], sy[i], sz[i], radius, ukeys, starts, params, b)
             cells = np.concatenate([np.arange(a[c, 0], a[c, 1]) for c in range(ka)])
             spans = np.concatenate([np.arange(b[c, 0], b[c, 1]) for c in range(kb)])
-            np.testing.assert_array_equal(cells, spans)
+            pos = np.searchsorted(cells, spans)  # cells ascend (grid order)
+            np.testing.assert_array_equal(cells[pos], spans)
+            d = np.sqrt((sx - sx[i]) ** 2 + (sy - sy[i]) ** 2 + (sz - sz[i]) ** 2)
+            assert np.isin(np.flatnonzero(d <= radius), spans).all()
             assert kb <= ka
+            fewer += spans.size < cells.size
+        if not spherical:  # the corners of the 7 x 7 cells are skipped
+            assert fewer > 0
 
 
 @pytest.mark.parametrize("method", ["binned", "exact"])

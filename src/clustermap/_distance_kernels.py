@@ -959,16 +959,21 @@ def _lower_bound(ukeys, key):
 
 
 @njit(cache=True)
-def _m_spans(px, py, pz, ukeys, starts, params, out):
-    """The points of the cells around a point as runs of consecutive grid positions.
+def _m_spans(px, py, pz, radius, ukeys, starts, params, out):
+    """The points of the cells within ``radius`` of a point, as runs of grid positions.
 
-    Same cells and same visiting order as :func:`_cell_ranges` (keys ascending), but the
-    cells with consecutive keys (the gz cells of one (gx, gy), or the gy cells of one gx when
-    the grid is flat) form one run: fewer key searches and longer sequential loops.
+    Cells are visited in ascending key order (so the points come in grid order) and cells
+    with consecutive keys form one run: the gy cells of one gx on a flat grid (restricted to
+    those the disc of ``radius`` reaches in that column), the gz cells of one (gx, gy)
+    otherwise. ``radius`` is in coordinate units (km, or chord km for lon/lat) and is the
+    grid's cutoff (reach 3 on planar grids, 1 on lon/lat grids). ``out`` needs 2 * reach + 1
+    rows (flat) or (2 * reach + 1) ** 2 rows.
     """
     x0, y0, z0, cell = params[0], params[1], params[2], params[3]
     nx, ny, nz = int(params[4]), int(params[5]), int(params[6])
-    reach = int(params[7])
+    rad = radius * (1.0 + 1e-9) + 1e-9  # a superset: the exact test is made on each point
+    # cells are at least a whole fraction of the radius (build_grid pads them by 1e-12)
+    reach = max(1, math.ceil(radius / cell - 1e-9))
     ix = math.floor((px - x0) / cell)
     iy = math.floor((py - y0) / cell)
     iz = math.floor((pz - z0) / cell)
@@ -981,8 +986,23 @@ def _m_spans(px, py, pz, ukeys, starts, params, out):
         return 0
     for gx in range(max(ix - reach, 0), min(ix + reach, nx - 1) + 1):
         if nz == 1:
-            a = _lower_bound(ukeys, gx * ny + gy0)
-            b = _lower_bound(ukeys, gx * ny + gy1 + 1)
+            # the part of column gx that the disc reaches
+            if gx < ix:
+                dx = px - (x0 + (gx + 1) * cell)
+            elif gx > ix:
+                dx = (x0 + gx * cell) - px
+            else:
+                dx = 0.0
+            dx = max(dx - 1e-9 * cell, 0.0)
+            if dx > rad:
+                continue
+            ry = math.sqrt(rad * rad - dx * dx) + 1e-9 * cell
+            a0 = max(gy0, math.floor((py - ry - y0) / cell))
+            a1 = min(gy1, math.floor((py + ry - y0) / cell))
+            if a1 < a0:
+                continue
+            a = _lower_bound(ukeys, gx * ny + a0)
+            b = _lower_bound(ukeys, gx * ny + a1 + 1)
             if b > a:
                 out[k, 0] = starts[a]
                 out[k, 1] = starts[b]
@@ -999,45 +1019,27 @@ def _m_spans(px, py, pz, ukeys, starts, params, out):
 
 
 @njit(cache=True)
-def _m_point(
-    i,
-    sx,
-    sy,
-    sz,
-    site_w,
-    site_nb,
-    thr2,
-    lut,
-    ukeys,
-    starts,
-    params,
-    nb_acc,
-    all_acc,
-    ranges,
-    flat,
-    buf_d,
-    buf_j,
+def _m_neighbours(
+    i, sx, sy, sz, thr2, lut, ukeys, starts, params, ranges, flat, buf_d, buf_j, buf_k, cstart
 ):
-    """Cumulated weights of all neighbours / neighbour-type neighbours of site i, by r.
+    """The sites within max(r) of site i (j != i, grid order) and their r class; their number.
 
     flat: every sz is 0 (planar data), so dz is skipped (adding dz * dz = 0 changes nothing).
-    buf_d, buf_j: work buffers of at least sx.shape[0] values.
+    buf_d, buf_j, buf_k: work buffers of at least sx.shape[0] values. On return the sites
+    whose first r with d <= r is r[k] are buf_j[cstart[k]:cstart[k + 1]] (grid order within a
+    class); cstart has nr + 1 entries.
     """
     nr = thr2.shape[0]
     top = thr2[nr - 1]
     nl = lut.shape[0] - 1
     scale = nl / top if top > 0.0 else 0.0
-    for k in range(nr):
-        nb_acc[k] = 0.0
-        all_acc[k] = 0.0
     xi = sx[i]
     yi = sy[i]
     zi = sz[i]
-    kc = _m_spans(xi, yi, zi, ukeys, starts, params, ranges)
+    kc = _m_spans(xi, yi, zi, math.sqrt(top), ukeys, starts, params, ranges)
+    cnt = 0
     for c in range(kc):
-        # branch-free compaction of the neighbours within max(r) (same order), then the
-        # accumulation over them
-        cnt = 0
+        # branch-free compaction of the neighbours within max(r), in grid order
         for j in range(ranges[c, 0], ranges[c, 1]):
             dx = sx[j] - xi
             dy = sy[j] - yi
@@ -1049,16 +1051,74 @@ def _m_point(
             buf_d[cnt] = d2
             buf_j[cnt] = j
             cnt += (d2 <= top) & (j != i)
-        for e in range(cnt):
-            d2 = buf_d[e]
-            j = buf_j[e]
-            k = lut[int(d2 * scale)]
-            while d2 > thr2[k]:
-                k += 1
-            wj = site_w[j]
-            all_acc[k] += wj
-            if site_nb[j]:
-                nb_acc[k] += wj
+    for k in range(nr + 1):
+        cstart[k] = 0
+    for e in range(cnt):
+        d2 = buf_d[e]
+        k = lut[int(d2 * scale)]
+        while d2 > thr2[k]:
+            k += 1
+        buf_k[e] = buf_j[e]
+        buf_j[e] = k
+        cstart[k + 1] += 1
+    # counting sort by class: buf_k holds the sites, buf_j their classes, then the result
+    for k in range(nr):
+        cstart[k + 1] += cstart[k]
+    for e in range(cnt):
+        k = buf_j[e]
+        buf_d[e] = cstart[k]
+        cstart[k] += 1
+    for k in range(nr, 0, -1):
+        cstart[k] = cstart[k - 1]
+    cstart[0] = 0
+    for e in range(cnt):
+        buf_j[int(buf_d[e])] = buf_k[e]
+    return cnt
+
+
+@njit(cache=True)
+def _m_accumulate(cstart, buf_j, site_v, nb_acc, all_acc):
+    """Cumulated weights of all neighbours / neighbour-type neighbours, by r.
+
+    site_v : the sites' weights, negated for the neighbour type (weights are >= 0; a zero
+    weight adds nothing to either sum, so its sign does not matter). One gather gives both
+    sums, and float32 storage (when every weight is a float32) halves the bytes read; the
+    sums are float64 either way. Each class is summed in four interleaved partial sums
+    (a fixed order: the same numbers on any machine and thread count), which keeps four
+    additions in flight instead of one.
+    """
+    nr = nb_acc.shape[0]
+    for k in range(nr):
+        a0 = a1 = a2 = a3 = 0.0
+        b0 = b1 = b2 = b3 = 0.0
+        e = cstart[k]
+        end = cstart[k + 1]
+        while e + 4 <= end:
+            v0 = np.float64(site_v[buf_j[e]])
+            v1 = np.float64(site_v[buf_j[e + 1]])
+            v2 = np.float64(site_v[buf_j[e + 2]])
+            v3 = np.float64(site_v[buf_j[e + 3]])
+            a0 += abs(v0)
+            a1 += abs(v1)
+            a2 += abs(v2)
+            a3 += abs(v3)
+            if v0 < 0.0:
+                b0 -= v0
+            if v1 < 0.0:
+                b1 -= v1
+            if v2 < 0.0:
+                b2 -= v2
+            if v3 < 0.0:
+                b3 -= v3
+            e += 4
+        while e < end:
+            v0 = np.float64(site_v[buf_j[e]])
+            a0 += abs(v0)
+            if v0 < 0.0:
+                b0 -= v0
+            e += 1
+        all_acc[k] = (a0 + a1) + (a2 + a3)
+        nb_acc[k] = (b0 + b1) + (b2 + b3)
     for k in range(1, nr):
         nb_acc[k] += nb_acc[k - 1]
         all_acc[k] += all_acc[k - 1]
@@ -1069,40 +1129,50 @@ def _all_zero(a):
     return not np.any(a != 0.0)
 
 
+#: Sites per parallel task of the M kernels (work buffers are allocated once per task).
+M_BLOCK = 64
+#: Rows of the run buffer of :func:`_m_spans` (7 runs on a planar grid, 9 on a lon/lat one).
+M_RUNS = 64
+
+
 @njit(cache=True, parallel=True)
-def m_individual(ref_sites, sx, sy, sz, site_w, site_nb, thr2, lut, ukeys, starts, params):
+def m_individual(ref_sites, sx, sy, sz, site_v, thr2, lut, ukeys, starts, params):
     """Cumulated neighbour-type weight and total weight around each reference site.
 
-    ref_sites : int64[n_ref] positions in grid order. Returns (nb, all), float64[n_ref, nr].
+    ref_sites : int64[n_ref] positions in grid order; site_v : the sites' weights in grid
+    order, negated for the neighbour type. Returns (nb, all), float64[n_ref, nr].
     """
     n = ref_sites.shape[0]
+    N = sx.shape[0]
     nr = thr2.shape[0]
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
     flat = _all_zero(sz)
-    for q in prange(n):
-        ranges = np.empty((MAX_CELLS, 3), np.int64)
-        buf_d = np.empty(sx.shape[0])
-        buf_j = np.empty(sx.shape[0], np.int64)
-        _m_point(
-            ref_sites[q],
-            sx,
-            sy,
-            sz,
-            site_w,
-            site_nb,
-            thr2,
-            lut,
-            ukeys,
-            starts,
-            params,
-            nb_out[q],
-            all_out[q],
-            ranges,
-            flat,
-            buf_d,
-            buf_j,
-        )
+    for b in prange((n + M_BLOCK - 1) // M_BLOCK):
+        ranges = np.empty((M_RUNS, 3), np.int64)
+        buf_d = np.empty(N)
+        buf_j = np.empty(N, np.int64)
+        buf_k = np.empty(N, np.int64)
+        cstart = np.empty(nr + 1, np.int64)
+        for q in range(b * M_BLOCK, min(n, (b + 1) * M_BLOCK)):
+            _m_neighbours(
+                ref_sites[q],
+                sx,
+                sy,
+                sz,
+                thr2,
+                lut,
+                ukeys,
+                starts,
+                params,
+                ranges,
+                flat,
+                buf_d,
+                buf_j,
+                buf_k,
+                cstart,
+            )
+            _m_accumulate(cstart, buf_j, site_v, nb_out[q], all_out[q])
     return nb_out, all_out
 
 
@@ -1128,61 +1198,91 @@ def m_simulations(
     """M under random location, one permutation of the marks over the sites per row.
 
     perms : int64[nsim, N]; the site in grid position t receives the weight and type of point
-    perms[s, t]. Each simulation runs serially in one thread (fixed summation order).
+    perms[s, t]. A site is a reference point in a few of the simulations: its neighbours
+    (the costly part) are found once and serve all of them. Each simulation's sum then runs
+    over its reference sites in grid order, serially (fixed summation order).
     """
     nsim = perms.shape[0]
     N = sx.shape[0]
     nr = thr2.shape[0]
-    out = np.full((nsim, nr), np.nan)
     flat = _all_zero(sz)
+    # the simulations in which each site is a reference (ascending), CSR by site
+    ptr = np.zeros(N + 1, np.int64)
+    for s in range(nsim):
+        for t in range(N):
+            if is_ref[perms[s, t]]:
+                ptr[t + 1] += 1
+    for t in range(N):
+        ptr[t + 1] += ptr[t]
+    sims_of = np.empty(ptr[N], np.int64)
+    fill = ptr[:N].copy()
+    for s in range(nsim):
+        for t in range(N):
+            if is_ref[perms[s, t]]:
+                sims_of[fill[t]] = s
+                fill[t] += 1
+    # each simulation's site weights, negated for the neighbour type (in w's dtype)
+    site_v = np.empty((nsim, N), w.dtype)
     for s in prange(nsim):
-        site_w = np.empty(N)
-        site_nb = np.zeros(N, np.bool_)
         for t in range(N):
             p = perms[s, t]
-            site_w[t] = w[p]
-            site_nb[t] = is_nb[p]
-        num = np.zeros(nr)
-        den = np.zeros(nr)
-        nb_acc = np.zeros(nr)
-        all_acc = np.zeros(nr)
-        ranges = np.empty((MAX_CELLS, 3), np.int64)
+            site_v[s, t] = -w[p] if is_nb[p] else w[p]
+    # local ratio and global ratio of every (site, simulation) where the site is a reference
+    local = np.full((ptr[N], nr), np.nan)
+    glob = np.empty(ptr[N])
+    for b in prange((N + M_BLOCK - 1) // M_BLOCK):
+        ranges = np.empty((M_RUNS, 3), np.int64)
         buf_d = np.empty(N)
         buf_j = np.empty(N, np.int64)
-        for t in range(N):
-            if not is_ref[perms[s, t]]:
+        buf_k = np.empty(N, np.int64)
+        cstart = np.empty(nr + 1, np.int64)
+        nb_acc = np.zeros(nr)
+        all_acc = np.zeros(nr)
+        for t in range(b * M_BLOCK, min(N, (b + 1) * M_BLOCK)):
+            if ptr[t + 1] == ptr[t]:
                 continue
-            _m_point(
+            _m_neighbours(
                 t,
                 sx,
                 sy,
                 sz,
-                site_w,
-                site_nb,
                 thr2,
                 lut,
                 ukeys,
                 starts,
                 params,
-                nb_acc,
-                all_acc,
                 ranges,
                 flat,
                 buf_d,
                 buf_j,
+                buf_k,
+                cstart,
             )
-            wi = site_w[t]
-            if bivariate:
-                g = w_nb_total / (w_total - wi)
-            else:
-                g = (w_ref_total - wi) / (w_total - wi)
+            for e in range(ptr[t], ptr[t + 1]):
+                s = sims_of[e]
+                _m_accumulate(cstart, buf_j, site_v[s], nb_acc, all_acc)
+                wi = np.float64(abs(site_v[s, t]))
+                if bivariate:
+                    glob[e] = w_nb_total / (w_total - wi)
+                else:
+                    glob[e] = (w_ref_total - wi) / (w_total - wi)
+                for k in range(nr):
+                    if all_acc[k] > 0.0:
+                        local[e, k] = nb_acc[k] / all_acc[k]
+    num = np.zeros((nsim, nr))
+    den = np.zeros((nsim, nr))
+    for t in range(N):  # grid order within each simulation
+        for e in range(ptr[t], ptr[t + 1]):
+            s = sims_of[e]
             for k in range(nr):
-                if all_acc[k] > 0.0:
-                    num[k] += nb_acc[k] / all_acc[k]
-                    den[k] += g
+                if not math.isnan(local[e, k]):
+                    num[s, k] += local[e, k]
+                    den[s, k] += glob[e]
+    out = np.full((nsim, nr), np.nan)
+    for s in range(nsim):
         for k in range(nr):
-            if den[k] > 0.0:
-                out[s, k] = num[k] / den[k]
+            if den[s, k] > 0.0:
+                out[s, k] = num[s, k] / den[s, k]
     return out
 
 

@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +54,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from . import _kernels as K
+from ._parallel import numba_threads
 from ._schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
 from .errors import ClustermapWarning, SchemaError
 from .graph import _fmt_ids, _graph_arrays, _GraphArrays
@@ -186,28 +185,6 @@ def _resolve_seed(random_state: Any) -> int:
 
 def _seed_key(seed: int) -> np.uint64:
     return np.uint64(seed % 2**64)
-
-
-@contextmanager
-def _threads(n_jobs: int | None) -> Iterator[None]:
-    import numba
-
-    if n_jobs is None:
-        yield
-        return
-    if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
-        raise SchemaError(f"n_jobs must be None, -1 or a positive int; got {n_jobs!r}.")
-    old = numba.get_num_threads()
-    want = (
-        numba.config.NUMBA_NUM_THREADS
-        if n_jobs == -1
-        else min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)
-    )
-    numba.set_num_threads(want)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def _check_alternative(alternative: str) -> None:
@@ -993,7 +970,7 @@ def local_moran(
         stat *= n - 1
         stat /= den
         del z, lag
-    with _threads(n_jobs):
+    with numba_threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "moran",
             X,
@@ -1190,7 +1167,7 @@ def local_getis_ord(
         ev = (card / N)[:, None]
         var = (card * (N - card) / (N - 1) / N**2)[:, None] * (emp_var / emp_mean**2)
         zs = (stat - ev) / np.sqrt(var)
-    with _threads(n_jobs):
+    with numba_threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "getis_ord",
             X,
@@ -1322,7 +1299,7 @@ def local_geary(
         d *= ga.weights[slot][:, None]
         stat[units] += d
         del d
-    with _threads(n_jobs):
+    with numba_threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "geary",
             X,
@@ -1442,7 +1419,7 @@ def global_moran(
     W = _sparse(ga, ga.self_weights)
     s0 = W.sum()
     zz = (Z * Z).sum(axis=0)
-    with _threads(n_jobs):
+    with numba_threads(n_jobs):
         obs = K.global_cross_observed(Z, ga.indptr, ga.indices, ga.weights, ga.self_weights)
         if permutations:
             sims = K.global_cross_permuted(

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._parallel import numba_threads
 from ._schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
 from .errors import ClustermapWarning, CRSError, SchemaError
 
@@ -287,24 +288,6 @@ def _select_sectors(pts: _Points, sector: Any, min_count: int) -> list[str]:
             f"(e.g. {list(counts.index[:5])}). Check the code format, e.g. '25.62A'."
         )
     return [str(s) for s in chosen]
-
-
-class _Threads:
-    def __init__(self, n_jobs: int | None):
-        self.n_jobs = n_jobs
-
-    def __enter__(self):
-        import numba
-
-        self.old = numba.get_num_threads()
-        if self.n_jobs is not None:
-            numba.set_num_threads(max(1, min(int(self.n_jobs), numba.config.NUMBA_NUM_THREADS)))
-        return self
-
-    def __exit__(self, *exc):
-        import numba
-
-        numba.set_num_threads(self.old)
 
 
 # ----------------------------------------------------------------------------- envelopes
@@ -1033,7 +1016,7 @@ def k_density(
     random_state : int or numpy.random.Generator, optional
         Seed of the simulations.
     n_jobs : int, optional
-        numba threads (default: numba's setting). Results do not depend on it.
+        numba threads (default: numba's setting; -1: all). Results do not depend on it.
 
     Returns
     -------
@@ -1086,7 +1069,7 @@ def k_density(
     summaries = []
     sims_out: dict[str, np.ndarray] = {}
     fixed = float(bandwidth) if bandwidth is not None else 0.0
-    with _Threads(n_jobs):
+    with numba_threads(n_jobs):
         for s in sectors:
             ref = np.flatnonzero(pts.types == s)
             nb = np.flatnonzero(pts.types == neighbor) if neighbor is not None else ref[:0]
@@ -1279,7 +1262,7 @@ def m_function(
     random_state : int or numpy.random.Generator, optional
         Seed of the simulations.
     n_jobs : int, optional
-        numba threads (default: numba's setting). Results do not depend on it.
+        numba threads (default: numba's setting; -1: all). Results do not depend on it.
 
     Returns
     -------
@@ -1333,20 +1316,25 @@ def m_function(
     thr2, lut = K.m_thresholds(r_arr, pts.spherical)
     w = pts.weights
     w_total = float(w.sum())
+    # the simulations gather one weight per neighbour: float32 halves the bytes when it
+    # holds every weight exactly (head-count bands, counts); sums stay float64
+    w32 = w.astype(np.float32)
+    w_store = w32 if np.array_equal(w32, w) else w
     rows, summaries = [], []
     individual: dict[str, pd.DataFrame] = {}
     coords: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     sims_out: dict[str, np.ndarray] = {}
     n_sites = len(w)
-    with _Threads(n_jobs):
+    with numba_threads(n_jobs):
         for s in sectors:
             is_ref = pts.types == s
             is_nb = is_ref if neighbor is None else (pts.types == neighbor)
             ref = np.flatnonzero(is_ref)
             w_ref = float(w[ref].sum())
             w_nb = float(w[is_nb].sum())
+            site_v = np.where(is_nb, -w, w)[order]
             nb_acc, all_acc = K.m_individual(
-                grid_pos[ref], sx, sy, sz, w[order], is_nb[order], thr2, lut, ukeys, starts, params
+                grid_pos[ref], sx, sy, sz, site_v, thr2, lut, ukeys, starts, params
             )
             wi = w[ref]
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -1371,7 +1359,7 @@ def m_function(
                 perms = np.stack([rng.permutation(n_sites) for _ in range(nb_)]).astype(np.int64)
                 sims[done : done + nb_] = K.m_simulations(
                     perms,
-                    w,
+                    w_store,
                     is_ref,
                     is_nb,
                     sx,
