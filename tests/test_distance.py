@@ -629,3 +629,10 @@ def test_diameter_equals_brute_force(n):
     assert K.cross_diameter(x[a], y[a], z[a], x[b], y[b], z[b], False) == pytest.approx(
         cross, rel=1e-12
     )
+
+
+def test_block_spread_is_a_permutation():
+    for nb in (1, 2, 3, 64, 7919, 2 * 7919, 7920 * 7921, 1000):
+        got = np.array([K._spread(b, nb) for b in range(min(nb, 20000))])
+        assert np.unique(got).size == got.size and got.max() < nb
+    assert sorted(K._spread(b, 7919 * 3) for b in range(7919 * 3)) == list(range(7919 * 3))

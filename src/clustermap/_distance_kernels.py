@@ -1131,6 +1131,22 @@ def _all_zero(a):
 
 #: Sites per parallel task of the M kernels (work buffers are allocated once per task).
 M_BLOCK = 64
+
+
+@njit(cache=True)
+def _spread(b, nb):
+    """The task run at parallel position b of nb: a fixed shuffle of the blocks.
+
+    Blocks are runs of sites in grid order, so their cost follows the density of the
+    area; prange hands each thread a contiguous range of positions, and the shuffle gives
+    each range blocks from everywhere. (Results do not depend on it.)
+    """
+    step = 7919  # b * step mod nb is a permutation when gcd(step, nb) == 1
+    while math.gcd(step, nb) != 1:
+        step += 1
+    return (b * step) % nb
+
+
 #: Rows of the run buffer of :func:`_m_spans` (7 runs on a planar grid, 9 on a lon/lat one).
 M_RUNS = 64
 
@@ -1148,7 +1164,9 @@ def m_individual(ref_sites, sx, sy, sz, site_v, thr2, lut, ukeys, starts, params
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
     flat = _all_zero(sz)
-    for b in prange((n + M_BLOCK - 1) // M_BLOCK):
+    nblk = (n + M_BLOCK - 1) // M_BLOCK
+    for pb in prange(nblk):
+        b = _spread(pb, nblk)
         ranges = np.empty((M_RUNS, 3), np.int64)
         buf_d = np.empty(N)
         buf_j = np.empty(N, np.int64)
@@ -1230,7 +1248,9 @@ def m_simulations(
     # local ratio and global ratio of every (site, simulation) where the site is a reference
     local = np.full((ptr[N], nr), np.nan)
     glob = np.empty(ptr[N])
-    for b in prange((N + M_BLOCK - 1) // M_BLOCK):
+    nblk = (N + M_BLOCK - 1) // M_BLOCK
+    for pb in prange(nblk):
+        b = _spread(pb, nblk)
         ranges = np.empty((M_RUNS, 3), np.int64)
         buf_d = np.empty(N)
         buf_j = np.empty(N, np.int64)

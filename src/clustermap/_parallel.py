@@ -12,13 +12,10 @@ from .errors import SchemaError
 
 @contextmanager
 def numba_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the enclosed kernels on ``n_jobs`` numba threads with dynamic scheduling.
+    """Run the enclosed kernels on ``n_jobs`` numba threads.
 
-    ``None`` keeps numba's thread count, ``-1`` uses all of them. Parallel loops hand out
-    their iterations one at a time (``parallel_chunksize(1)``): the kernels' iterations are
-    coarse blocks of uneven cost (dense and sparse areas, early-stopped units), so static
-    halves would leave a thread idle. No result depends on either setting: every kernel
-    fixes its blocks and its summation order independently of the threads.
+    ``None`` keeps numba's thread count, ``-1`` uses all of them. No result depends on it:
+    every kernel fixes its blocks and its summation order independently of the threads.
     """
     import numba
 
@@ -27,13 +24,10 @@ def numba_threads(n_jobs: int | None) -> Iterator[None]:
     ):
         raise SchemaError(f"n_jobs must be None, -1 or a positive int; got {n_jobs!r}.")
     old = numba.get_num_threads()
-    old_chunk = numba.get_parallel_chunksize()
     if n_jobs is not None:
         top = numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(top if n_jobs == -1 else min(int(n_jobs), top))
-    numba.set_parallel_chunksize(1)
     try:
         yield
     finally:
-        numba.set_parallel_chunksize(old_chunk)
         numba.set_num_threads(old)
