@@ -185,11 +185,50 @@ def _cell_ranges(px, py, pz, ukeys, starts, params, out, half):
     return k
 
 
+@njit(cache=True)
+def _pair_distances(
+    a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+):
+    """Distances from reference point a to its candidate partners, in grid order.
+
+    B is in grid order (point t of B is grid position t); when ``uni`` (A is B) only the
+    partners b > a are listed. Fills db[:m] (km) and jb[:m] (positions in B); returns m.
+    The planar loop has no branch, so it runs on SIMD lanes; lon/lat adds the arc step.
+    """
+    k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
+    xa = ax[a]
+    ya = ay[a]
+    za = az[a]
+    m = 0
+    for c in range(k):
+        t0 = ranges[c, 0]
+        t1 = ranges[c, 1]
+        if ranges[c, 2] == 1 and t0 <= a:
+            t0 = a + 1
+        for t in range(t0, t1):
+            dx = xa - bx[t]
+            dy = ya - by[t]
+            dz = za - bz[t]
+            db[m + t - t0] = math.sqrt(dx * dx + dy * dy + dz * dz)
+            jb[m + t - t0] = t
+        if t1 > t0:
+            m += t1 - t0
+    if spherical:
+        for e in range(m):
+            s = db[e] / (2.0 * EARTH_RADIUS_KM)
+            if s > 1.0:
+                s = 1.0
+            db[e] = 2.0 * EARTH_RADIUS_KM * math.asin(s)
+    return m
+
+
 # ----------------------------------------------------------------------------- Kd passes
 #
 # A pass visits every pair (a, b): a in the block [q0, q1) of the reference points, b a
-# neighbour point found through the grid (order, ukeys, starts, params) built on B, with
-# b > a when univariate (A is B), and distance <= the pass cutoff.
+# neighbour point found through the grid (ukeys, starts, params) built on B, B copied in
+# grid order, with b > a when univariate (A is B), and distance <= the pass cutoff. The
+# distances of a point's candidates are computed first in a branch-free (SIMD) loop
+# (_pair_distances), then each pass walks them in the same order as before.
 
 
 @njit(cache=True)
@@ -204,7 +243,6 @@ def _pass_stats(
     bz,
     uni,
     spherical,
-    order,
     ukeys,
     starts,
     params,
@@ -221,24 +259,23 @@ def _pass_stats(
     c0 = 0.0
     c1 = 0.0
     c2 = 0.0
+    db = np.empty(bx.shape[0])
+    jb = np.empty(bx.shape[0], np.int64)
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
-        for c in range(k):
-            same = ranges[c, 2] == 1
-            for t in range(ranges[c, 0], ranges[c, 1]):
-                b = order[t]
-                if same and b <= a:
-                    continue
-                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
-                if d <= cutoff:
-                    c0 += 1.0
-                    u = d - centre
-                    c1 += u
-                    c2 += u * u
-                    ib = int(d * scale)
-                    if ib >= nb:
-                        ib = nb - 1
-                    hist[ib] += 1
+        m = _pair_distances(
+            a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+        )
+        for e in range(m):
+            d = db[e]
+            if d <= cutoff:
+                c0 += 1.0
+                u = d - centre
+                c1 += u
+                c2 += u * u
+                ib = int(d * scale)
+                if ib >= nb:
+                    ib = nb - 1
+                hist[ib] += 1
     stats[0] += c0
     stats[1] += c1
     stats[2] += c2
@@ -256,7 +293,6 @@ def _pass_collect(
     bz,
     uni,
     spherical,
-    order,
     ukeys,
     starts,
     params,
@@ -270,48 +306,46 @@ def _pass_collect(
     scale = nbins / cutoff
     ranges = np.empty((MAX_CELLS, 3), np.int64)
     f = fill[0]
+    db = np.empty(bx.shape[0])
+    jb = np.empty(bx.shape[0], np.int64)
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
-        for c in range(k):
-            same = ranges[c, 2] == 1
-            for t in range(ranges[c, 0], ranges[c, 1]):
-                b = order[t]
-                if same and b <= a:
-                    continue
-                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
-                if d <= cutoff:
-                    ib = int(d * scale)
-                    if ib >= nbins:
-                        ib = nbins - 1
-                    # a table lookup: searching ``wanted`` was a mispredicted branch per pair
-                    if is_wanted[ib]:
-                        buf[f] = d
-                        f += 1
+        m = _pair_distances(
+            a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+        )
+        for e in range(m):
+            d = db[e]
+            if d <= cutoff:
+                ib = int(d * scale)
+                if ib >= nbins:
+                    ib = nbins - 1
+                # a table lookup: searching ``wanted`` was a mispredicted branch per pair
+                if is_wanted[ib]:
+                    buf[f] = d
+                    f += 1
     fill[0] = f
 
 
 @njit(cache=True)
 def _pass_extremes(
-    q0, q1, ax, ay, az, bx, by, bz, uni, spherical, order, ukeys, starts, params, refl, out
+    q0, q1, ax, ay, az, bx, by, bz, uni, spherical, ukeys, starts, params, refl, out
 ):
     """out: [largest d <= refl (or -1), smallest d (pairs within refl only)]."""
     ranges = np.empty((MAX_CELLS, 3), np.int64)
     hi = out[0]
     lo = out[1]
+    db = np.empty(bx.shape[0])
+    jb = np.empty(bx.shape[0], np.int64)
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
-        for c in range(k):
-            same = ranges[c, 2] == 1
-            for t in range(ranges[c, 0], ranges[c, 1]):
-                b = order[t]
-                if same and b <= a:
-                    continue
-                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
-                if d <= refl:
-                    if d > hi:
-                        hi = d
-                    if d < lo:
-                        lo = d
+        m = _pair_distances(
+            a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+        )
+        for e in range(m):
+            d = db[e]
+            if d <= refl:
+                if d > hi:
+                    hi = d
+                if d < lo:
+                    lo = d
     out[0] = hi
     out[1] = lo
 
@@ -375,7 +409,6 @@ def _pass_exact(
     uni,
     weighted,
     spherical,
-    order,
     ukeys,
     starts,
     params,
@@ -393,24 +426,24 @@ def _pass_exact(
     ranges = np.empty((MAX_CELLS, 3), np.int64)
     inv = 1.0 / (h * math.sqrt(2.0))
     cr = 0.0
+    db = np.empty(bx.shape[0])
+    jb = np.empty(bx.shape[0], np.int64)
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
-        for c in range(k):
-            same = ranges[c, 2] == 1
-            for t in range(ranges[c, 0], ranges[c, 1]):
-                b = order[t]
-                if same and b <= a:
-                    continue
-                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
-                if d > cutoff:
-                    continue
-                w = aw[a] * bw[b] if weighted else 1.0
-                _gauss_window(acc, r, dr, uniform, d, w, h)
-                if d <= refl:
-                    _gauss_window(acc, r, dr, uniform, -d, w, h)
-                elif d < ERFC_CUT * h:
-                    # pairs beyond 9 h would add Phi(-9) ~ 1e-19 of their weight: skipped
-                    cr += w * 0.5 * math.erfc(d * inv)
+        m = _pair_distances(
+            a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+        )
+        for e in range(m):
+            b = jb[e]
+            d = db[e]
+            if d > cutoff:
+                continue
+            w = aw[a] * bw[b] if weighted else 1.0
+            _gauss_window(acc, r, dr, uniform, d, w, h)
+            if d <= refl:
+                _gauss_window(acc, r, dr, uniform, -d, w, h)
+            elif d < ERFC_CUT * h:
+                # pairs beyond 9 h would add Phi(-9) ~ 1e-19 of their weight: skipped
+                cr += w * 0.5 * math.erfc(d * inv)
     corr[0] += cr
 
 
@@ -448,7 +481,6 @@ def _pass_binned(
     uni,
     weighted,
     spherical,
-    order,
     ukeys,
     starts,
     params,
@@ -469,26 +501,26 @@ def _pass_binned(
     refl = 4.0 * h
     ranges = np.empty((MAX_CELLS, 3), np.int64)
     wr = 0.0
+    db = np.empty(bx.shape[0])
+    jb = np.empty(bx.shape[0], np.int64)
     for a in range(q0, q1):
-        k = _cell_ranges(ax[a], ay[a], az[a], ukeys, starts, params, ranges, uni)
-        for c in range(k):
-            same = ranges[c, 2] == 1
-            for t in range(ranges[c, 0], ranges[c, 1]):
-                b = order[t]
-                if same and b <= a:
-                    continue
-                d = _distance(ax[a], ay[a], az[a], bx[b], by[b], bz[b], spherical)
-                if d > cutoff:
-                    continue
-                w = aw[a] * bw[b] if weighted else 1.0
-                _bin_one(ymain, d, w, lo, dmain, n)
+        m = _pair_distances(
+            a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
+        )
+        for e in range(m):
+            b = jb[e]
+            d = db[e]
+            if d > cutoff:
+                continue
+            w = aw[a] * bw[b] if weighted else 1.0
+            _bin_one(ymain, d, w, lo, dmain, n)
+            if do_mirror:
+                _bin_one(ymirror, d, w, lom, dmir, 512)
+            if d <= refl:
+                wr += w
+                _bin_one(ymain, -d, w, lo, dmain, n)
                 if do_mirror:
-                    _bin_one(ymirror, d, w, lom, dmir, 512)
-                if d <= refl:
-                    wr += w
-                    _bin_one(ymain, -d, w, lo, dmain, n)
-                    if do_mirror:
-                        _bin_one(ymirror, -d, w, lom, dmir, 512)
+                    _bin_one(ymirror, -d, w, lom, dmir, 512)
     wrefl[0] += wr
 
 
@@ -620,11 +652,11 @@ def kd_compute(
         bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
         if uni:
             ax, ay, az, aw = bx, by, bz, bw
-        order = np.arange(bx.shape[0])
         nbh = min(nblocks, HIST_BLOCKS)
         hists = np.zeros((nbh, HIST_BINS), np.int64)
         stats = np.zeros((nbh, 3))
-        for ib in prange(nbh):
+        for pb in prange(nbh):
+            ib = _spread(pb, nbh)  # uneven blocks: a fixed shuffle over the threads
             q0 = (nA * ib) // nbh
             q1 = (nA * (ib + 1)) // nbh
             _pass_stats(
@@ -638,7 +670,6 @@ def kd_compute(
                 bz,
                 uni,
                 spherical,
-                order,
                 ukeys,
                 starts,
                 params,
@@ -667,7 +698,8 @@ def kd_compute(
                 is_wanted[b] = True
             bufs = np.zeros((nblocks, size))
             fills = np.zeros((nblocks, 1), np.int64)
-            for ib in prange(nblocks):
+            for pb in prange(nblocks):
+                ib = _spread(pb, nblocks)  # uneven blocks: a fixed shuffle over the threads
                 q0 = (nA * ib) // nblocks
                 q1 = (nA * (ib + 1)) // nblocks
                 _pass_collect(
@@ -681,7 +713,6 @@ def kd_compute(
                     bz,
                     uni,
                     spherical,
-                    order,
                     ukeys,
                     starts,
                     params,
@@ -716,12 +747,12 @@ def kd_compute(
         bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
         if uni:
             ax, ay, az, aw = bx, by, bz, bw
-        order = np.arange(bx.shape[0])
         ext = np.zeros((nblocks, 2))
         for ib in range(nblocks):
             ext[ib, 0] = -1.0
             ext[ib, 1] = np.inf
-        for ib in prange(nblocks):
+        for pb in prange(nblocks):
+            ib = _spread(pb, nblocks)  # uneven blocks: a fixed shuffle over the threads
             q0 = (nA * ib) // nblocks
             q1 = (nA * (ib + 1)) // nblocks
             _pass_extremes(
@@ -735,7 +766,6 @@ def kd_compute(
                 bz,
                 uni,
                 spherical,
-                order,
                 ukeys,
                 starts,
                 params,
@@ -770,11 +800,11 @@ def kd_compute(
     bx, by, bz, bw = obx[order], oby[order], obz[order], obw[order]
     if uni:
         ax, ay, az, aw = bx, by, bz, bw
-    order = np.arange(bx.shape[0])
     if method == 0:
         accs = np.zeros((nblocks, nr))
         corrs = np.zeros((nblocks, 1))
-        for ib in prange(nblocks):
+        for pb in prange(nblocks):
+            ib = _spread(pb, nblocks)  # uneven blocks: a fixed shuffle over the threads
             q0 = (nA * ib) // nblocks
             q1 = (nA * (ib + 1)) // nblocks
             _pass_exact(
@@ -791,7 +821,6 @@ def kd_compute(
                 uni,
                 weighted,
                 spherical,
-                order,
                 ukeys,
                 starts,
                 params,
@@ -811,7 +840,8 @@ def kd_compute(
         ym = np.zeros((nblocks, MAIN_SIZE))
         yr = np.zeros((nblocks, MIRROR_SIZE))
         wr = np.zeros((nblocks, 1))
-        for ib in prange(nblocks):
+        for pb in prange(nblocks):
+            ib = _spread(pb, nblocks)  # uneven blocks: a fixed shuffle over the threads
             q0 = (nA * ib) // nblocks
             q1 = (nA * (ib + 1)) // nblocks
             _pass_binned(
@@ -828,7 +858,6 @@ def kd_compute(
                 uni,
                 weighted,
                 spherical,
-                order,
                 ukeys,
                 starts,
                 params,
