@@ -351,8 +351,17 @@ def _pass_extremes(
 
 
 @njit(cache=True)
-def _gauss_window(acc, r, dr, uniform, centre, weight, h):
-    """acc[k] += weight * exp(-(r[k] - centre)**2 / (2 h**2)) for |r[k] - centre| <= T h."""
+def _gauss_step(dr, h):
+    """The constant ratio of the Gaussian recurrence of :func:`_gauss_window`."""
+    return math.exp(-2.0 * dr * dr * (0.5 / (h * h)))
+
+
+@njit(cache=True)
+def _gauss_window(acc, r, dr, uniform, centre, weight, h, cc):
+    """acc[k] += weight * exp(-(r[k] - centre)**2 / (2 h**2)) for |r[k] - centre| <= T h.
+
+    cc : ``_gauss_step(dr, h)``, computed once per pass instead of once per pair.
+    """
     nr = r.shape[0]
     lo_v = centre - KD_TRUNCATE * h
     hi_v = centre + KD_TRUNCATE * h
@@ -373,7 +382,6 @@ def _gauss_window(acc, r, dr, uniform, centre, weight, h):
         u = r[k0] - centre
         e = math.exp(-u * u * inv2h2)
         q = math.exp(-(2.0 * u * dr + dr * dr) * inv2h2)
-        cc = math.exp(-2.0 * dr * dr * inv2h2)
         for k in range(k0, k1 + 1):
             acc[k] += weight * e
             e *= q
@@ -425,6 +433,7 @@ def _pass_exact(
     refl = 4.0 * h
     ranges = np.empty((MAX_CELLS, 3), np.int64)
     inv = 1.0 / (h * math.sqrt(2.0))
+    cc = _gauss_step(dr, h)
     cr = 0.0
     db = np.empty(bx.shape[0])
     jb = np.empty(bx.shape[0], np.int64)
@@ -438,9 +447,9 @@ def _pass_exact(
             if d > cutoff:
                 continue
             w = aw[a] * bw[b] if weighted else 1.0
-            _gauss_window(acc, r, dr, uniform, d, w, h)
+            _gauss_window(acc, r, dr, uniform, d, w, h, cc)
             if d <= refl:
-                _gauss_window(acc, r, dr, uniform, -d, w, h)
+                _gauss_window(acc, r, dr, uniform, -d, w, h, cc)
             elif d < ERFC_CUT * h:
                 # pairs beyond 9 h would add Phi(-9) ~ 1e-19 of their weight: skipped
                 cr += w * 0.5 * math.erfc(d * inv)
@@ -1048,16 +1057,29 @@ def _m_spans(px, py, pz, radius, ukeys, starts, params, out):
 
 
 @njit(cache=True)
-def _m_neighbours(
-    i, sx, sy, sz, thr2, lut, ukeys, starts, params, ranges, flat, buf_d, buf_j, buf_k, cstart
-):
+def _m_work(N, nr):
+    """Work buffers of :func:`_m_neighbours` for N sites and nr distances (one per task)."""
+    return (
+        np.empty((M_RUNS, 3), np.int64),
+        np.empty(N),
+        np.empty(N, np.int64),
+        np.empty(N, np.int64),
+        np.empty(nr + 1, np.int64),
+    )
+
+
+@njit(cache=True)
+def _m_neighbours(i, grid, work):
     """The sites within max(r) of site i (j != i, grid order) and their r class; their number.
 
-    flat: every sz is 0 (planar data), so dz is skipped (adding dz * dz = 0 changes nothing).
-    buf_d, buf_j, buf_k: work buffers of at least sx.shape[0] values. On return the sites
-    whose first r with d <= r is r[k] are buf_j[cstart[k]:cstart[k + 1]] (grid order within a
-    class); cstart has nr + 1 entries.
+    grid : (sx, sy, sz, thr2, lut, ukeys, starts, params, flat), the sites in grid order and
+    their grid; flat: every sz is 0 (planar data), so dz is skipped (adding dz * dz = 0
+    changes nothing). work : ``_m_work(N, nr)``, (ranges, buf_d, buf_j, buf_k, cstart). On
+    return the sites whose first r with d <= r is r[k] are buf_j[cstart[k]:cstart[k + 1]]
+    (grid order within a class).
     """
+    sx, sy, sz, thr2, lut, ukeys, starts, params, flat = grid
+    ranges, buf_d, buf_j, buf_k, cstart = work
     nr = thr2.shape[0]
     top = thr2[nr - 1]
     nl = lut.shape[0] - 1
@@ -1192,34 +1214,14 @@ def m_individual(ref_sites, sx, sy, sz, site_v, thr2, lut, ukeys, starts, params
     nr = thr2.shape[0]
     nb_out = np.zeros((n, nr))
     all_out = np.zeros((n, nr))
-    flat = _all_zero(sz)
+    grid = (sx, sy, sz, thr2, lut, ukeys, starts, params, _all_zero(sz))
     nblk = (n + M_BLOCK - 1) // M_BLOCK
     for pb in prange(nblk):
         b = _spread(pb, nblk)
-        ranges = np.empty((M_RUNS, 3), np.int64)
-        buf_d = np.empty(N)
-        buf_j = np.empty(N, np.int64)
-        buf_k = np.empty(N, np.int64)
-        cstart = np.empty(nr + 1, np.int64)
+        work = _m_work(N, nr)
         for q in range(b * M_BLOCK, min(n, (b + 1) * M_BLOCK)):
-            _m_neighbours(
-                ref_sites[q],
-                sx,
-                sy,
-                sz,
-                thr2,
-                lut,
-                ukeys,
-                starts,
-                params,
-                ranges,
-                flat,
-                buf_d,
-                buf_j,
-                buf_k,
-                cstart,
-            )
-            _m_accumulate(cstart, buf_j, site_v, nb_out[q], all_out[q])
+            _m_neighbours(ref_sites[q], grid, work)
+            _m_accumulate(work[4], work[2], site_v, nb_out[q], all_out[q])
     return nb_out, all_out
 
 
@@ -1278,38 +1280,19 @@ def m_simulations(
     local = np.full((ptr[N], nr), np.nan)
     glob = np.empty(ptr[N])
     nblk = (N + M_BLOCK - 1) // M_BLOCK
+    grid = (sx, sy, sz, thr2, lut, ukeys, starts, params, flat)
     for pb in prange(nblk):
         b = _spread(pb, nblk)
-        ranges = np.empty((M_RUNS, 3), np.int64)
-        buf_d = np.empty(N)
-        buf_j = np.empty(N, np.int64)
-        buf_k = np.empty(N, np.int64)
-        cstart = np.empty(nr + 1, np.int64)
+        work = _m_work(N, nr)
         nb_acc = np.zeros(nr)
         all_acc = np.zeros(nr)
         for t in range(b * M_BLOCK, min(N, (b + 1) * M_BLOCK)):
             if ptr[t + 1] == ptr[t]:
                 continue
-            _m_neighbours(
-                t,
-                sx,
-                sy,
-                sz,
-                thr2,
-                lut,
-                ukeys,
-                starts,
-                params,
-                ranges,
-                flat,
-                buf_d,
-                buf_j,
-                buf_k,
-                cstart,
-            )
+            _m_neighbours(t, grid, work)
             for e in range(ptr[t], ptr[t + 1]):
                 s = sims_of[e]
-                _m_accumulate(cstart, buf_j, site_v[s], nb_acc, all_acc)
+                _m_accumulate(work[4], work[2], site_v[s], nb_acc, all_acc)
                 wi = np.float64(abs(site_v[s, t]))
                 if bivariate:
                     glob[e] = w_nb_total / (w_total - wi)
@@ -1513,14 +1496,15 @@ def kd_small(
     if method == 0:
         cut_c = max(rmax, refl) + KD_TRUNCATE * h
         inv = 1.0 / (h * math.sqrt(2.0))
+        cc = _gauss_step(dr, h)
         corr = 0.0
         for i in range(npair):
             di = d[i]
             if di > cut_c:
                 continue
-            _gauss_window(acc, r, dr, uniform, di, wp[i], h)
+            _gauss_window(acc, r, dr, uniform, di, wp[i], h, cc)
             if di <= refl:
-                _gauss_window(acc, r, dr, uniform, -di, wp[i], h)
+                _gauss_window(acc, r, dr, uniform, -di, wp[i], h, cc)
             elif di < ERFC_CUT * h:
                 corr += wp[i] * 0.5 * math.erfc(di * inv)
         meta[CORR] = corr

@@ -1,9 +1,10 @@
 """numba kernels for permutation inference (NumPy arrays in, NumPy arrays out; no pandas).
 
 Layout (statistics.md §5): values are (n units, S sectors) rows, C-contiguous, so one draw
-of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors cut
-into tiles of shape (n, tile); draws of a block of units are cached and reused across
-tiles; ``subset_counts``: chosen cells only, for adaptive refinement). The gathers
+of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors in
+up to four storage groups, each cut into cache-sized tiles of shape (n, tile); the draws of
+a block of units are made once and reused for every tile of every group;
+``subset_counts``: chosen cells only, for adaptive refinement). The gathers
 (n * P * k * S values) are bound by memory traffic, so integer counts are stored as uint8 /
 uint16 / float32 whenever their sums stay exact. The graph is CSR without its
 diagonal (``indptr`` int64 (n+1), ``indices`` int64 (nnz), ``weights`` float64 (nnz)), with
@@ -132,7 +133,7 @@ def unit_draws(key, i, n, k, p_start, p_end):
     return out
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _tail_done(cg, cl, ts, tail, h):
     for s in range(ts):
         if tail == 0:
@@ -168,7 +169,7 @@ def _row_sum(X, ids, off, k, eq, weights, a, acc, ts):
                 acc[s] += w * xr[s]
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
     """acc[:ts] = sum_t w_t (X[i, :] - X[ids[off + t], :])**2."""
     xi = X[i]
@@ -259,6 +260,50 @@ def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
                 nperm[i, c] += done - p_start
 
 
+@njit(cache=True)
+def _block_counts(
+    X8,
+    S8,
+    C8,
+    X16,
+    S16,
+    C16,
+    X32,
+    S32,
+    C32,
+    X64,
+    S64,
+    C64,
+    geary,
+    i0,
+    i1,
+    direct,
+    kmax,
+    graph,
+    draws,
+    stop,
+    out,
+):
+    """Every tile of every storage group for the units i0..i1-1 (one parallel task).
+
+    (A plain function called from the parallel loop: each _tile_pass specialisation is then
+    compiled once, not once more for the parallel body.)
+    """
+    p_start, p_end = draws[2], draws[3]
+    ids = np.empty(0 if direct else (i1 - i0) * (p_end - p_start) * kmax, dtype=np.int32)
+    made = np.zeros(i1 - i0, dtype=np.int64)
+    buf = np.empty(max(kmax, 1), dtype=np.int64)
+    cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
+    for tt in range(X8.shape[0]):
+        _tile_pass(X8[tt], S8[tt], C8[tt], geary, i0, i1, graph, draws, stop, cache, out)
+    for tt in range(X16.shape[0]):
+        _tile_pass(X16[tt], S16[tt], C16[tt], geary, i0, i1, graph, draws, stop, cache, out)
+    for tt in range(X32.shape[0]):
+        _tile_pass(X32[tt], S32[tt], C32[tt], geary, i0, i1, graph, draws, stop, cache, out)
+    for tt in range(X64.shape[0]):
+        _tile_pass(X64[tt], S64[tt], C64[tt], geary, i0, i1, graph, draws, stop, cache, out)
+
+
 @njit(parallel=True, cache=True)
 def tiled_counts(
     X8,
@@ -313,7 +358,6 @@ def tiled_counts(
     ge, le, nperm : int32 (n, S) #(sim >= obs), #(sim <= obs), draws used (added to).
     """
     n = ge.shape[0]
-    n_draws = p_end - p_start
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
@@ -324,20 +368,29 @@ def tiled_counts(
     out = (ge, le, nperm)
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
-        i0 = b * block
-        i1 = min(n, i0 + block)
-        ids = np.empty(0 if direct else (i1 - i0) * n_draws * kmax, dtype=np.int32)
-        made = np.zeros(i1 - i0, dtype=np.int64)
-        buf = np.empty(max(kmax, 1), dtype=np.int64)
-        cache = (direct, ids, made, buf, kmax)
-        for tt in range(X8.shape[0]):
-            _tile_pass(X8[tt], S8[tt], C8[tt], geary, i0, i1, graph, draws, stop, cache, out)
-        for tt in range(X16.shape[0]):
-            _tile_pass(X16[tt], S16[tt], C16[tt], geary, i0, i1, graph, draws, stop, cache, out)
-        for tt in range(X32.shape[0]):
-            _tile_pass(X32[tt], S32[tt], C32[tt], geary, i0, i1, graph, draws, stop, cache, out)
-        for tt in range(X64.shape[0]):
-            _tile_pass(X64[tt], S64[tt], C64[tt], geary, i0, i1, graph, draws, stop, cache, out)
+        _block_counts(
+            X8,
+            S8,
+            C8,
+            X16,
+            S16,
+            C16,
+            X32,
+            S32,
+            C32,
+            X64,
+            S64,
+            C64,
+            geary,
+            b * block,
+            min(n, (b + 1) * block),
+            direct,
+            kmax,
+            graph,
+            draws,
+            stop,
+            out,
+        )
     return 0
 
 

@@ -73,7 +73,8 @@ _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
 # Tiles of sectors for all units, sized to stay in the shared cache while a block of units
 # gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
 # Measured on a 2-core VM (N = 35 000, 240 float64 sectors, P = 999): one 67 MB tile and
-# blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128 units 19-22 s.
+# blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128-256 units 19-24 s (13 MB tiles
+# were as slow as one: two of them and the draw caches no longer fit the shared cache).
 _TILE_BYTES = 6 * 2**20
 # Units per parallel task: their draws are made once and reused for every tile, so larger
 # blocks re-read each tile fewer times; small inputs get smaller blocks to keep every
