@@ -261,29 +261,7 @@ def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
 
 
 @njit(cache=True)
-def _block_counts(
-    X8,
-    S8,
-    C8,
-    X16,
-    S16,
-    C16,
-    X32,
-    S32,
-    C32,
-    X64,
-    S64,
-    C64,
-    geary,
-    i0,
-    i1,
-    direct,
-    kmax,
-    graph,
-    draws,
-    stop,
-    out,
-):
+def _block_counts(groups, geary, i0, i1, direct, kmax, graph, draws, stop, out):
     """Every tile of every storage group for the units i0..i1-1 (one parallel task).
 
     (A plain function called from the parallel loop: each _tile_pass specialisation is then
@@ -294,6 +272,7 @@ def _block_counts(
     made = np.zeros(i1 - i0, dtype=np.int64)
     buf = np.empty(max(kmax, 1), dtype=np.int64)
     cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
+    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64 = groups
     for tt in range(X8.shape[0]):
         _tile_pass(X8[tt], S8[tt], C8[tt], geary, i0, i1, graph, draws, stop, cache, out)
     for tt in range(X16.shape[0]):
@@ -306,18 +285,7 @@ def _block_counts(
 
 @njit(parallel=True, cache=True)
 def tiled_counts(
-    X8,
-    S8,
-    C8,
-    X16,
-    S16,
-    C16,
-    X32,
-    S32,
-    C32,
-    X64,
-    S64,
-    C64,
+    groups,
     geary,
     indptr,
     indices,
@@ -341,12 +309,12 @@ def tiled_counts(
     groups (uint8, uint16, float32, float64 values: memory traffic is the bottleneck, so
     each sector is stored in the narrowest type whose sums stay exact), each cut into tiles.
 
-    Xg : (n_tiles, n, tile) C-contiguous values of group g (``(0, n, 1)`` when unused);
-        the last tile zero-padded.
-    Sg : same shape; its dtype is the accumulator's (int32 for integer X, else X's):
-        multiplier of the sum difference (sign of z_i for Moran, 1 for Gi / Gi*; ignored
-        when ``geary``).
-    Cg : int64 (n_tiles, tile): the output column of each tile column (-1: padding).
+    groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64), for each storage
+        group g: Xg (n_tiles, n, tile) C-contiguous values (``(0, n, 1)`` when unused), the
+        last tile zero-padded; Sg the same shape in the accumulator's dtype (int32 for
+        integer X, else X's): multiplier of the sum difference (sign of z_i for Moran, 1 for
+        Gi / Gi*; ignored when ``geary``); Cg int64 (n_tiles, tile): the output column of
+        each tile column (-1: padding).
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
@@ -361,7 +329,7 @@ def tiled_counts(
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
-    direct = X8.shape[0] + X16.shape[0] + X32.shape[0] + X64.shape[0] == 1
+    direct = groups[0].shape[0] + groups[3].shape[0] + groups[6].shape[0] + groups[9].shape[0] == 1
     graph = (indptr, indices, weights, equal)
     draws = (key, table, p_start, p_end)
     stop = (tail, h, check)
@@ -369,27 +337,7 @@ def tiled_counts(
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
         _block_counts(
-            X8,
-            S8,
-            C8,
-            X16,
-            S16,
-            C16,
-            X32,
-            S32,
-            C32,
-            X64,
-            S64,
-            C64,
-            geary,
-            b * block,
-            min(n, (b + 1) * block),
-            direct,
-            kmax,
-            graph,
-            draws,
-            stop,
-            out,
+            groups, geary, b * block, min(n, (b + 1) * block), direct, kmax, graph, draws, stop, out
         )
     return 0
 

@@ -279,7 +279,7 @@ def _permutation_counts(
         arrays += [X3, S3, C3.reshape(n_tiles, tile)]
     if run.size:
         K.tiled_counts(
-            *arrays,
+            tuple(arrays),
             kind == "geary",
             *common,
             0,
