@@ -388,14 +388,18 @@ def _block_size(n: int) -> int:
     return int(min(_BLOCK_MAX, max(_BLOCK_MIN, n // (4 * threads))))
 
 
+def _denominator(nperm):
+    """P + 1 of each cell: a scalar when every cell used the same number of draws."""
+    n_max = nperm.max() if nperm.size else 0
+    if nperm.size and nperm.min() == n_max:
+        return float(n_max) + 1.0
+    return nperm + 1.0
+
+
 def _local_p(ge, le, nperm, alternative):
     """The chosen p-value from the tail counts, with few full-size temporaries."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        n_max = nperm.max() if nperm.size else 0
-        if nperm.size and nperm.min() == n_max:
-            denom = float(n_max) + 1.0  # same number of draws everywhere: a scalar
-        else:
-            denom = nperm + 1.0
+        denom = _denominator(nperm)
         if alternative == "greater":
             p = ge + 1.0
         elif alternative == "lesser":
@@ -414,11 +418,7 @@ def _local_p(ge, le, nperm, alternative):
 def _p_values(ge, le, nperm, alternative):
     """p_greater, p_lesser and the chosen p-value from the tail counts (few temporaries)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        n_max = nperm.max() if nperm.size else 0
-        if nperm.size and nperm.min() == n_max:
-            denom = float(n_max) + 1.0  # same number of draws everywhere: a scalar
-        else:
-            denom = nperm + 1.0
+        denom = _denominator(nperm)
         pg = ge + 1.0
         pg /= denom
         pl = le + 1.0
