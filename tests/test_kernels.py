@@ -342,10 +342,90 @@ def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
     monkeypatch.setattr(ac, "_TILE_BYTES", 1)  # tiles of one 64-byte line per row
     monkeypatch.setattr(ac, "_BLOCK_MIN", 7)
     monkeypatch.setattr(ac, "_BLOCK_MAX", 7)
-    assert ac._tile_width(n, 70, 1) == 35 and ac._tile_width(n, 10, 8) == 5
+    assert ac._tile_widths(n, [70, 3, 3, 10], [1, 2, 4, 8]) == [35, 3, 3, 5]
     tiled = cm.local_moran(Y, g, **kw)
     pd.testing.assert_frame_equal(whole.p_value, tiled.p_value)
     pd.testing.assert_frame_equal(
         cm.local_getis_ord(Y, g, **kw).p_value,
         pd.concat([cm.local_getis_ord(Y[[c]], g, **kw).p_value for c in Y.columns], axis=1),
     )
+
+
+def test_fast_draw_path_gives_the_sequential_loop_draws():
+    # the kernels draw k <= 8 candidates at once and keep them when distinct; with a
+    # duplicate they rerun the rejection loop: the ids must be the loop's, also for tiny n
+    # (duplicates frequent) and for every position of the excluded unit
+    rng = np.random.default_rng(11)
+    for trial in range(4000):
+        n = int(rng.integers(2, 12)) if trial % 2 else int(rng.integers(2, 10**6))
+        k = int(rng.integers(1, min(n - 1, 8) + 1))
+        i = int(rng.integers(0, n))
+        state = np.uint64(int(rng.integers(0, 2**63)))
+        slow = np.zeros(k, dtype=np.int64)
+        fast = np.full(8, -99, dtype=np.int64)
+        K._fill_draw_rng(slow, k, n, i, state)
+        K._fill_draw_fast(fast, k, n, i, state)
+        np.testing.assert_array_equal(fast[:k], slow, err_msg=f"n={n} k={k} i={i}")
+
+
+def _continuous_with_ties(n, seed):
+    # non-integer values, one column with few distinct values (sums of neighbours tie
+    # often, so the float32 gathers meet many cells too close to call)
+    rng = np.random.default_rng(seed)
+    return np.column_stack(
+        [
+            rng.choice([0.1, 0.25, 0.7], size=n),
+            rng.lognormal(size=n),
+            rng.gamma(0.3, size=n) * 1e-3,
+            rng.lognormal(size=n) * 1e6,
+        ]
+    )
+
+
+@pytest.mark.parametrize("graph", ["knn_r", "kernel"])
+@pytest.mark.parametrize("stat", ["moran", "gstar", "g"])
+def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
+    # float64 values gathered as float32 with an error bound (storage group A) must count
+    # exactly as the float64 gathers, ties included, on equal and unequal row weights
+    from clustermap import autocorrelation as ac
+
+    n = 60
+    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(6).uniform(0, 10, (2, n)))
+    if graph == "knn_r":
+        g = cm.build_graph(pts, method="knn", k=6, transform="r")
+    else:
+        g = cm.build_graph(pts, method="kernel", k=6)
+    Y = pd.DataFrame(_continuous_with_ties(n, 9), index=g.unique_ids)
+    kw = {"permutations": 199, "random_state": 4}
+    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
+    store = ac._storage_dtypes(stat, Y.to_numpy(), ac._graph_arrays(g))
+    assert (store == ac._APPROX).all()
+    approx = _call(stat, Y, g, **kw)
+    real = ac._storage_dtypes
+    monkeypatch.setattr(
+        ac, "_storage_dtypes", lambda *a: np.where(real(*a) == ac._APPROX, 3, real(*a))
+    )
+    exact = _call(stat, Y, g, **kw)
+    pd.testing.assert_frame_equal(approx.p_value, exact.p_value)
+    ge, le = _counts(approx, 199)
+    assert (ge + le > 200).any()  # ties did occur (both tails counted)
+
+
+def test_float32_gathers_equal_reference(monkeypatch):
+    # the same cells against the exact rational reference
+    from clustermap import autocorrelation as ac
+
+    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
+    g = _knn_graph(20, 4, seed=2)
+    Y = _data("normal", g.n)
+    assert (ac._storage_dtypes("moran", Y, ac._graph_arrays(g)) == ac._APPROX).all()
+    P, seed = 40, 2024
+    res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
+    ge, le = _counts(res, P)
+    W = g.sparse.toarray()
+    for s in range(Y.shape[1]):
+        rge, rle = ref.local_counts(
+            "moran", Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, g.n, k) for p in range(P)]
+        )
+        np.testing.assert_array_equal(ge[:, s], rge)
+        np.testing.assert_array_equal(le[:, s], rle)

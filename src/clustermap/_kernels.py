@@ -108,11 +108,43 @@ def _fill_draw_rng(buf, k, n, i, state):
 
 
 @njit(inline="always", cache=True)
+def _fill_draw_fast(buf, k, n, i, state):
+    """:func:`_fill_draw_rng` for k <= 8 with buf of length >= 8: the k first candidates are
+    made at once and kept when they are distinct (they are then exactly what the
+    sequential rejection loop accepts); otherwise (probability about k**2 / 2n) the loop
+    runs from the same state. Same draws, without a branch per candidate.
+    """
+    if k <= 8:
+        m = n - 1
+        st = state
+        for t in range(0, k, 2):
+            st = st + _GOLDEN
+            r = _mix64(st)
+            c = _bounded(r & _LOW32, m)
+            buf[t] = c + (c >= i)
+            if t + 1 < k:
+                c = _bounded(r >> _S32, m)
+                buf[t + 1] = c + (c >= i)
+        for t in range(k, 8):
+            buf[t] = -1 - t  # distinct from every id and from each other
+        same = 0
+        for u in range(8):
+            b = buf[u]
+            for v in range(8):
+                same += buf[v] == b
+        if same == 8:
+            return st
+    return _fill_draw_rng(buf, k, n, i, state)
+
+
+@njit(inline="always", cache=True)
 def _fill_draw(buf, k, n, i, ukey, p, table):
     if table.shape[0] > 0:
         for t in range(k):
             c = table[p, t]
             buf[t] = c + 1 if c >= i else c
+    elif buf.shape[0] >= 8:
+        _fill_draw_fast(buf, k, n, i, _draw_state(ukey, p))
     else:
         _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
 
@@ -122,13 +154,14 @@ def unit_draws(key, i, n, k, p_start, p_end):
     """Neighbour ids drawn for unit ``i`` at draws ``p_start..p_end-1`` ((P, k) int64).
 
     Exposed for tests: the reference implementation checks the kernels' counts with them.
+    It always runs the sequential rejection loop (the kernels take the fast path of
+    :func:`_fill_draw_fast` when they can: the tests check that both give the same ids).
     """
     out = np.empty((p_end - p_start, k), dtype=np.int64)
     ukey = _unit_key(key, i)
     buf = np.empty(k, dtype=np.int64)
-    empty = np.empty((0, 0), dtype=np.int64)
     for p in range(p_start, p_end):
-        _fill_draw(buf, k, n, i, ukey, p, empty)
+        _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
         out[p - p_start, :] = buf
     return out
 
@@ -148,61 +181,186 @@ def _tail_done(cg, cl, ts, tail, h):
 
 
 @njit(inline="always", cache=True)
-def _row_sum(X, ids, off, k, eq, weights, a, acc, ts):
-    """acc[:ts] = sum_t w_t X[ids[off + t], :] (raw sum when the row's weights are equal)."""
-    xr = X[ids[off]]
+def _rows4(ids, off, t, k, pad, eq, weights, a):
+    """Row ids t..t+3 of a neighbour list and their weights (past k: row ``pad``, weight 0)."""
+    j0 = ids[off + t]
+    j1 = ids[off + t + 1] if t + 1 < k else pad
+    j2 = ids[off + t + 2] if t + 2 < k else pad
+    j3 = ids[off + t + 3] if t + 3 < k else pad
     if eq:
-        for s in range(ts):
-            acc[s] = xr[s]
-        for t in range(1, k):
-            xr = X[ids[off + t]]
+        return j0, j1, j2, j3, 1.0, 1.0, 1.0, 1.0
+    w0 = weights[a + t]
+    w1 = weights[a + t + 1] if t + 1 < k else 0.0
+    w2 = weights[a + t + 2] if t + 2 < k else 0.0
+    w3 = weights[a + t + 3] if t + 3 < k else 0.0
+    return j0, j1, j2, j3, w0, w1, w2, w3
+
+
+@njit(inline="always", cache=True)
+def _lag_head(X, ids, off, k, eq, weights, a, acc, ts, end):
+    """acc[:ts] = sum_{t < end} w_t X[ids[off + t], :] (t past k: the zero row X[-1]).
+
+    Four rows per pass over the sectors; every element is still the left fold
+    ``((w_0 x_0 + w_1 x_1) + w_2 x_2) + ...`` of a row-by-row loop (no reassociation), and
+    a padding row adds an exact zero, so the sums are those of one row at a time. With
+    equal weights the raw values are summed and never multiplied. (Indexing X[j, s], never
+    a row view: views of the shared tile cost reference-count updates.)
+    """
+    pad = X.shape[0] - 1
+    for t in range(0, end, 4):
+        j0, j1, j2, j3, w0, w1, w2, w3 = _rows4(ids, off, t, k, pad, eq, weights, a)
+        if t == 0:
+            if eq:
+                for s in range(ts):
+                    acc[s] = ((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]
+            else:
+                for s in range(ts):
+                    acc[s] = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+        elif eq:
             for s in range(ts):
-                acc[s] += xr[s]
+                acc[s] = (((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]
+        else:
+            for s in range(ts):
+                acc[s] = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[
+                    j3, s
+                ]
+
+
+@njit(inline="always", cache=True)
+def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, sg, cg, cl, ts):
+    """One draw of a lag statistic: the neighbour sums (as :func:`_lag_head`), compared with
+    the observed ones as they are made (the last four rows and the comparison in one pass).
+    """
+    pad = X.shape[0] - 1
+    last = ((k - 1) // 4) * 4
+    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, last)
+    j0, j1, j2, j3, w0, w1, w2, w3 = _rows4(ids, off, last, k, pad, eq, weights, a)
+    if last == 0:
+        if eq:
+            for s in range(ts):
+                d = sg[s] * ((((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]) - tobs[s])
+                cg[s] += d >= 0
+                cl[s] += d <= 0
+        else:
+            for s in range(ts):
+                v = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+                d = sg[s] * (v - tobs[s])
+                cg[s] += d >= 0
+                cl[s] += d <= 0
+    elif eq:
+        for s in range(ts):
+            d = sg[s] * (((((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]) - tobs[s])
+            cg[s] += d >= 0
+            cl[s] += d <= 0
     else:
-        w = weights[a]
         for s in range(ts):
-            acc[s] = w * xr[s]
-        for t in range(1, k):
-            w = weights[a + t]
-            xr = X[ids[off + t]]
+            v = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+            d = sg[s] * (v - tobs[s])
+            cg[s] += d >= 0
+            cl[s] += d <= 0
+
+
+@njit(inline="always", cache=True)
+def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, sg, bnd, cg, cl, ts):
+    """As :func:`_lag_count` for float64 values gathered as float32 (half the traffic).
+
+    ``bnd[s]`` bounds the error of the float32 difference against the float64 one, so a
+    draw with ``|d| > bnd`` is counted from the float32 sums with the float64 decision;
+    the rare cells with ``|d| <= bnd`` are summed again from ``X64`` in the float64
+    order of operations (``t64``: observed float64 sums). Counts equal float64 counts.
+    """
+    pad = X.shape[0] - 1
+    last = ((k - 1) // 4) * 4
+    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, last)
+    j0, j1, j2, j3, w0, w1, w2, w3 = _rows4(ids, off, last, k, pad, eq, weights, a)
+    if last == 0:
+        if eq:
             for s in range(ts):
-                acc[s] += w * xr[s]
+                acc[s] = ((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]
+        else:
+            for s in range(ts):
+                acc[s] = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+    elif eq:
+        for s in range(ts):
+            acc[s] = (((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]
+    else:
+        for s in range(ts):
+            acc[s] = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+    near = 0
+    for s in range(ts):
+        d = sg[s] * (acc[s] - tobs[s])
+        cg[s] += d > bnd[s]
+        cl[s] += d < -bnd[s]
+        near += abs(d) <= bnd[s]
+    if near:
+        for s in range(ts):
+            if abs(sg[s] * (acc[s] - tobs[s])) <= bnd[s]:
+                v64 = 0.0
+                for t in range(k):
+                    x = X64[ids[off + t], s]
+                    x = x if eq else weights[a + t] * x
+                    v64 = x if t == 0 else v64 + x
+                d64 = np.float64(sg[s]) * (v64 - t64[s])
+                cg[s] += d64 >= 0
+                cl[s] += d64 <= 0
 
 
 @njit(cache=True)
 def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
     """acc[:ts] = sum_t w_t (X[i, :] - X[ids[off + t], :])**2."""
-    xi = X[i]
-    xr = X[ids[off]]
+    j = ids[off]
     w = 1.0 if eq else weights[a]
     for s in range(ts):
-        d = xi[s] - xr[s]
+        d = X[i, s] - X[j, s]
         acc[s] = w * (d * d)
     for t in range(1, k):
-        xr = X[ids[off + t]]
+        j = ids[off + t]
         w = 1.0 if eq else weights[a + t]
         for s in range(ts):
-            d = xi[s] - xr[s]
+            d = X[i, s] - X[j, s]
             acc[s] += w * (d * d)
 
 
 @njit(cache=True)
-def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
-    """Counts of units i0..i1-1 on one tile X (n, tile); columns ``cols`` (-1: padding).
+def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
+    """Counts of units i0..i1-1 on one tile of each storage group (one pass of draws).
 
+    ``tiles`` = (X8, S8, C8, ..., X64, S64, C64, XA, SA, CA, XA64, MA) for this pass: Xg
+    (n + 1, wg) values (last row zeros), Sg (n, wg) multipliers, Cg (wg,) output columns
+    (-1: padding); wg may be 0. Group A is float64 values gathered as float32 (XA), with
+    their float64 copy XA64 and each column's largest magnitude MA (float64, (wA,)).
     The other arguments are tuples of :func:`tiled_counts`' arguments and block state.
+    Local Geary uses the float64 group only (its values are always stored as float64).
     """
     indptr, indices, weights, equal = graph
     key, table, p_start, p_end = draws
     tail, h, check = stop
     direct, ids, made, buf, kmax = cache
     ge, le, nperm = out
-    n, tile = X.shape
+    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = tiles
+    n = X64.shape[0] - 1  # the last row of every tile is the zero padding row
+    w8, w16, w32, w64, wa = X8.shape[1], X16.shape[1], X32.shape[1], X64.shape[1], XA.shape[1]
+    o16 = w8
+    o32 = o16 + w16
+    o64 = o32 + w32
+    oa = o64 + w64
+    width = oa + wa
     n_draws = p_end - p_start
-    tobs = np.empty(tile, dtype=sg3.dtype)
-    acc = np.empty(tile, dtype=sg3.dtype)
-    cg = np.zeros(tile, dtype=np.int64)
-    cl = np.zeros(tile, dtype=np.int64)
+    # tail counts of all the pass's columns in one array (one early-stop test), seen per group
+    cg = np.zeros(width, dtype=np.int64)
+    cl = np.zeros(width, dtype=np.int64)
+    cg8, cl8 = cg[:o16], cl[:o16]
+    cg16, cl16 = cg[o16:o32], cl[o16:o32]
+    cg32, cl32 = cg[o32:o64], cl[o32:o64]
+    cg64, cl64 = cg[o64:oa], cl[o64:oa]
+    cga, cla = cg[oa:], cl[oa:]
+    cols = np.concatenate((C8, C16, C32, C64, CA))
+    t8, a8 = np.empty(w8, dtype=S8.dtype), np.empty(w8, dtype=S8.dtype)
+    t16, a16 = np.empty(w16, dtype=S16.dtype), np.empty(w16, dtype=S16.dtype)
+    t32, a32 = np.empty(w32, dtype=S32.dtype), np.empty(w32, dtype=S32.dtype)
+    t64, a64 = np.empty(w64, dtype=S64.dtype), np.empty(w64, dtype=S64.dtype)
+    ta, aa, bnd = np.empty(wa, dtype=SA.dtype), np.empty(wa, dtype=SA.dtype), np.empty(wa, SA.dtype)
+    ta64 = np.empty(wa, dtype=XA64.dtype)
     for i in range(i0, i1):
         a = indptr[i]
         k = indptr[i + 1] - a
@@ -212,22 +370,36 @@ def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
         base = u * n_draws * kmax
         eq = equal[i]
         ukey = _unit_key(key, i)
-        sg = sg3[i]
-        for s in range(tile):
+        s8, s16, s32, s64, sa = S8[i], S16[i], S32[i], S64[i], SA[i]
+        for s in range(width):
             cg[s] = 0
             cl[s] = 0
         if geary:
-            _geary_sum(X, i, indices, a, k, eq, weights, a, tobs, tile)
+            _geary_sum(X64, i, indices, a, k, eq, weights, a, t64, w64)
         else:
-            _row_sum(X, indices, a, k, eq, weights, a, tobs, tile)
+            _lag_head(X8, indices, a, k, eq, weights, a, t8, w8, k)
+            _lag_head(X16, indices, a, k, eq, weights, a, t16, w16, k)
+            _lag_head(X32, indices, a, k, eq, weights, a, t32, w32, k)
+            _lag_head(X64, indices, a, k, eq, weights, a, t64, w64, k)
+            if wa:
+                _lag_head(XA, indices, a, k, eq, weights, a, ta, wa, k)
+                _lag_head(XA64, indices, a, k, eq, weights, a, ta64, wa, k)
+                # error bound of d = sg (sum - observed sum) in float32 against float64:
+                # each sum is off by at most (k + 3) u W1 max|x| (u = 2**-24: rounding of
+                # the k values, of the k - 1 additions, of the stored partial sum), the
+                # subtraction by u 2 W1 max|x|, float64's own error is below 1e-8 of it;
+                # W1 = sum of |weights| (k for raw sums). (2k + 8) u and 1 % margin.
+                w1 = 0.0
+                for t in range(k):
+                    w1 += 1.0 if eq else abs(weights[a + t])
+                f = (2 * k + 8) * 2.0**-24 * 1.01 * w1
+                for s in range(wa):
+                    bnd[s] = f * MA[s]
         done = p_end
         for q in range(n_draws):
             if direct:  # nothing to reuse: draw straight into buf
                 _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                if geary:
-                    _geary_sum(X, i, buf, 0, k, eq, weights, a, acc, tile)
-                else:
-                    _row_sum(X, buf, 0, k, eq, weights, a, acc, tile)
+                src, off = buf, 0
             else:
                 off = base + q * kmax
                 if q >= made[u]:
@@ -235,24 +407,30 @@ def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
                     for t in range(k):
                         ids[off + t] = buf[t]
                     made[u] = q + 1
-                if geary:
-                    _geary_sum(X, i, ids, off, k, eq, weights, a, acc, tile)
-                else:
-                    _row_sum(X, ids, off, k, eq, weights, a, acc, tile)
+                src = ids
             if geary:
-                for s in range(tile):
-                    d = acc[s] - tobs[s]
-                    cg[s] += d >= 0
-                    cl[s] += d <= 0
+                _geary_sum(X64, i, src, off, k, eq, weights, a, a64, w64)
+                for s in range(w64):
+                    d = a64[s] - t64[s]
+                    cg64[s] += d >= 0
+                    cl64[s] += d <= 0
             else:
-                for s in range(tile):
-                    d = sg[s] * (acc[s] - tobs[s])
-                    cg[s] += d >= 0
-                    cl[s] += d <= 0
-            if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, tile, tail, h):
+                if w8:
+                    _lag_count(X8, src, off, k, eq, weights, a, a8, t8, s8, cg8, cl8, w8)
+                if w16:
+                    _lag_count(X16, src, off, k, eq, weights, a, a16, t16, s16, cg16, cl16, w16)
+                if w32:
+                    _lag_count(X32, src, off, k, eq, weights, a, a32, t32, s32, cg32, cl32, w32)
+                if w64:
+                    _lag_count(X64, src, off, k, eq, weights, a, a64, t64, s64, cg64, cl64, w64)
+                if wa:
+                    _lag_count_f32(
+                        XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, sa, bnd, cga, cla, wa
+                    )
+            if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, width, tail, h):
                 done = p_start + q + 1
                 break
-        for s in range(tile):
+        for s in range(width):
             c = cols[s]
             if c >= 0:
                 ge[i, c] += cg[s]
@@ -260,27 +438,49 @@ def _tile_pass(X, sg3, cols, geary, i0, i1, graph, draws, stop, cache, out):
                 nperm[i, c] += done - p_start
 
 
+@njit(inline="always", cache=True)
+def _pick(G, tt, empty):
+    """Tile tt of a storage group (n_tiles, ...), or ``empty`` past its last tile."""
+    return G[tt] if tt < G.shape[0] else empty
+
+
 @njit(cache=True)
 def _block_counts(groups, geary, i0, i1, direct, kmax, graph, draws, stop, out):
-    """Every tile of every storage group for the units i0..i1-1 (one parallel task).
+    """Every pass of tiles for the units i0..i1-1 (one parallel task).
 
-    (A plain function called from the parallel loop: each _tile_pass specialisation is then
-    compiled once, not once more for the parallel body.)
+    Pass tt takes tile tt of each storage group (groups with fewer tiles take an empty
+    one). (A plain function called from the parallel loop: _tile_pass is then compiled
+    once, not once more for the parallel body.)
     """
     p_start, p_end = draws[2], draws[3]
     ids = np.empty(0 if direct else (i1 - i0) * (p_end - p_start) * kmax, dtype=np.int32)
     made = np.zeros(i1 - i0, dtype=np.int64)
-    buf = np.empty(max(kmax, 1), dtype=np.int64)
+    buf = np.empty(max(kmax, 8), dtype=np.int32)  # the type of ids; >= 8: fast draws
     cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
-    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64 = groups
-    for tt in range(X8.shape[0]):
-        _tile_pass(X8[tt], S8[tt], C8[tt], geary, i0, i1, graph, draws, stop, cache, out)
-    for tt in range(X16.shape[0]):
-        _tile_pass(X16[tt], S16[tt], C16[tt], geary, i0, i1, graph, draws, stop, cache, out)
-    for tt in range(X32.shape[0]):
-        _tile_pass(X32[tt], S32[tt], C32[tt], geary, i0, i1, graph, draws, stop, cache, out)
-    for tt in range(X64.shape[0]):
-        _tile_pass(X64[tt], S64[tt], C64[tt], geary, i0, i1, graph, draws, stop, cache, out)
+    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = groups
+    n1 = X64.shape[1]
+    n_pass = max(max(X8.shape[0], X16.shape[0]), max(X32.shape[0], X64.shape[0]), XA.shape[0])
+    for tt in range(n_pass):
+        tiles = (
+            _pick(X8, tt, np.zeros((n1, 0), dtype=X8.dtype)),
+            _pick(S8, tt, np.zeros((n1 - 1, 0), dtype=S8.dtype)),
+            _pick(C8, tt, np.zeros(0, dtype=C8.dtype)),
+            _pick(X16, tt, np.zeros((n1, 0), dtype=X16.dtype)),
+            _pick(S16, tt, np.zeros((n1 - 1, 0), dtype=S16.dtype)),
+            _pick(C16, tt, np.zeros(0, dtype=C16.dtype)),
+            _pick(X32, tt, np.zeros((n1, 0), dtype=X32.dtype)),
+            _pick(S32, tt, np.zeros((n1 - 1, 0), dtype=S32.dtype)),
+            _pick(C32, tt, np.zeros(0, dtype=C32.dtype)),
+            _pick(X64, tt, np.zeros((n1, 0), dtype=X64.dtype)),
+            _pick(S64, tt, np.zeros((n1 - 1, 0), dtype=S64.dtype)),
+            _pick(C64, tt, np.zeros(0, dtype=C64.dtype)),
+            _pick(XA, tt, np.zeros((n1, 0), dtype=XA.dtype)),
+            _pick(SA, tt, np.zeros((n1 - 1, 0), dtype=SA.dtype)),
+            _pick(CA, tt, np.zeros(0, dtype=CA.dtype)),
+            _pick(XA64, tt, np.zeros((n1, 0), dtype=XA64.dtype)),
+            _pick(MA, tt, np.zeros(0, dtype=MA.dtype)),
+        )
+        _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out)
 
 
 @njit(parallel=True, cache=True)
@@ -305,31 +505,43 @@ def tiled_counts(
 ):
     """Conditional-permutation tail counts for every unit and sector, tiled for the cache.
 
-    One draw of neighbours serves every sector: the sectors come in up to four storage
-    groups (uint8, uint16, float32, float64 values: memory traffic is the bottleneck, so
-    each sector is stored in the narrowest type whose sums stay exact), each cut into tiles.
+    One draw of neighbours serves every sector: the sectors come in up to five storage
+    groups (memory traffic is the bottleneck, so each sector is gathered in the narrowest
+    type that still gives float64's counts): uint8, uint16 and float32 for integer sums
+    that stay exact, float64, and group A, float64 values gathered as float32 with an error
+    bound (cells too close to call are summed again in float64). Each group is cut into
+    tiles; pass tt runs tile tt of every group with one draw per (unit, permutation), so the
+    fixed cost of a draw is paid once for all the groups.
 
-    groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64), for each storage
-        group g: Xg (n_tiles, n, tile) C-contiguous values (``(0, n, 1)`` when unused), the
-        last tile zero-padded; Sg the same shape in the accumulator's dtype (int32 for
-        integer X, else X's): multiplier of the sum difference (sign of z_i for Moran, 1 for
-        Gi / Gi*; ignored when ``geary``); Cg int64 (n_tiles, tile): the output column of
-        each tile column (-1: padding).
+    groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA),
+        for each storage group g: Xg (n_tiles, n + 1, tile) C-contiguous values
+        (``(0, n + 1, 1)`` when unused), the last row zeros (padding for blocks of four
+        neighbours), the last tile zero-padded; Sg (n_tiles, n, tile) in the accumulator's
+        dtype (int32 for integer X, else X's): multiplier of the sum difference (sign of z_i
+        for Moran, 1 for Gi / Gi*; ignored when ``geary``); Cg int64 (n_tiles, tile): the
+        output column of each tile column (-1: padding). Group A adds XA64, the float64
+        values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|.
+        Local Geary uses the float64 group only.
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
     p_start, p_end : draw numbers to run (stream positions, or table rows).
-    tail, h, check : early stop of a (unit, tile) once every sector of the tile has its tail
+    tail, h, check : early stop of a (unit, pass) once every sector of the pass has its tail
         count >= h, tested every ``check`` draws; h <= 0 disables it.
-    block : units per parallel task; their draws are made once and reused for every tile
-        of every group.
+    block : units per parallel task; with more than one pass, their draws are made once
+        and reused for every pass.
     ge, le, nperm : int32 (n, S) #(sim >= obs), #(sim <= obs), draws used (added to).
     """
     n = ge.shape[0]
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
-    direct = groups[0].shape[0] + groups[3].shape[0] + groups[6].shape[0] + groups[9].shape[0] == 1
+    n_pass = max(
+        max(groups[0].shape[0], groups[3].shape[0]),
+        max(groups[6].shape[0], groups[9].shape[0]),
+        groups[12].shape[0],
+    )
+    direct = n_pass == 1
     graph = (indptr, indices, weights, equal)
     draws = (key, table, p_start, p_end)
     stop = (tail, h, check)
@@ -396,7 +608,7 @@ def subset_counts(
             continue
         eq = equal[i]
         ukey = _unit_key(key, i)
-        ids = np.empty(k, dtype=np.int64)
+        ids = np.empty(max(k, 8), dtype=np.int64)  # >= 8: fast draws
         sg = np.empty(ts)
         for s in range(ts):
             sg[s] = 1.0 if geary else sgn[i, cols[c0 + s]]

@@ -25,7 +25,9 @@ statistic that changes under permutation, e.g. the neighbour sum for Moran and G
 values that are mathematically tied are counted as ties, which matters for sparse counts.
 Integer columns on graphs with equal weights per row (kNN, contiguity, row-standardised or
 binary) are summed in integers or float32, which is exact and cuts memory traffic (the
-kernels are bound by it); other columns are summed in float64.
+kernels are bound by it); other columns are summed in float64, or gathered as float32 with
+a bound on the rounding error, the few draws too close to call being summed again in
+float64: the counts are float64's in every case.
 
 With ``early_stop`` or ``adaptive=True`` cells may use different numbers of draws ``n``
 (``LocalResult.n_permutations``); every p-value is then ``(M + 1) / (n + 1)`` with the
@@ -70,8 +72,8 @@ __all__ = [
 ]
 
 _ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
-# Tiles of sectors for all units, sized to stay in the shared cache while a block of units
-# gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
+# Passes over tiles of sectors for all units, sized to stay in the shared cache while a block
+# of units gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
 # Measured on a 2-core VM (N = 35 000, 240 float64 sectors, P = 999): one 67 MB tile and
 # blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128-256 units 19-24 s (13 MB tiles
 # were as slow as one: two of them and the draw caches no longer fit the shared cache).
@@ -251,32 +253,34 @@ def _permutation_counts(
     store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
     # one kernel call: each storage group is cut into tiles, and one draw of neighbours
     # per (unit, permutation) serves every tile of every group
+    groups = [run[store == code] for code in range(len(_STORAGE))]
+    widths = _tile_widths(n, [g.size for g in groups], [np.dtype(d).itemsize for d, _ in _STORAGE])
     arrays: list[np.ndarray] = []
-    for code, (dtype, acc_dtype) in enumerate(_STORAGE):
-        group = run[store == code]
-        if group.size == 0:
-            arrays += [
-                np.zeros((0, n, 1), dtype=dtype),
-                np.zeros((0, n, 1), dtype=acc_dtype),
-                np.zeros((0, 1), dtype=np.int64),
-            ]
-            continue
-        tile = _tile_width(n, group.size, np.dtype(dtype).itemsize)
-        n_tiles = -(-group.size // tile)
-        X3 = np.zeros((n_tiles, n, tile), dtype=dtype)
-        S3 = np.zeros((n_tiles, n, tile), dtype=acc_dtype)
-        C3 = np.full(n_tiles * tile, -1, dtype=np.int64)
+    for code, (group, tile, (dtype, acc_dtype)) in enumerate(zip(groups, widths, _STORAGE)):
+        approx = code == _APPROX
+        n_tiles = -(-group.size // tile) if group.size else 0
+        shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
+        X3 = np.zeros(shape, dtype=dtype)
+        S3 = np.zeros((n_tiles, n, shape[2]), dtype=acc_dtype)
+        C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
         C3[: group.size] = group
+        X64 = np.zeros(shape if approx else (0, n + 1, 1))  # exact values of group A
+        M3 = np.zeros(n_tiles * shape[2])  # max |x| of each column of group A
         for tt in range(n_tiles):
             for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
                 sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
                 block = X[:, sel]
-                X3[tt, :, c0 : c0 + sel.size] = block
+                X3[tt, :n, c0 : c0 + sel.size] = block
+                if approx:
+                    X64[tt, :n, c0 : c0 + sel.size] = block
+                    M3[tt * tile + c0 : tt * tile + c0 + sel.size] = np.abs(block).max(axis=0)
                 if kind != "geary":
                     S3[tt, :, c0 : c0 + sel.size] = (
                         1 if center is None else np.sign(block - center[sel])
                     )
-        arrays += [X3, S3, C3.reshape(n_tiles, tile)]
+        arrays += [X3, S3, C3.reshape(n_tiles, shape[2])]
+        if approx:
+            arrays += [X64, M3.reshape(n_tiles, shape[2])]
     if run.size:
         K.tiled_counts(
             tuple(arrays),
@@ -331,53 +335,79 @@ def _permutation_counts(
     return ge, le, nperm
 
 
-# storage dtype of X in the kernel, accumulator dtype (memory traffic is the bottleneck)
+# storage dtype of X in the kernel, accumulator dtype (memory traffic is the bottleneck);
+# the last, _APPROX, is float64 values gathered as float32 with an error bound
 _STORAGE = (
     (np.uint8, np.int32),
     (np.uint16, np.int32),
     (np.float32, np.float32),
     (np.float64, np.float64),
+    (np.float32, np.float32),
 )
+_APPROX = 4
+_APPROX_MIN_BYTES = 2**20
 
 
 def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
     """Per column, the index in ``_STORAGE`` of the smallest exact storage.
 
     Integer values with equal weights in every row sum exactly in integers (uint8 up to 255,
-    uint16 up to 65 535) or in float32 (sums below 2**24); anything else, and local Geary,
-    stays float64. Every choice gives the same counts as float64 arithmetic.
+    uint16 up to 65 535) or in float32 (sums below 2**24). Other non-integer values are
+    gathered as float32 with an error bound (``_APPROX``; when max |x| times the row weight
+    sums stays between 1e-30 and 1e30, so float32 neither overflows nor underflows); any
+    other column, and local Geary, stays float64. Every choice gives the same counts as
+    float64 arithmetic. (Integer columns on unequal weights stay float64: their sums tie
+    often, and a tie would always be summed twice.)
     """
     S = X.shape[1]
     out = np.full(S, 3, dtype=np.int8)
     if kind == "geary" or X.size == 0:
         return out
-    linked = ga.cardinalities > 0
-    if not ga.equal[linked].all():
-        return out
-    kmax = max(int(ga.cardinalities.max()), 1)
     integer = np.ones(S, dtype=bool)
     for c0 in range(0, S, 64):  # in chunks: no full-size temporary
         block = X[:, c0 : c0 + 64]
         integer[c0 : c0 + 64] = np.equal(np.rint(block), block).all(axis=0)
     lo = X.min(axis=0)
     hi = X.max(axis=0)
+    big = np.maximum(hi, -lo)
+    linked = ga.cardinalities > 0
+    rows = np.repeat(np.arange(ga.cardinalities.size), ga.cardinalities)
+    w1 = np.bincount(rows, weights=np.abs(ga.weights), minlength=ga.cardinalities.size)
+    w1 = np.where(ga.equal, ga.cardinalities, w1)  # equal rows sum the raw values
+    w1min, w1max = (float(w1[linked].min()), float(w1[linked].max())) if linked.any() else (1, 1)
+    # float32 halves the bytes gathered; it pays once the float64 values outgrow a core's
+    # private cache (measured: one column of 35 000 units is faster in float64)
+    approx = ~integer & (big * min(w1min, 1.0) > 1e-30) & (big * max(w1max, 1.0) < 1e30)
+    if approx.sum() * X.shape[0] * 8 > _APPROX_MIN_BYTES:
+        out[approx] = _APPROX
+    if not ga.equal[linked].all():
+        return out
+    kmax = max(int(ga.cardinalities.max()), 1)
     nonneg = lo >= 0
-    out[integer & (np.maximum(hi, -lo) * kmax < 2**24)] = 2
+    out[integer & (big * kmax < 2**24)] = 2
     out[integer & nonneg & (hi <= 65535)] = 1
     out[integer & nonneg & (hi <= 255)] = 0
     return out
 
 
-def _tile_width(n: int, n_cols: int, itemsize: int) -> int:
-    """Sectors per tile: a tile of all units takes at most about ``_TILE_BYTES``.
+def _tile_widths(n: int, counts: list[int], itemsizes: list[int]) -> list[int]:
+    """Columns per tile of each storage group.
 
-    All the columns (no padding) when they fit in one tile; otherwise tiles of equal width
-    (at least one 64-byte cache line per row), so the last tile is barely padded.
+    Pass tt of the kernel runs tile tt of every group; a pass over all units takes about
+    ``_TILE_BYTES`` (so it stays in the shared cache while blocks of units gather from
+    it), each tile at least one 64-byte cache line per row (or the whole group), and a
+    group's tiles have equal widths, so its last tile is barely padded.
     """
-    width = max(64 // itemsize, _TILE_BYTES // max(1, n * itemsize))
-    if width >= n_cols:
-        return int(n_cols)
-    return int(-(-n_cols // -(-n_cols // width)))
+    row = sum(c * size for c, size in zip(counts, itemsizes))
+    n_pass = max(1, -(-n * row // _TILE_BYTES))
+    widths = []
+    for c, size in zip(counts, itemsizes):
+        if c == 0:
+            widths.append(0)
+            continue
+        width = max(-(-c // n_pass), min(c, 64 // size))
+        widths.append(int(-(-c // -(-c // width))))
+    return widths
 
 
 def _block_size(n: int) -> int:
