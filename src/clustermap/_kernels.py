@@ -2,11 +2,13 @@
 
 Layout (statistics.md §5): values are (n units, S sectors) rows, C-contiguous, so one draw
 of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors in
-up to four storage groups, each cut into cache-sized tiles of shape (n, tile); the draws of
-a block of units are made once and reused for every tile of every group;
-``subset_counts``: chosen cells only, for adaptive refinement). The gathers
-(n * P * k * S values) are bound by memory traffic, so integer counts are stored as uint8 /
-uint16 / float32 whenever their sums stay exact. The graph is CSR without its
+up to five storage groups, each cut into tiles of shape (n + 1, tile); a pass runs one
+tile of every group, the passes sized for the shared cache; with several passes the draws
+of a block of units are made once and reused for every pass; ``subset_counts``: chosen
+cells only, for adaptive refinement). The gathers (n * P * k * S values) are bound by
+memory traffic, so integer counts are stored as uint8 / uint16 / float32 whenever their
+sums stay exact, and other values gathered as float32 with an error bound when that is
+safe (cells too close to call are summed again in float64). The graph is CSR without its
 diagonal (``indptr`` int64 (n+1), ``indices`` int64 (nnz), ``weights`` float64 (nnz)), with
 ``equal`` (bool, n) marking rows whose weights are all equal: those rows sum the raw values
 and never multiply by the weight, so integer counts give exact sums in any order.
