@@ -342,7 +342,7 @@ def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
     monkeypatch.setattr(ac, "_TILE_BYTES", 1)  # tiles of one 64-byte line per row
     monkeypatch.setattr(ac, "_BLOCK_MIN", 7)
     monkeypatch.setattr(ac, "_BLOCK_MAX", 7)
-    assert ac._tile_widths(n, [70, 3, 3, 10], [1, 2, 4, 8]) == [35, 3, 3, 5]
+    assert ac._tile_widths(n, [70, 3, 3, 10], [1, 2, 4, 8]) == ([35, 3, 3, 5], [0, 2, 3, 4])
     tiled = cm.local_moran(Y, g, **kw)
     pd.testing.assert_frame_equal(whole.p_value, tiled.p_value)
     pd.testing.assert_frame_equal(

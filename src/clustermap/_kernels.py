@@ -442,12 +442,12 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
 
 @njit(inline="always", cache=True)
 def _pick(G, tt, empty):
-    """Tile tt of a storage group (n_tiles, ...), or ``empty`` past its last tile."""
-    return G[tt] if tt < G.shape[0] else empty
+    """Tile tt of a storage group (n_tiles, ...), or ``empty`` outside its tiles."""
+    return G[tt] if 0 <= tt < G.shape[0] else empty
 
 
 @njit(cache=True)
-def _block_counts(groups, geary, i0, i1, direct, kmax, graph, draws, stop, out):
+def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, stop, out):
     """Every pass of tiles for the units i0..i1-1 (one parallel task).
 
     Pass tt takes tile tt of each storage group (groups with fewer tiles take an empty
@@ -461,26 +461,30 @@ def _block_counts(groups, geary, i0, i1, direct, kmax, graph, draws, stop, out):
     cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
     X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = groups
     n1 = X64.shape[1]
-    n_pass = max(max(X8.shape[0], X16.shape[0]), max(X32.shape[0], X64.shape[0]), XA.shape[0])
+    n_pass = max(
+        max(starts[0] + X8.shape[0], starts[1] + X16.shape[0]),
+        max(starts[2] + X32.shape[0], starts[3] + X64.shape[0]),
+        starts[4] + XA.shape[0],
+    )
     for tt in range(n_pass):
         tiles = (
-            _pick(X8, tt, np.zeros((n1, 0), dtype=X8.dtype)),
-            _pick(S8, tt, np.zeros((n1 - 1, 0), dtype=S8.dtype)),
-            _pick(C8, tt, np.zeros(0, dtype=C8.dtype)),
-            _pick(X16, tt, np.zeros((n1, 0), dtype=X16.dtype)),
-            _pick(S16, tt, np.zeros((n1 - 1, 0), dtype=S16.dtype)),
-            _pick(C16, tt, np.zeros(0, dtype=C16.dtype)),
-            _pick(X32, tt, np.zeros((n1, 0), dtype=X32.dtype)),
-            _pick(S32, tt, np.zeros((n1 - 1, 0), dtype=S32.dtype)),
-            _pick(C32, tt, np.zeros(0, dtype=C32.dtype)),
-            _pick(X64, tt, np.zeros((n1, 0), dtype=X64.dtype)),
-            _pick(S64, tt, np.zeros((n1 - 1, 0), dtype=S64.dtype)),
-            _pick(C64, tt, np.zeros(0, dtype=C64.dtype)),
-            _pick(XA, tt, np.zeros((n1, 0), dtype=XA.dtype)),
-            _pick(SA, tt, np.zeros((n1 - 1, 0), dtype=SA.dtype)),
-            _pick(CA, tt, np.zeros(0, dtype=CA.dtype)),
-            _pick(XA64, tt, np.zeros((n1, 0), dtype=XA64.dtype)),
-            _pick(MA, tt, np.zeros(0, dtype=MA.dtype)),
+            _pick(X8, tt - starts[0], np.zeros((n1, 0), dtype=X8.dtype)),
+            _pick(S8, tt - starts[0], np.zeros((n1 - 1, 0), dtype=S8.dtype)),
+            _pick(C8, tt - starts[0], np.zeros(0, dtype=C8.dtype)),
+            _pick(X16, tt - starts[1], np.zeros((n1, 0), dtype=X16.dtype)),
+            _pick(S16, tt - starts[1], np.zeros((n1 - 1, 0), dtype=S16.dtype)),
+            _pick(C16, tt - starts[1], np.zeros(0, dtype=C16.dtype)),
+            _pick(X32, tt - starts[2], np.zeros((n1, 0), dtype=X32.dtype)),
+            _pick(S32, tt - starts[2], np.zeros((n1 - 1, 0), dtype=S32.dtype)),
+            _pick(C32, tt - starts[2], np.zeros(0, dtype=C32.dtype)),
+            _pick(X64, tt - starts[3], np.zeros((n1, 0), dtype=X64.dtype)),
+            _pick(S64, tt - starts[3], np.zeros((n1 - 1, 0), dtype=S64.dtype)),
+            _pick(C64, tt - starts[3], np.zeros(0, dtype=C64.dtype)),
+            _pick(XA, tt - starts[4], np.zeros((n1, 0), dtype=XA.dtype)),
+            _pick(SA, tt - starts[4], np.zeros((n1 - 1, 0), dtype=SA.dtype)),
+            _pick(CA, tt - starts[4], np.zeros(0, dtype=CA.dtype)),
+            _pick(XA64, tt - starts[4], np.zeros((n1, 0), dtype=XA64.dtype)),
+            _pick(MA, tt - starts[4], np.zeros(0, dtype=MA.dtype)),
         )
         _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out)
 
@@ -488,6 +492,7 @@ def _block_counts(groups, geary, i0, i1, direct, kmax, graph, draws, stop, out):
 @njit(parallel=True, cache=True)
 def tiled_counts(
     groups,
+    starts,
     geary,
     indptr,
     indices,
@@ -524,6 +529,9 @@ def tiled_counts(
         output column of each tile column (-1: padding). Group A adds XA64, the float64
         values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|.
         Local Geary uses the float64 group only.
+    starts : int64 (5,), the first pass of each group: pass tt runs tile tt - starts[g] of
+        group g (when it has one). All zeros: every pass mixes the groups (when they fit
+        one pass); else the groups run one after the other, each in tiles of the budget.
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
@@ -539,9 +547,9 @@ def tiled_counts(
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
     n_pass = max(
-        max(groups[0].shape[0], groups[3].shape[0]),
-        max(groups[6].shape[0], groups[9].shape[0]),
-        groups[12].shape[0],
+        max(starts[0] + groups[0].shape[0], starts[1] + groups[3].shape[0]),
+        max(starts[2] + groups[6].shape[0], starts[3] + groups[9].shape[0]),
+        starts[4] + groups[12].shape[0],
     )
     direct = n_pass == 1
     graph = (indptr, indices, weights, equal)
@@ -551,7 +559,17 @@ def tiled_counts(
     n_blocks = (n + block - 1) // block
     for b in prange(n_blocks):
         _block_counts(
-            groups, geary, b * block, min(n, (b + 1) * block), direct, kmax, graph, draws, stop, out
+            groups,
+            starts,
+            geary,
+            b * block,
+            min(n, (b + 1) * block),
+            direct,
+            kmax,
+            graph,
+            draws,
+            stop,
+            out,
         )
     return 0
 

@@ -254,7 +254,9 @@ def _permutation_counts(
     # one kernel call: each storage group is cut into tiles, and one draw of neighbours
     # per (unit, permutation) serves every tile of every group
     groups = [run[store == code] for code in range(len(_STORAGE))]
-    widths = _tile_widths(n, [g.size for g in groups], [np.dtype(d).itemsize for d, _ in _STORAGE])
+    widths, starts = _tile_widths(
+        n, [g.size for g in groups], [np.dtype(d).itemsize for d, _ in _STORAGE]
+    )
     arrays: list[np.ndarray] = []
     for code, (group, tile, (dtype, acc_dtype)) in enumerate(zip(groups, widths, _STORAGE)):
         approx = code == _APPROX
@@ -284,6 +286,7 @@ def _permutation_counts(
     if run.size:
         K.tiled_counts(
             tuple(arrays),
+            np.array(starts, dtype=np.int64),
             kind == "geary",
             *common,
             0,
@@ -390,24 +393,27 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
     return out
 
 
-def _tile_widths(n: int, counts: list[int], itemsizes: list[int]) -> list[int]:
-    """Columns per tile of each storage group.
+def _tile_widths(n: int, counts: list[int], itemsizes: list[int]) -> tuple[list[int], list[int]]:
+    """Columns per tile of each storage group, and the first pass of each group.
 
-    Pass tt of the kernel runs tile tt of every group; a pass over all units takes about
-    ``_TILE_BYTES`` (so it stays in the shared cache while blocks of units gather from
-    it), each tile at least one 64-byte cache line per row (or the whole group), and a
+    When all the groups' values for all units fit ``_TILE_BYTES``, they run in one pass
+    (one draw per unit and permutation for everything; no draw is stored). Otherwise each
+    group is cut into tiles of about ``_TILE_BYTES`` (at least one 64-byte cache line per
+    row), run one group after the other: measured at N = 35 000 with 488 one-byte and 244
+    float64 sectors, passes mixing both groups took 1.16x the time of the earlier
+    one-group passes in float64, one group after the other (float32 gathers) 0.78x. A
     group's tiles have equal widths, so its last tile is barely padded.
     """
-    row = sum(c * size for c, size in zip(counts, itemsizes))
-    n_pass = max(1, -(-n * row // _TILE_BYTES))
-    widths = []
+    if n * sum(c * size for c, size in zip(counts, itemsizes)) <= _TILE_BYTES:
+        return [int(c) for c in counts], [0] * len(counts)
+    widths, starts, first = [], [], 0
     for c, size in zip(counts, itemsizes):
-        if c == 0:
-            widths.append(0)
-            continue
-        width = max(-(-c // n_pass), min(c, 64 // size))
-        widths.append(int(-(-c // -(-c // width))))
-    return widths
+        width = max(64 // size, _TILE_BYTES // max(1, n * size))
+        width = int(-(-c // -(-c // width))) if c else 0
+        widths.append(width)
+        starts.append(first)
+        first += -(-c // width) if c else 0
+    return widths, starts
 
 
 def _block_size(n: int) -> int:
