@@ -399,17 +399,15 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                     bnd[s] = f * MA[s]
         done = p_end
         for q in range(n_draws):
-            if direct:  # nothing to reuse: draw straight into buf
+            # one call site of the (inlined) draw code: it is large to compile
+            off = 0 if direct else base + q * kmax
+            if direct or q >= made[u]:
                 _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                src, off = buf, 0
-            else:
-                off = base + q * kmax
-                if q >= made[u]:
-                    _fill_draw(buf, k, n, i, ukey, p_start + q, table)
+                if not direct:  # store it for the next passes
                     for t in range(k):
                         ids[off + t] = buf[t]
                     made[u] = q + 1
-                src = ids
+            src = buf if direct else ids
             if geary:
                 _geary_sum(X64, i, src, off, k, eq, weights, a, a64, w64)
                 for s in range(w64):
