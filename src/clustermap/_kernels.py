@@ -271,23 +271,7 @@ def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, sg, bnd,
     the rare cells with ``|d| <= bnd`` are summed again from ``X64`` in the float64
     order of operations (``t64``: observed float64 sums). Counts equal float64 counts.
     """
-    pad = X.shape[0] - 1
-    last = ((k - 1) // 4) * 4
-    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, last)
-    j0, j1, j2, j3, w0, w1, w2, w3 = _rows4(ids, off, last, k, pad, eq, weights, a)
-    if last == 0:
-        if eq:
-            for s in range(ts):
-                acc[s] = ((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]
-        else:
-            for s in range(ts):
-                acc[s] = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
-    elif eq:
-        for s in range(ts):
-            acc[s] = (((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]
-    else:
-        for s in range(ts):
-            acc[s] = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, k)  # all the rows: sums kept
     near = 0
     for s in range(ts):
         d = sg[s] * (acc[s] - tobs[s])
