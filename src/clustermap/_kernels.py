@@ -428,6 +428,16 @@ def _pick(G, tt, empty):
     return G[tt] if 0 <= tt < G.shape[0] else empty
 
 
+@njit(inline="always", cache=True)
+def _group_tile(X3, S3, C3, tt, n1):
+    """(values, multipliers, columns) of tile tt of one storage group, or empty ones."""
+    return (
+        _pick(X3, tt, np.zeros((n1, 0), dtype=X3.dtype)),
+        _pick(S3, tt, np.zeros((n1 - 1, 0), dtype=S3.dtype)),
+        _pick(C3, tt, np.zeros(0, dtype=C3.dtype)),
+    )
+
+
 @njit(cache=True)
 def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, stop, out):
     """Every pass of tiles for the units i0..i1-1 (one parallel task).
@@ -450,23 +460,13 @@ def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, sto
     )
     for tt in range(n_pass):
         tiles = (
-            _pick(X8, tt - starts[0], np.zeros((n1, 0), dtype=X8.dtype)),
-            _pick(S8, tt - starts[0], np.zeros((n1 - 1, 0), dtype=S8.dtype)),
-            _pick(C8, tt - starts[0], np.zeros(0, dtype=C8.dtype)),
-            _pick(X16, tt - starts[1], np.zeros((n1, 0), dtype=X16.dtype)),
-            _pick(S16, tt - starts[1], np.zeros((n1 - 1, 0), dtype=S16.dtype)),
-            _pick(C16, tt - starts[1], np.zeros(0, dtype=C16.dtype)),
-            _pick(X32, tt - starts[2], np.zeros((n1, 0), dtype=X32.dtype)),
-            _pick(S32, tt - starts[2], np.zeros((n1 - 1, 0), dtype=S32.dtype)),
-            _pick(C32, tt - starts[2], np.zeros(0, dtype=C32.dtype)),
-            _pick(X64, tt - starts[3], np.zeros((n1, 0), dtype=X64.dtype)),
-            _pick(S64, tt - starts[3], np.zeros((n1 - 1, 0), dtype=S64.dtype)),
-            _pick(C64, tt - starts[3], np.zeros(0, dtype=C64.dtype)),
-            _pick(XA, tt - starts[4], np.zeros((n1, 0), dtype=XA.dtype)),
-            _pick(SA, tt - starts[4], np.zeros((n1 - 1, 0), dtype=SA.dtype)),
-            _pick(CA, tt - starts[4], np.zeros(0, dtype=CA.dtype)),
-            _pick(XA64, tt - starts[4], np.zeros((n1, 0), dtype=XA64.dtype)),
-            _pick(MA, tt - starts[4], np.zeros(0, dtype=MA.dtype)),
+            _group_tile(X8, S8, C8, tt - starts[0], n1)
+            + _group_tile(X16, S16, C16, tt - starts[1], n1)
+            + _group_tile(X32, S32, C32, tt - starts[2], n1)
+            + _group_tile(X64, S64, C64, tt - starts[3], n1)
+            + _group_tile(XA, SA, CA, tt - starts[4], n1)
+            + (_pick(XA64, tt - starts[4], np.zeros((n1, 0), dtype=XA64.dtype)),)
+            + (_pick(MA, tt - starts[4], np.zeros(0, dtype=MA.dtype)),)
         )
         _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out)
 
