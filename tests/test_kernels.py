@@ -211,6 +211,59 @@ def test_early_stop_keeps_decisions_and_uses_fewer_draws():
     np.testing.assert_array_equal(full.p_value.to_numpy()[kept], fast.p_value.to_numpy()[kept])
 
 
+@pytest.mark.parametrize("alternative", ["greater", "lesser", "two-sided"])
+def test_early_stop_counts_equal_reference_with_negative_and_zero_z(alternative):
+    # The kernels count the raw neighbour sums and orient the counts once per unit (swap
+    # them where z_i < 0; every draw on both sides where z_i = 0), also inside the early
+    # stop test: check counts and stopping draws against the exact reference, with units
+    # whose value is exactly the mean (integer mean) and one-sided tails.
+    from clustermap.autocorrelation import _CHECK, _stop_count
+
+    n, P, alpha = 40, 160, 0.3
+    g = _knn_graph(n, 4, seed=12)
+    rng = np.random.default_rng(4)
+    Y = rng.poisson([1.0, 4.0, 2.0], size=(n, 3)).astype(float)
+    Y[:8, 1] += 6  # a hot spot, so that some cells never stop
+    Y[0] += (-Y.sum(axis=0)) % n  # integer means: some units sit exactly at the mean
+    mean = Y.mean(axis=0)
+    assert np.equal(Y, mean).sum(axis=0).min() >= 2 and np.less(Y, mean).any(axis=0).all()
+    seed = 31
+    res = _call(
+        "moran",
+        pd.DataFrame(Y, index=g.unique_ids),
+        g,
+        permutations=P,
+        random_state=seed,
+        alternative=alternative,
+        early_stop=alpha,
+    )
+    ge, le = _counts_n(res)
+    used = res.n_permutations.to_numpy()
+    h = _stop_count(alpha, P, alternative)
+    W = g.sparse.toarray()
+    stopped = 0
+    for i in range(n):
+        js, _ = ref.neighbours(W, i)
+        draws = [ref.draw_ids(seed, i, p, n, len(js)) for p in range(P)]
+        obs = [ref.local_statistic("moran", Y[:, s], W, i, js) for s in range(3)]
+        cg, cl = np.zeros(3, dtype=int), np.zeros(3, dtype=int)
+        done = P
+        for p, ids in enumerate(draws):
+            for s in range(3):
+                sim = ref.local_statistic("moran", Y[:, s], W, i, ids)
+                cg[s] += sim >= obs[s]
+                cl[s] += sim <= obs[s]
+            tail = {"greater": cg, "lesser": cl}.get(alternative, np.minimum(cg, cl))
+            if (p + 1) % _CHECK == 0 and (tail >= h).all():  # every sector of the pass
+                done = p + 1
+                break
+        stopped += done < P
+        np.testing.assert_array_equal(used[i], done, err_msg=f"unit {i}")
+        np.testing.assert_array_equal(ge[i], cg, err_msg=f"unit {i}")
+        np.testing.assert_array_equal(le[i], cl, err_msg=f"unit {i}")
+    assert 0 < stopped < n
+
+
 def test_adaptive_continues_the_same_stream():
     g = _knn_graph(150, 5, seed=10)
     rng = np.random.default_rng(2)

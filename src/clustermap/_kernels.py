@@ -190,18 +190,39 @@ def unit_draws(key, i, n, k, p_start, p_end):
     return out
 
 
+@njit(inline="always", cache=True)
+def _oriented(cg, cl, flip, s, drawn):
+    """(#(sim >= obs), #(sim <= obs)) of the statistic in column s, from the counts of the
+    raw sums, cg = #(T_sim >= T_obs) and cl = #(T_sim <= T_obs): ``flip`` 1 keeps them,
+    -1 swaps them (the statistic is -T up to a positive factor: Moran with z_i < 0), 0
+    gives every draw to both (the statistic is 0 whatever the draw: Moran with z_i = 0)."""
+    f = flip[s]
+    if f > 0:
+        return np.int64(cg[s]), np.int64(cl[s])
+    if f < 0:
+        return np.int64(cl[s]), np.int64(cg[s])
+    return np.int64(drawn), np.int64(drawn)
+
+
 @njit(cache=True)
-def _tail_done(cg, cl, ts, tail, h):
+def _tail_done(cg, cl, flip, ts, tail, h, drawn):
     for s in range(ts):
+        n_ge, n_le = _oriented(cg, cl, flip, s, drawn)
         if tail == 0:
-            m = cg[s] if cg[s] < cl[s] else cl[s]
+            m = n_ge if n_ge < n_le else n_le
         elif tail == 1:
-            m = cg[s]
+            m = n_ge
         else:
-            m = cl[s]
+            m = n_le
         if m < h:
             return False
     return True
+
+
+@njit(inline="always", cache=True)
+def _flip_of(sg):
+    """1, -1 or 0: the sign of a multiplier."""
+    return np.int8(1) if sg > 0 else (np.int8(-1) if sg < 0 else np.int8(0))
 
 
 @njit(inline="always", cache=True)
@@ -251,9 +272,26 @@ def _lag_head(X, ids, off, k, eq, weights, a, acc, ts, end):
 
 
 @njit(inline="always", cache=True)
-def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, sg, cg, cl, ts):
+def _count(v, t, cg, cl, s):
+    """Tally one exact comparison of a simulated sum v with the observed t."""
+    cg[s] += v >= t
+    cl[s] += v <= t
+
+
+@njit(inline="always", cache=True)
+def _count_near(v, t, b, cg, cl, s):
+    """Tally v against t when |v - t| > b (the error bound); True when too close to call."""
+    d = v - t
+    cg[s] += d > b
+    cl[s] += d < -b
+    return abs(d) <= b
+
+
+@njit(inline="always", cache=True)
+def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, cg, cl, ts):
     """One draw of a lag statistic: the neighbour sums (as :func:`_lag_head`), compared with
     the observed ones as they are made (the last four rows and the comparison in one pass).
+    The counts are of the raw sums (see :func:`_oriented`).
     """
     pad = X.shape[0] - 1
     last = ((k - 1) // 4) * 4
@@ -262,30 +300,22 @@ def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, sg, cg, cl, ts):
     if last == 0:
         if eq:
             for s in range(ts):
-                d = sg[s] * ((((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]) - tobs[s])
-                cg[s] += d >= 0
-                cl[s] += d <= 0
+                _count(((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s], tobs[s], cg, cl, s)
         else:
             for s in range(ts):
                 v = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
-                d = sg[s] * (v - tobs[s])
-                cg[s] += d >= 0
-                cl[s] += d <= 0
+                _count(v, tobs[s], cg, cl, s)
     elif eq:
         for s in range(ts):
-            d = sg[s] * (((((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]) - tobs[s])
-            cg[s] += d >= 0
-            cl[s] += d <= 0
+            _count((((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s], tobs[s], cg, cl, s)
     else:
         for s in range(ts):
             v = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
-            d = sg[s] * (v - tobs[s])
-            cg[s] += d >= 0
-            cl[s] += d <= 0
+            _count(v, tobs[s], cg, cl, s)
 
 
 @njit(inline="always", cache=True)
-def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, sg, bnd, cg, cl, ts):
+def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, bnd, cg, cl, ts):
     """As :func:`_lag_count` for float64 values gathered as float32 (half the traffic).
 
     ``bnd[s]`` bounds the error of the float32 difference against the float64 one, so a
@@ -293,24 +323,41 @@ def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, sg, bnd,
     the rare cells with ``|d| <= bnd`` are summed again from ``X64`` in the float64
     order of operations (``t64``: observed float64 sums). Counts equal float64 counts.
     """
-    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, k)  # all the rows: sums kept
+    pad = X.shape[0] - 1
+    last = ((k - 1) // 4) * 4
+    _lag_head(X, ids, off, k, eq, weights, a, acc, ts, last)
+    j0, j1, j2, j3, w0, w1, w2, w3 = _rows4(ids, off, last, k, pad, eq, weights, a)
     near = 0
-    for s in range(ts):
-        d = sg[s] * (acc[s] - tobs[s])
-        cg[s] += d > bnd[s]
-        cl[s] += d < -bnd[s]
-        near += abs(d) <= bnd[s]
+    if last == 0:
+        if eq:
+            for s in range(ts):
+                v = ((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]
+                acc[s] = v
+                near += _count_near(v, tobs[s], bnd[s], cg, cl, s)
+        else:
+            for s in range(ts):
+                v = ((w0 * X[j0, s] + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+                acc[s] = v
+                near += _count_near(v, tobs[s], bnd[s], cg, cl, s)
+    elif eq:
+        for s in range(ts):
+            v = (((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]
+            acc[s] = v
+            near += _count_near(v, tobs[s], bnd[s], cg, cl, s)
+    else:
+        for s in range(ts):
+            v = (((acc[s] + w0 * X[j0, s]) + w1 * X[j1, s]) + w2 * X[j2, s]) + w3 * X[j3, s]
+            acc[s] = v
+            near += _count_near(v, tobs[s], bnd[s], cg, cl, s)
     if near:
         for s in range(ts):
-            if abs(sg[s] * (acc[s] - tobs[s])) <= bnd[s]:
+            if abs(acc[s] - tobs[s]) <= bnd[s]:
                 v64 = 0.0
                 for t in range(k):
                     x = X64[ids[off + t], s]
                     x = x if eq else weights[a + t] * x
                     v64 = x if t == 0 else v64 + x
-                d64 = np.float64(sg[s]) * (v64 - t64[s])
-                cg[s] += d64 >= 0
-                cl[s] += d64 <= 0
+                _count(v64, t64[s], cg, cl, s)
 
 
 @njit(cache=True)
@@ -334,9 +381,10 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
     """Counts of units i0..i1-1 on one tile of each storage group (one pass of draws).
 
     ``tiles`` = (X8, S8, C8, ..., X64, S64, C64, XA, SA, CA, XA64, MA) for this pass: Xg
-    (n + 1, wg) values (last row zeros), Sg (n, wg) multipliers, Cg (wg,) output columns
-    (-1: padding); wg may be 0. Group A is float64 values gathered as float32 (XA), with
-    their float64 copy XA64 and each column's largest magnitude MA (float64, (wA,)).
+    (n + 1, wg) values (last row zeros), Sg (n, wg) int8 orientation (the draws count the
+    raw sums; see :func:`_oriented`), Cg (wg,) output columns (-1: padding); wg may be 0.
+    Group A is float64 values gathered as float32 (XA), with their float64 copy XA64 and
+    each column's largest magnitude MA (float64, (wA,)).
     The other arguments are tuples of :func:`tiled_counts`' arguments and block state.
     Local Geary uses the float64 group only (its values are always stored as float64).
     """
@@ -354,20 +402,23 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
     oa = o64 + w64
     width = oa + wa
     n_draws = p_end - p_start
-    # tail counts of all the pass's columns in one array (one early-stop test), seen per group
-    cg = np.zeros(width, dtype=np.int64)
-    cl = np.zeros(width, dtype=np.int64)
+    # tail counts of all the pass's columns in one array (one early-stop test), seen per
+    # group; int32 (as the outputs): twice the lanes of int64 in the comparison loops
+    cg = np.zeros(width, dtype=np.int32)
+    cl = np.zeros(width, dtype=np.int32)
+    flip = np.ones(width, dtype=np.int8)
     cg8, cl8 = cg[:o16], cl[:o16]
     cg16, cl16 = cg[o16:o32], cl[o16:o32]
     cg32, cl32 = cg[o32:o64], cl[o32:o64]
     cg64, cl64 = cg[o64:oa], cl[o64:oa]
     cga, cla = cg[oa:], cl[oa:]
     cols = np.concatenate((C8, C16, C32, C64, CA))
-    t8, a8 = np.empty(w8, dtype=S8.dtype), np.empty(w8, dtype=S8.dtype)
-    t16, a16 = np.empty(w16, dtype=S16.dtype), np.empty(w16, dtype=S16.dtype)
-    t32, a32 = np.empty(w32, dtype=S32.dtype), np.empty(w32, dtype=S32.dtype)
-    t64, a64 = np.empty(w64, dtype=S64.dtype), np.empty(w64, dtype=S64.dtype)
-    ta, aa, bnd = np.empty(wa, dtype=SA.dtype), np.empty(wa, dtype=SA.dtype), np.empty(wa, SA.dtype)
+    # observed and simulated sums: int32 for the integer groups (exact), else the values' type
+    t8, a8 = np.empty(w8, dtype=np.int32), np.empty(w8, dtype=np.int32)
+    t16, a16 = np.empty(w16, dtype=np.int32), np.empty(w16, dtype=np.int32)
+    t32, a32 = np.empty(w32, dtype=X32.dtype), np.empty(w32, dtype=X32.dtype)
+    t64, a64 = np.empty(w64, dtype=X64.dtype), np.empty(w64, dtype=X64.dtype)
+    ta, aa, bnd = np.empty(wa, dtype=XA.dtype), np.empty(wa, dtype=XA.dtype), np.empty(wa, XA.dtype)
     ta64 = np.empty(wa, dtype=XA64.dtype)
     for i in range(i0, i1):
         a = indptr[i]
@@ -378,10 +429,20 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
         base = u * n_draws * kmax
         eq = equal[i]
         ukey = _unit_key(key, i)
-        s8, s16, s32, s64, sa = S8[i], S16[i], S32[i], S64[i], SA[i]
         for s in range(width):
             cg[s] = 0
             cl[s] = 0
+        if not geary:  # (Geary's statistic grows with its sum: flip stays 1)
+            for s in range(w8):
+                flip[s] = _flip_of(S8[i, s])
+            for s in range(w16):
+                flip[o16 + s] = _flip_of(S16[i, s])
+            for s in range(w32):
+                flip[o32 + s] = _flip_of(S32[i, s])
+            for s in range(w64):
+                flip[o64 + s] = _flip_of(S64[i, s])
+            for s in range(wa):
+                flip[oa + s] = _flip_of(SA[i, s])
         if geary:
             _geary_sum(X64, i, indices, a, k, eq, weights, a, t64, w64)
         else:
@@ -392,7 +453,7 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
             if wa:
                 _lag_head(XA, indices, a, k, eq, weights, a, ta, wa, k)
                 _lag_head(XA64, indices, a, k, eq, weights, a, ta64, wa, k)
-                # error bound of d = sg (sum - observed sum) in float32 against float64:
+                # error bound of d = sum - observed sum in float32 against float64:
                 # each sum is off by at most (k + 3) u W1 max|x| (u = 2**-24: rounding of
                 # the k values, of the k - 1 additions, of the stored partial sum), the
                 # subtraction by u 2 W1 max|x|, float64's own error is below 1e-8 of it;
@@ -417,31 +478,31 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
             if geary:
                 _geary_sum(X64, i, src, off, k, eq, weights, a, a64, w64)
                 for s in range(w64):
-                    d = a64[s] - t64[s]
-                    cg64[s] += d >= 0
-                    cl64[s] += d <= 0
+                    _count(a64[s], t64[s], cg64, cl64, s)
             else:
                 if w8:
-                    _lag_count(X8, src, off, k, eq, weights, a, a8, t8, s8, cg8, cl8, w8)
+                    _lag_count(X8, src, off, k, eq, weights, a, a8, t8, cg8, cl8, w8)
                 if w16:
-                    _lag_count(X16, src, off, k, eq, weights, a, a16, t16, s16, cg16, cl16, w16)
+                    _lag_count(X16, src, off, k, eq, weights, a, a16, t16, cg16, cl16, w16)
                 if w32:
-                    _lag_count(X32, src, off, k, eq, weights, a, a32, t32, s32, cg32, cl32, w32)
+                    _lag_count(X32, src, off, k, eq, weights, a, a32, t32, cg32, cl32, w32)
                 if w64:
-                    _lag_count(X64, src, off, k, eq, weights, a, a64, t64, s64, cg64, cl64, w64)
+                    _lag_count(X64, src, off, k, eq, weights, a, a64, t64, cg64, cl64, w64)
                 if wa:
                     _lag_count_f32(
-                        XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, sa, bnd, cga, cla, wa
+                        XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, bnd, cga, cla, wa
                     )
-            if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, width, tail, h):
+            if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, flip, width, tail, h, q + 1):
                 done = p_start + q + 1
                 break
+        drawn = done - p_start
         for s in range(width):
             c = cols[s]
             if c >= 0:
-                ge[i, c] += cg[s]
-                le[i, c] += cl[s]
-                nperm[i, c] += done - p_start
+                n_ge, n_le = _oriented(cg, cl, flip, s, drawn)
+                ge[i, c] += n_ge
+                le[i, c] += n_le
+                nperm[i, c] += drawn
 
 
 @njit(inline="always", cache=True)
@@ -527,9 +588,9 @@ def tiled_counts(
     groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA),
         for each storage group g: Xg (n_tiles, n + 1, tile) C-contiguous values
         (``(0, n + 1, 1)`` when unused), the last row zeros (padding for blocks of four
-        neighbours), the last tile zero-padded; Sg (n_tiles, n, tile) in the accumulator's
-        dtype (int32 for integer X, else X's): multiplier of the sum difference (sign of z_i
-        for Moran, 1 for Gi / Gi*; ignored when ``geary``); Cg int64 (n_tiles, tile): the
+        neighbours), the last tile zero-padded; Sg int8 (n_tiles, n, tile): orientation of
+        the counts, the sign of the statistic's factor on the sum (sign of z_i for Moran, 1
+        for Gi / Gi*; ignored when ``geary``), see :func:`_oriented`; Cg int64 (n_tiles, tile): the
         output column of each tile column (-1: padding). Group A adds XA64, the float64
         values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|.
         Local Geary uses the float64 group only.
@@ -633,9 +694,10 @@ def subset_counts(
         eq = equal[i]
         ukey = _unit_key(key, i)
         ids = np.empty(max(k, 8), dtype=np.int64)  # >= 8: fast draws
-        sg = np.empty(ts)
-        for s in range(ts):
-            sg[s] = 1.0 if geary else sgn[i, cols[c0 + s]]
+        flip = np.ones(ts, dtype=np.int8)
+        if not geary:
+            for s in range(ts):
+                flip[s] = _flip_of(sgn[i, cols[c0 + s]])
         tobs = np.empty(ts)
         acc = np.empty(ts)
         cg = np.zeros(ts, dtype=np.int64)
@@ -646,17 +708,18 @@ def subset_counts(
             _fill_draw(ids, k, n, i, ukey, p, table)
             _subset_sum(X, i, ids, 0, k, eq, weights, a, cols, c0, ts, geary, acc)
             for s in range(ts):
-                d = sg[s] * (acc[s] - tobs[s])
-                cg[s] += d >= 0
-                cl[s] += d <= 0
-            if h > 0 and (p + 1 - p_start) % check == 0 and _tail_done(cg, cl, ts, tail, h):
+                _count(acc[s], tobs[s], cg, cl, s)
+            drawn = p + 1 - p_start
+            if h > 0 and drawn % check == 0 and _tail_done(cg, cl, flip, ts, tail, h, drawn):
                 done = p + 1
                 break
+        drawn = done - p_start
         for s in range(ts):
             c = cols[c0 + s]
-            ge[i, c] += cg[s]
-            le[i, c] += cl[s]
-            nperm[i, c] += done - p_start
+            n_ge, n_le = _oriented(cg, cl, flip, s, drawn)
+            ge[i, c] += n_ge
+            le[i, c] += n_le
+            nperm[i, c] += drawn
     return 0
 
 

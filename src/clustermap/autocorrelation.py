@@ -255,15 +255,15 @@ def _permutation_counts(
     # per (unit, permutation) serves every tile of every group
     groups = [run[store == code] for code in range(len(_STORAGE))]
     widths, starts = _tile_widths(
-        n, [g.size for g in groups], [np.dtype(d).itemsize for d, _ in _STORAGE]
+        n, [g.size for g in groups], [np.dtype(d).itemsize for d in _STORAGE]
     )
     arrays: list[np.ndarray] = []
-    for code, (group, tile, (dtype, acc_dtype)) in enumerate(zip(groups, widths, _STORAGE)):
+    for code, (group, tile, dtype) in enumerate(zip(groups, widths, _STORAGE)):
         approx = code == _APPROX
         n_tiles = -(-group.size // tile) if group.size else 0
         shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
         X3 = np.zeros(shape, dtype=dtype)
-        S3 = np.zeros((n_tiles, n, shape[2]), dtype=acc_dtype)
+        S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
         C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
         C3[: group.size] = group
         X64 = np.zeros(shape if approx else (0, n + 1, 1))  # exact values of group A
@@ -338,15 +338,10 @@ def _permutation_counts(
     return ge, le, nperm
 
 
-# storage dtype of X in the kernel, accumulator dtype (memory traffic is the bottleneck);
-# the last, _APPROX, is float64 values gathered as float32 with an error bound
-_STORAGE = (
-    (np.uint8, np.int32),
-    (np.uint16, np.int32),
-    (np.float32, np.float32),
-    (np.float64, np.float64),
-    (np.float32, np.float32),
-)
+# storage dtype of each group of X in the kernel (memory traffic is the bottleneck; integer
+# groups sum in int32); the last, _APPROX, is float64 values gathered as float32 with an
+# error bound
+_STORAGE = (np.uint8, np.uint16, np.float32, np.float64, np.float32)
 _APPROX = 4
 _APPROX_MIN_BYTES = 2**20
 
