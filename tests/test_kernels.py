@@ -464,6 +464,54 @@ def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     assert (ge + le > 200).any()  # ties did occur (both tails counted)
 
 
+@pytest.mark.parametrize("stat", ["moran", "gstar"])
+def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
+    # With float64 values gathered as float32 (group A) in the same pass, integer columns
+    # whose float32 sums are exact join group A (one group per draw instead of two) and
+    # are compared exactly there: counts must equal those of the separate groups and of
+    # the exact reference, ties (frequent in sparse counts) on both sides
+    from clustermap import autocorrelation as ac
+
+    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
+    n = 80
+    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(7).uniform(0, 10, (2, n)))
+    g = cm.build_graph(pts, method="knn", k=6, transform="r")
+    rng = np.random.default_rng(13)
+    Y = np.column_stack(
+        [
+            rng.poisson(0.3, n),  # uint8, mostly zeros
+            rng.poisson(5.0, n),  # uint8
+            rng.integers(300, 2000, n),  # uint16
+            rng.integers(70_000, 90_000, n),  # float32, exact integer sums
+            rng.lognormal(size=(n, 2)),  # group A
+        ]
+    ).astype(float)
+    ga = ac._graph_arrays(g)
+    store = ac._storage_dtypes(stat, Y, ga)
+    assert store.tolist() == [0, 0, 1, 2, ac._APPROX, ac._APPROX]
+    merged, exact, _ = ac._merge_float32(store, n, ga)
+    assert (merged == ac._APPROX).all() and exact.tolist() == [True] * 4 + [False] * 2
+    P, seed = 199, 5
+    kw = {"permutations": P, "random_state": seed}
+    frame = pd.DataFrame(Y, index=g.unique_ids)
+    together = _call(stat, frame, g, **kw)
+    monkeypatch.setattr(
+        ac, "_merge_float32", lambda st, n, ga: (st, np.zeros(st.size, bool), ac._TILE_BYTES)
+    )
+    apart = _call(stat, frame, g, **kw)
+    pd.testing.assert_frame_equal(together.p_greater, apart.p_greater)
+    pd.testing.assert_frame_equal(together.p_lesser, apart.p_lesser)
+    ge, le = _counts(together, P)
+    assert (ge[:, 0] + le[:, 0] > P).any()  # ties occurred
+    W = g.sparse.toarray()
+    for s in (0, 3, 4):
+        rge, rle = ref.local_counts(
+            stat, Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, n, k) for p in range(P)]
+        )
+        np.testing.assert_array_equal(ge[:, s], rge)
+        np.testing.assert_array_equal(le[:, s], rle)
+
+
 def test_float32_gathers_equal_reference(monkeypatch):
     # the same cells against the exact rational reference
     from clustermap import autocorrelation as ac

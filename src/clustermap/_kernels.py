@@ -463,7 +463,9 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                     w1 += 1.0 if eq else abs(weights[a + t])
                 f = (2 * k + 8) * 2.0**-24 * 1.01 * w1
                 for s in range(wa):
-                    bnd[s] = f * MA[s]
+                    # MA < 0 marks an integer column whose float32 sums are exact:
+                    # d > -0.5 is then d >= 0, ties count on both sides, nothing is near
+                    bnd[s] = f * MA[s] if MA[s] >= 0.0 else -0.5
         done = p_end
         for q in range(n_draws):
             # one call site of the (inlined) draw code: it is large to compile
@@ -592,7 +594,8 @@ def tiled_counts(
         the counts, the sign of the statistic's factor on the sum (sign of z_i for Moran, 1
         for Gi / Gi*; ignored when ``geary``), see :func:`_oriented`; Cg int64 (n_tiles, tile): the
         output column of each tile column (-1: padding). Group A adds XA64, the float64
-        values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|.
+        values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|
+        (-1: an integer column whose float32 sums are exact, compared exactly).
         Local Geary uses the float64 group only.
     starts : int64 (5,), the first pass of each group: pass tt runs tile tt - starts[g] of
         group g (when it has one). All zeros: every pass mixes the groups (when they fit
