@@ -133,20 +133,9 @@ def _fill_draw_fast(buf, k, n, i, state):
         c4, c5 = _candidates(state + np.uint64(3) * _GOLDEN, m, i)
         c6, c7 = _candidates(state + np.uint64(4) * _GOLDEN, m, i)
         # candidates past k: sentinels distinct from every id and from each other
-        if k < 8:
-            c7 = -8
-            if k < 7:
-                c6 = -7
-                if k < 6:
-                    c5 = -6
-                    if k < 5:
-                        c4 = -5
-                        if k < 4:
-                            c3 = -4
-                            if k < 3:
-                                c2 = -3
-                                if k < 2:
-                                    c1 = -2
+        c1, c2, c3 = (c1 if k > 1 else -2), (c2 if k > 2 else -3), (c3 if k > 3 else -4)
+        c4, c5 = (c4 if k > 4 else -5), (c5 if k > 5 else -6)
+        c6, c7 = (c6 if k > 6 else -7), (c7 if k > 7 else -8)
         dup = (
             (c0 == c1) | (c0 == c2) | (c0 == c3) | (c0 == c4) | (c0 == c5) | (c0 == c6)
             | (c0 == c7) | (c1 == c2) | (c1 == c3) | (c1 == c4) | (c1 == c5) | (c1 == c6)
