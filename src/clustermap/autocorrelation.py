@@ -413,7 +413,10 @@ def _merge_float32(
     if not (store == _APPROX).any():
         return store, exact, _TILE_BYTES
     kmax = max(int(ga.cardinalities.max()), 1) if ga.cardinalities.size else 1
-    exact = (store == 0) | (store == 2) | ((store == 1) & (65535 * kmax < 2**24))
+    # integer groups exist only for equal row weights (raw sums); code 2 is exact by its
+    # definition, uint8 / uint16 sums while their largest possible sum stays below 2**24
+    fits = {0: 255 * kmax < 2**24, 1: 65535 * kmax < 2**24}
+    exact = (store == 2) | ((store == 0) & fits[0]) | ((store == 1) & fits[1])
     if not exact.any():
         return store, exact, _TILE_BYTES
     size = np.array([np.dtype(d).itemsize for d in _STORAGE])
