@@ -6,8 +6,15 @@ offline is a blank page. Reports instead embed Leaflet 1.9.4 (JS and CSS, with i
 libraries, which clustermap's maps do not use (popups, tooltips, legend, full-screen control
 and marker clustering are small own scripts in :mod:`clustermap.maps`).
 
-Also here: JSON that is safe inside ``<script>`` and the Content-Security-Policy that lists
-the hash of every inline script of a finished page, so that no other script can run.
+Also here: JSON that is safe inside ``<script>``, :class:`RawElement` (text placed in a page
+verbatim, never parsed as a template) and the Content-Security-Policy that lists the hashes
+of the scripts clustermap itself writes, so that no other script can run.
+
+Why raw elements: branca renders every element through Jinja2, and its ``MacroElement``
+wraps each rendered piece in a *new* template that is parsed again. Text from a registry
+that reached such a piece (``{{ ... }}``) would be evaluated as code. clustermap therefore
+puts its scripts and data into pages through :class:`RawElement` only, and the few strings
+that must go through folium's own elements (layer names) through :func:`inert_html`.
 """
 
 from __future__ import annotations
@@ -16,11 +23,49 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from branca.element import Element
+
 _LEAFLET_PACKAGE = "js_lib_leaflet"
+
+
+class RawElement(Element):
+    """A branca element whose text is written to the page as it is, never as a template.
+
+    >>> from branca.element import Figure
+    >>> fig = Figure()
+    >>> _ = fig.header.add_child(RawElement("<b>{{ 7*7 }}</b>"))
+    >>> "<b>{{ 7*7 }}</b>" in fig.render()
+    True
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "RawElement"
+        self.text = str(text)
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+def inert_html(text: Any) -> str:
+    """Text escaped for HTML *and* inert in a Jinja2 template (``{`` and ``}`` as entities).
+
+    For the strings that must pass through folium's own templates (layer names, which
+    Leaflet's layer control shows as HTML).
+
+    >>> inert_html("Bar {{7*7}} <b>")
+    'Bar &#123;&#123;7*7&#125;&#125; &lt;b&gt;'
+    """
+    import html
+
+    return html.escape(str(text)).replace("{", "&#123;").replace("}", "&#125;")
+
+
 _LEAFLET_DIR = ("static", "js_lib_leaflet")
 
 
@@ -77,25 +122,32 @@ def make_offline(m: Any) -> Any:
     jQuery, Bootstrap and the awesome-markers assets are dropped: clustermap's layers do
     not use them. Call it before the map is rendered.
     """
-    from branca.element import Element
-
     m.default_js = []
     m.default_css = []
     css, js = leaflet_assets()
     fig = m.get_root()
     fig.header.add_child(
-        Element(f"<style>{css}</style>\n<script>{js}</script>"), name="cm_leaflet_inline"
+        RawElement(f"<style>{css}</style>\n<script>{js}</script>"), name="cm_leaflet_inline"
     )
     return m
 
 
-_SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
 def inline_script_hashes(html: str) -> list[str]:
-    """``'sha256-...'`` CSP source for every inline ``<script>`` element of ``html``."""
+    """``'sha256-...'`` CSP source for every inline ``<script>`` element of ``html``.
+
+    Use it on fragments that clustermap writes itself (a map's header), never on a page
+    that holds registry text.
+    """
+    return script_hashes(SCRIPT_RE.findall(html))
+
+
+def script_hashes(bodies: Iterable[str]) -> list[str]:
+    """``'sha256-...'`` CSP source of each script body, duplicates removed."""
     out = []
-    for body in _SCRIPT_RE.findall(html):
+    for body in bodies:
         digest = hashlib.sha256(body.encode("utf-8")).digest()
         out.append("'sha256-" + base64.b64encode(digest).decode("ascii") + "'")
     return list(dict.fromkeys(out))
@@ -104,14 +156,15 @@ def inline_script_hashes(html: str) -> list[str]:
 CSP_PLACEHOLDER = "<!--cm-csp-->"
 
 
-def add_csp(html: str) -> str:
-    """Fill the CSP placeholder with a policy allowing only this page's own scripts.
+def csp_meta(scripts: Iterable[str]) -> str:
+    """The ``<meta>`` element of a policy allowing only the given inline script bodies.
 
-    Scripts: only the inline scripts present now (by hash): no script from elsewhere, no
-    inline event handler (``onerror=``) and no injected ``<script>`` can run. Images: the
-    page itself, ``data:`` URIs and https tiles. No network requests from scripts.
+    Scripts: only those bodies (by hash): no script from elsewhere, no inline event handler
+    (``onerror=``) and no ``<script>`` that ever got into the page through data can run.
+    Images: the page itself, ``data:`` URIs and https tiles. No network requests from
+    scripts.
     """
-    hashes = " ".join(inline_script_hashes(html))
+    hashes = " ".join(script_hashes(scripts))
     policy = (
         "default-src 'none'; "
         f"script-src {hashes}; "
@@ -122,5 +175,44 @@ def add_csp(html: str) -> str:
         "base-uri 'none'; "
         "form-action 'none'"
     )
-    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-    return html.replace(CSP_PLACEHOLDER, meta, 1)
+    return f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+
+
+def add_csp(html: str, scripts: Iterable[str]) -> str:
+    """Fill the CSP placeholder of ``html`` with :func:`csp_meta` of ``scripts``.
+
+    ``scripts`` are the bodies of the inline scripts the caller wrote itself; the finished
+    page is never scanned for scripts, so one that got in with data stays blocked.
+    """
+    return html.replace(CSP_PLACEHOLDER, csp_meta(scripts), 1)
+
+
+class _CSPMeta(RawElement):
+    """First header element of an offline folium map: the policy of its own scripts."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self._name = "cm_csp"
+
+    def render(self, **kwargs: Any) -> str:
+        fig = self.get_root()
+        scripts: list[str] = []
+        for child in fig.header._children.values():
+            if child is not self:
+                scripts.extend(SCRIPT_RE.findall(child.render(**kwargs)))
+        # Figure's template: "<script>\n    {{ script }}\n</script>"
+        scripts.append("\n    " + fig.script.render(**kwargs) + "\n")
+        return csp_meta(scripts)
+
+
+def protect_map(m: Any) -> Any:
+    """Give offline folium map ``m`` the report's Content-Security-Policy; return ``m``.
+
+    The policy is computed when the map is rendered, from the map's own header scripts and
+    its script section (where registry text travels only as JSON).
+    """
+    fig = m.get_root()
+    if "cm_csp" not in fig.header._children:
+        fig.header.add_child(_CSPMeta(), name="cm_csp")
+        fig.header._children.move_to_end("cm_csp", last=False)
+    return m

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._atomic import atomic_path, neutralise_formulas
+
 if TYPE_CHECKING:  # pragma: no cover
     import folium
     import geopandas as gpd
@@ -137,21 +139,23 @@ class ClusterResult:
                 f"Cannot tell the output format of {path.name!r}: expected a .gpkg, .parquet or "
                 ".csv extension, or pass driver='GPKG'|'Parquet'|'CSV'."
             )
+        if driver not in ("GPKG", "Parquet", "CSV"):
+            raise ValueError(f"driver must be 'GPKG', 'Parquet' or 'CSV'; {driver!r} was given.")
         clusters = self.clusters.copy()
-        if driver == "Parquet":
-            clusters.to_parquet(path)
-            return path
-        if "unit_ids" in clusters:
-            clusters["unit_ids"] = clusters["unit_ids"].map(
-                lambda ids: ";".join(map(str, ids)) if isinstance(ids, list | tuple) else ids
-            )
-        if driver == "CSV":
-            out = pd.DataFrame(clusters.drop(columns="geometry"))
-            out["geometry_wkt"] = clusters.geometry.to_wkt()
-            out.to_csv(path, index=False)
-            return path
-        if driver == "GPKG":
-            clusters.to_file(path, layer="clusters", driver="GPKG")
+        with atomic_path(path) as tmp:
+            if driver == "Parquet":
+                clusters.to_parquet(tmp)
+                return path
+            if "unit_ids" in clusters:
+                clusters["unit_ids"] = clusters["unit_ids"].map(
+                    lambda ids: ";".join(map(str, ids)) if isinstance(ids, list | tuple) else ids
+                )
+            if driver == "CSV":
+                out = neutralise_formulas(pd.DataFrame(clusters.drop(columns="geometry")))
+                out["geometry_wkt"] = clusters.geometry.to_wkt()
+                out.to_csv(tmp, index=False)
+                return path
+            clusters.to_file(tmp, layer="clusters", driver="GPKG")
             table = pd.DataFrame(self.table).copy()
             for col in table.columns:
                 if table[col].dtype == object:
@@ -159,6 +163,5 @@ class ClusterResult:
             import pyogrio
 
             # An attribute-only layer (GeoPackage "attributes" table): no geometry, no CRS.
-            pyogrio.write_dataframe(table, path, layer="units_x_sectors", driver="GPKG")
-            return path
-        raise ValueError(f"driver must be 'GPKG', 'Parquet' or 'CSV'; {driver!r} was given.")
+            pyogrio.write_dataframe(table, tmp, layer="units_x_sectors", driver="GPKG")
+        return path

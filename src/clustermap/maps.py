@@ -11,8 +11,11 @@ Everything drawn comes from the documented columns of
 
 Safety: registry text (names, labels, codes) reaches the page only as JSON inside
 ``<script>`` (``<``, ``>`` and ``&`` written as JSON unicode escapes) and is put into the page
-with ``textContent`` by small own scripts, never as HTML. Layer names, which Leaflet's
-layer control shows as HTML, are escaped with :func:`html.escape`.
+with ``textContent`` by small own scripts, never as HTML, and never through a template
+engine (folium and branca render with Jinja2; clustermap's scripts and data are placed as
+raw text). Layer names, which Leaflet's layer control shows as HTML and folium's templates
+handle, are escaped for both. Offline maps (``offline=True``) carry the report's
+Content-Security-Policy: only the map's own scripts run.
 
 Geometry is reprojected to WGS84, simplified as a coverage
 (:func:`shapely.coverage_simplify`, so neighbouring units keep sharing their edges) and
@@ -21,7 +24,6 @@ rounded to 5 decimals (about 1 m).
 
 from __future__ import annotations
 
-import html
 import math
 import re
 import warnings
@@ -33,7 +35,7 @@ import pandas as pd
 import shapely
 
 from . import _i18n
-from ._offline import make_offline, script_json
+from ._offline import RawElement, inert_html, make_offline, protect_map, script_json
 from ._schema import (
     CLUSTER_ID,
     COMMUNE,
@@ -278,22 +280,19 @@ var cmUtil = (function () {
 def _folium():
     try:
         import folium
-        from branca.element import Element, MacroElement
-        from folium.template import Template
     except ImportError as err:  # pragma: no cover - dependency
         raise ImportError(
             "clustermap maps need folium and branca. Install them with "
             "`pip install folium branca` (they are dependencies of clustermap)."
         ) from err
-    return folium, Element, MacroElement, Template
+    return (folium,)
 
 
 def _add_helpers(m: folium.Map) -> None:
-    _, Element, _, _ = _folium()
     fig = m.get_root()
     if "cm_helpers" not in fig.header._children:
         fig.header.add_child(
-            Element(f"<style>{_CSS}</style>\n<script>{_JS}</script>"), name="cm_helpers"
+            RawElement(f"<style>{_CSS}</style>\n<script>{_JS}</script>"), name="cm_helpers"
         )
 
 
@@ -302,12 +301,15 @@ _CALL_CLASS: list[Any] = []
 
 def _call_class() -> Any:
     if not _CALL_CLASS:
-        _, _, MacroElement, Template = _folium()
+        from branca.element import Element
 
-        class _Call(MacroElement):
-            """``cmUtil.<func>(<parent>[, <map>], <json args>)`` in the page script."""
+        class _Call(Element):
+            """``cmUtil.<func>(<parent>[, <map>], <json args>)`` in the page script.
 
-            _template = Template("{% macro script(this, kwargs) %}{{ this.code }}{% endmacro %}")
+            Rendered without any template: the JSON arguments carry registry text, which
+            must reach the page as data and never be parsed by Jinja2 (branca's
+            ``MacroElement`` parses its output a second time).
+            """
 
             def __init__(self, func: str, args: tuple[str, ...], with_map: bool) -> None:
                 super().__init__()
@@ -324,6 +326,11 @@ def _call_class() -> Any:
                         root = getattr(root, "_parent", None)
                     names.append((root or parent).get_name())
                 return f"cmUtil.{self.func}({', '.join([*names, *self.args])});"
+
+            def render(self, **kwargs: Any) -> str:
+                figure = self.get_root()
+                figure.script.add_child(RawElement(self.code), name=self.get_name())
+                return ""
 
         _CALL_CLASS.append(_Call)
     return _CALL_CLASS[0]
@@ -494,6 +501,7 @@ def _new_map(
     m = folium.Map(**kwds)
     if offline:
         make_offline(m)
+        protect_map(m)
     _add_helpers(m)
     _js_call(m, "scale")
     _js_call(m, "fullscreen", _i18n.t("fullscreen", lang))
@@ -535,8 +543,9 @@ def _unique_layer_name(m: folium.Map, name: str) -> str:
 
 def _feature_group(m: folium.Map, name: str, show: bool = True) -> Any:
     folium, *_ = _folium()
-    # Leaflet's layer control writes layer names as HTML: escape registry text
-    fg = folium.FeatureGroup(name=_unique_layer_name(m, html.escape(name)), show=show)
+    # Leaflet's layer control writes layer names as HTML, and folium's templates parse them
+    # again: escape registry text for both
+    fg = folium.FeatureGroup(name=_unique_layer_name(m, inert_html(name)), show=show)
     fg.add_to(m)
     return fg
 

@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 
 from . import __version__, _i18n
-from ._offline import CSP_PLACEHOLDER, add_csp
+from ._atomic import write_text_atomic
+from ._offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
 from ._schema import CLUSTER_ID, EMPLOYEES, ESTABLISHMENTS, LQ, LQ_HIGH, LQ_LOW, P_VALUE, SECTOR
 
 __all__ = ["write_report"]
@@ -440,8 +441,9 @@ def write_report(
 </body>
 </html>
 """
-    page = add_csp(page)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    # only the scripts written here are allowed: the map's header scripts (Leaflet, the
+    # helpers), its script section and the table sorter; the finished page, which holds
+    # registry text, is never scanned for scripts
+    own_scripts = [*SCRIPT_RE.findall(map_header), map_script, _SORT_JS]
+    page = add_csp(page, own_scripts)
+    return write_text_atomic(path, page)
