@@ -79,7 +79,7 @@ def test_missing_units_file_and_unit_id_without_units(capsys, tmp_path):
 
 def test_output_folder_must_exist(capsys, tmp_path):
     code, _, err = run(["demo", "--out", str(tmp_path / "no" / "r.html"), "-q"], capsys)
-    assert code == 2 and "does not exist" in _one_line_error(err)
+    assert code == 2 and "n'existe pas" in _one_line_error(err)
 
 
 def test_registry_with_unknown_columns_is_a_user_error(capsys, tmp_path):

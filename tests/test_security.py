@@ -110,4 +110,144 @@ def test_csv_export_neutralises_spreadsheet_formulas(tmp_path):
     result.clusters["place"] = ['=HYPERLINK("http://x")', "+SUM(A1)", "-2.5"]
     out = result.to_file(tmp_path / "c.csv")
     back = pd.read_csv(out, dtype=str)
-    assert back["place"].tolist() == ["'=HYPERLINK(\"http://x\")", "'+SUM(A1)", "-2.5"]
+    assert back["place"].tolist() == ['\'=HYPERLINK("http://x")', "'+SUM(A1)", "-2.5"]
+
+
+# ----------------------------------------------------------------------------- item 2
+
+
+def _cli(argv, capsys):
+    from clustermap import cli
+
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli_inputs(tmp_path):
+    demo = cm.load_demo()
+    registry = tmp_path / "reg.csv"
+    registry.write_bytes(b"siret,longitude,latitude\n00000000000018,6.5,46.0\n")
+    units = tmp_path / "u.parquet"
+    demo.units.head(3).to_parquet(units)
+    return registry, units
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--out", "{registry}"], "--out"),
+        (["--out", "{units}"], "--out"),
+        (["--gpkg", "{registry}"], "--gpkg"),
+        (["--gpkg", "{units}"], "--gpkg"),
+        (["--out", "{tmp}/x.gpkg", "--gpkg", "{tmp}/x.gpkg"], "--out"),
+        (["--out", "{tmp}/./sub/../reg.csv"], "--out"),
+    ],
+)
+def test_cli_refuses_outputs_that_overwrite_inputs_or_each_other(
+    cli_inputs, capsys, monkeypatch, extra, flag
+):
+    registry, units = cli_inputs
+    (registry.parent / "sub").mkdir()
+    before = {p: p.read_bytes() for p in (registry, units)}
+    called = []
+    monkeypatch.setattr(cm, "read_registry", lambda *a, **k: called.append(1))
+    fmt = {"registry": registry, "units": units, "tmp": registry.parent}
+    argv = ["detect", str(registry), "--units", str(units), "-q"]
+    argv += [a.format(**fmt) for a in extra]
+    code, out, err = _cli(argv, capsys)
+    assert code == 2, err
+    assert called == []  # refused before any work
+    assert err.startswith(f"clustermap: erreur : {flag} ") and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in (registry, units)} == before
+    assert not (registry.parent / "x.gpkg").exists()
+
+
+def test_cli_refuses_an_output_reached_through_a_symlink(cli_inputs, capsys):
+    registry, units = cli_inputs
+    link = registry.parent / "link.html"
+    link.symlink_to(registry)
+    code, _, err = _cli(["detect", str(registry), "--out", str(link), "-q", "--lang", "en"], capsys)
+    assert code == 2 and "is the input file registry" in err
+
+
+def test_cli_checks_output_folders_are_writable_before_the_run(cli_inputs, capsys, monkeypatch):
+    registry, _ = cli_inputs
+    called = []
+    monkeypatch.setattr(cm, "read_registry", lambda *a, **k: called.append(1))
+    # /proc refuses new files even to root (a chmod'ed folder would not stop root)
+    code, _, err = _cli(["detect", str(registry), "--out", "/proc/r.html", "-q"], capsys)
+    assert code == 2 and called == []
+    assert "impossible d'écrire dans le dossier de --out /proc/r.html" in err
+    code, _, err = _cli(["detect", str(registry), "--out", str(registry.parent), "-q"], capsys)
+    assert code == 2 and "est un dossier" in err
+
+
+# ----------------------------------------------------------------------------- item 5
+
+
+def _write_report(path: str) -> str:
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_maps import make_result
+
+    try:
+        cm.write_report(make_result(), path, date="2026-01-01")
+    except Exception as exc:  # reported to the parent
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def test_concurrent_report_writers_never_leave_a_partial_file(tmp_path):
+    import multiprocessing as mp
+
+    target = tmp_path / "race.html"
+    with mp.get_context("spawn").Pool(4) as pool:
+        errors = pool.map(_write_report, [str(target)] * 8)
+    assert errors == [""] * 8
+    page = target.read_text(encoding="utf-8")
+    expected = (tmp_path / "one.html")
+    cm.write_report(make_result(), expected, date="2026-01-01")
+    assert len(page) == len(expected.read_text(encoding="utf-8")) and page.endswith("</html>\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.html", "race.html"]
+
+
+def test_interrupted_writes_leave_the_target_and_no_temporary_file(tmp_path, monkeypatch):
+    from clustermap import _atomic
+
+    target = tmp_path / "r.html"
+    target.write_text("previous report", encoding="utf-8")
+
+    def interrupted_write(self, text, encoding=None):
+        with open(self, "w", encoding=encoding) as fh:
+            fh.write(text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_atomic.Path, "write_text", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        cm.write_report(make_result(), target)
+    assert target.read_text(encoding="utf-8") == "previous report"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+def test_geopackage_is_written_atomically_and_replaced_whole(tmp_path, monkeypatch):
+    import pyogrio
+
+    result = make_result()
+    out = tmp_path / "c.gpkg"
+    result.to_file(out)
+    result.to_file(out)  # a second write replaces the file, it does not append
+    layers = dict(pyogrio.list_layers(out))
+    assert set(layers) == {"clusters", "units_x_sectors"}
+    assert len(pyogrio.read_dataframe(out, layer="clusters")) == len(result.clusters)
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", broken)
+    with pytest.raises(KeyboardInterrupt):
+        result.to_file(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.gpkg"]
+    assert len(pyogrio.read_dataframe(out, layer="clusters")) == len(result.clusters)

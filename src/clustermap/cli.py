@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -59,6 +63,31 @@ _MESSAGES = {
         "unexpected error ({kind}): {msg} — run again with --debug for details",
     ),
     "interrupted": ("interrompu", "interrupted"),
+    "same_as_input": (
+        "{flag} {path} désigne le fichier d'entrée {what} : il serait écrasé. "
+        "Choisissez un autre chemin pour {flag}.",
+        "{flag} {path} is the input file {what}: it would be overwritten. "
+        "Choose another path for {flag}.",
+    ),
+    "same_output": (
+        "{flag} et {other} désignent le même fichier {path} : l'un écraserait l'autre. "
+        "Donnez-leur des chemins différents.",
+        "{flag} and {other} name the same file {path}: one would overwrite the other. "
+        "Give them different paths.",
+    ),
+    "no_folder": (
+        "le dossier de {flag} {path} n'existe pas : créez-le ou choisissez un autre chemin.",
+        "the folder of {flag} {path} does not exist: create it or choose another path.",
+    ),
+    "is_folder": (
+        "{flag} {path} est un dossier : donnez un nom de fichier.",
+        "{flag} {path} is a folder: give a file name.",
+    ),
+    "not_writable": (
+        "impossible d'écrire dans le dossier de {flag} {path} ({reason}) : "
+        "choisissez un dossier accessible en écriture.",
+        "cannot write to the folder of {flag} {path} ({reason}): choose a writable folder.",
+    ),
     "unsupported": (
         "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",
         "option {opt} is not supported by this version of detect_clusters",
@@ -170,14 +199,50 @@ def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: s
     return out
 
 
-def _check_out(path: str) -> Path:
-    out = Path(path)
-    if not out.parent.exists():
-        raise FileNotFoundError(
-            f"The folder of the output file {path!r} does not exist; create it first or "
-            "choose another path."
-        )
-    return out
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(
+    outputs: dict[str, str | None], inputs: dict[str, str | None], lang: str
+) -> dict[str, Path]:
+    """Refuse, before any work, outputs that would overwrite an input or each other.
+
+    Also checks that each output's folder exists and is writable (by creating and removing
+    a temporary file there), so a long run never ends on an unwritable folder.
+    """
+    outs = {flag: Path(p) for flag, p in outputs.items() if p}
+    ins = {flag: Path(p) for flag, p in inputs.items() if p}
+    for flag, path in outs.items():
+        for what, src in ins.items():
+            if _same_file(path, src):
+                raise ValueError(_msg("same_as_input", lang, flag=flag, path=path, what=what))
+    flags = list(outs)
+    for i, flag in enumerate(flags):
+        for other in flags[i + 1 :]:
+            if _same_file(outs[flag], outs[other]):
+                raise ValueError(_msg("same_output", lang, flag=flag, other=other, path=outs[flag]))
+    for flag, path in outs.items():
+        folder = path.parent
+        if not folder.is_dir():
+            raise ValueError(_msg("no_folder", lang, flag=flag, path=path))
+        if path.is_dir():
+            raise ValueError(_msg("is_folder", lang, flag=flag, path=path))
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".clustermap-probe-")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ValueError(
+                _msg("not_writable", lang, flag=flag, path=path, reason=reason)
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
+    return outs
 
 
 def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextIO) -> None:
@@ -214,8 +279,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import clustermap as cm
 
     lang = args.lang
-    report = _check_out(args.out)
-    gpkg = _check_out(args.gpkg) if args.gpkg else None
+    inputs = {}
+    if args.command == "detect":
+        inputs = {"registry": args.registry, "--units": args.units}
+    outs = _check_outputs({"--out": args.out, "--gpkg": args.gpkg}, inputs, lang)
+    report, gpkg = outs["--out"], outs.get("--gpkg")
     if args.command == "detect":
         registry_path = Path(args.registry)
         if not registry_path.exists():
@@ -280,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(out)
         return 2
     lang = args.lang
+    previous = _sigterm_as_interrupt()
     try:
         return _run(args, out, err)
     except KeyboardInterrupt:
@@ -300,6 +369,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"clustermap: {_msg('unexpected', lang, kind=type(exc).__name__, msg=text)}", file=err
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM unwind like Ctrl-C, so partial outputs are removed; return the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
+from ._atomic import atomic_path
 from ._schema import UNIT_ID
 from .errors import SchemaError
 
@@ -870,7 +871,8 @@ def write_registry_csv(registry: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     text = registry.to_csv(index=False, float_format="%.6f", lineterminator="\n")
     with (
-        open(path, "wb") as raw,
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
     ):
         gz.write(text.encode("utf-8"))
