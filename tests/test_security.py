@@ -156,7 +156,7 @@ def test_cli_refuses_outputs_that_overwrite_inputs_or_each_other(
     fmt = {"registry": registry, "units": units, "tmp": registry.parent}
     argv = ["detect", str(registry), "--units", str(units), "-q"]
     argv += [a.format(**fmt) for a in extra]
-    code, out, err = _cli(argv, capsys)
+    code, _out, err = _cli(argv, capsys)
     assert code == 2, err
     assert called == []  # refused before any work
     assert err.startswith(f"clustermap: erreur : {flag} ") and len(err.splitlines()) == 1
@@ -165,7 +165,7 @@ def test_cli_refuses_outputs_that_overwrite_inputs_or_each_other(
 
 
 def test_cli_refuses_an_output_reached_through_a_symlink(cli_inputs, capsys):
-    registry, units = cli_inputs
+    registry, _units = cli_inputs
     link = registry.parent / "link.html"
     link.symlink_to(registry)
     code, _, err = _cli(["detect", str(registry), "--out", str(link), "-q", "--lang", "en"], capsys)
