@@ -121,9 +121,75 @@ def test_getis_ord_equals_esda(gname, star, request):
                 n_jobs=1,
             )
         np.testing.assert_allclose(r.statistic[col].to_numpy(), gl.Gs, rtol=0, atol=1e-10)
-        np.testing.assert_allclose(r.z[col].to_numpy(), gl.Zs, rtol=0, atol=1e-9)
+        if tr == "B":  # esda's Zs holds for 0/1 weights only (see the tests below)
+            np.testing.assert_allclose(r.z[col].to_numpy(), gl.Zs, rtol=0, atol=1e-9)
         # esda stores p_sim as float32
         np.testing.assert_allclose(r.p_value[col].to_numpy(), gl.p_sim, rtol=0, atol=1e-6)
+
+
+ESDA_POINTS = [(10, 10), (20, 10), (40, 10), (15, 20), (30, 20), (30, 30)]
+ESDA_Y = np.array([2, 3, 3.2, 5, 8, 7])
+
+
+def _six_points_graph(transform):
+    pts = gpd.GeoDataFrame(
+        {"unit_id": [f"u{i}" for i in range(6)]},
+        geometry=gpd.points_from_xy(*zip(*ESDA_POINTS, strict=True)),
+    )
+    return cm.build_graph(pts, method="distance", threshold=15, transform=transform)
+
+
+def _exact_moments(weights, y, i, star):
+    """Mean and variance of sum_j w_ij y_j over every permutation of the values (brute force)."""
+    import itertools
+
+    n = len(y)
+    if star:
+        sums = [weights[i] @ np.array(p) for p in itertools.permutations(y)]
+    else:
+        others = [j for j in range(n) if j != i]
+        sums = [weights[i, others] @ np.array(p) for p in itertools.permutations(y[others])]
+    sums = np.array(sums)
+    return sums.mean(), sums.var()
+
+
+@pytest.mark.parametrize("star", [True, False])
+@pytest.mark.parametrize("transform", ["b", "r"])
+def test_getis_ord_z_uses_moments_valid_for_any_weights(star, transform):
+    """Ord & Getis (1995): esda's six points give the same z with binary or rescaled rows."""
+    g = _six_points_graph(transform)
+    y = pd.DataFrame({"y": ESDA_Y}, index=g.unique_ids)
+    r = cm.local_getis_ord(y, g, star=star, permutations=0)
+    # the weights the statistic uses, recovered from the statistic itself (unit vectors)
+    n = len(ESDA_Y)
+    w = np.zeros((n, n))
+    for j in range(n):
+        e = pd.DataFrame({"y": np.eye(n)[j] + 1e-300}, index=g.unique_ids)
+        w[:, j] = cm.local_getis_ord(e, g, star=star, permutations=0).statistic["y"].to_numpy()
+    if not star:
+        np.fill_diagonal(w, 0.0)
+    for i in range(n):
+        mean, var = _exact_moments(w, ESDA_Y, i, star)
+        lag = w[i] @ ESDA_Y if star else np.delete(w[i], i) @ np.delete(ESDA_Y, i)
+        np.testing.assert_allclose(r.z["y"].iloc[i], (lag - mean) / np.sqrt(var), rtol=1e-12)
+    # esda's published values for 0/1 weights (G_Local, star=False: 1.1537; star=True: 1.2345)
+    assert round(r.z["y"].iloc[4], 4) == (1.2345 if star else 1.1537)
+
+
+@pytest.mark.parametrize("star", [True, False])
+def test_getis_ord_z_does_not_change_when_rows_are_rescaled(star):
+    """Row standardisation rescales each row of a 0/1 graph: z must stay esda's binary Zs."""
+    side = _lattice(15)
+    gb = cm.build_graph(side, method="queen", transform="b")
+    gr = cm.build_graph(side, method="queen", transform="r")
+    y = _continuous(gb.unique_ids, seed=4)
+    zb = cm.local_getis_ord(y, gb, star=star, permutations=0).z
+    zr = cm.local_getis_ord(y, gr, star=star, permutations=0).z
+    np.testing.assert_allclose(zr.to_numpy(), zb.to_numpy(), rtol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gl = esda.G_Local(y["s0"].to_numpy(), gb.to_W(), transform="B", star=star, permutations=0)
+    np.testing.assert_allclose(zr["s0"].to_numpy(), gl.Zs, rtol=0, atol=1e-9)
 
 
 def test_getis_ord_star_self_weight_is_one_over_k_plus_one(knn_graph):

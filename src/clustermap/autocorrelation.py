@@ -546,8 +546,8 @@ class LocalResult:
     quadrant : pandas.DataFrame or None
         Moran scatter-plot quadrant of every cell (HH, LH, LL, HL), significant or not.
     z : pandas.DataFrame or None
-        Analytic z-score where cheap (Getis-Ord ``Zs``, as esda); a different test from the
-        permutation p.
+        Analytic z-score where cheap (Getis-Ord: Ord & Getis 1995 moments for any weights);
+        a different test from the permutation p.
     parameters : dict
         Everything needed to reproduce the result (the seed actually used included).
 
@@ -1172,7 +1172,9 @@ def local_getis_ord(
     Returns
     -------
     LocalResult
-        ``statistic`` (Gi* or Gi), ``z`` (esda's analytic z-score ``Zs``), ``label``
+        ``statistic`` (Gi* or Gi), ``z`` (analytic z-score under total randomisation with
+        the general moments of Ord & Getis 1995, valid for any weights: rescaling a row
+        leaves it unchanged; equal to esda's ``Zs`` for 0/1 weights), ``label``
         ("hot" / "cold" / "ns").
 
     Notes
@@ -1232,17 +1234,24 @@ def local_getis_ord(
             stat = (W @ X) / (total - X)
         else:
             stat = (W @ X + wself[:, None] * X) / total
-        # esda's analytic moments (Getis & Ord 1992)
+        # Analytic moments under total randomisation for general weights (Ord & Getis
+        # 1995, eq. 3-5): with W_i = sum_j w_ij and S1_i = sum_j w_ij^2 over the j in the
+        # statistic, sum_j w_ij y_j has mean W_i ybar and variance
+        # s^2 (N S1_i - W_i^2) / (N - 1), s^2 the variance (1/N) of the N values. Rescaling
+        # a row (row standardisation) leaves z unchanged; with 0/1 weights S1_i = W_i and
+        # this is esda's Zs.
         remove_self = star is False
         N = n - remove_self
         ysq = (X**2).sum(axis=0)
-        emp_mean = (total - X * remove_self) / N
-        mean_sq = (ysq - X**2 * remove_self) / N
-        emp_var = mean_sq - emp_mean**2
-        card = np.asarray(W.sum(axis=1)).ravel() + wself
-        ev = (card / N)[:, None]
-        var = (card * (N - card) / (N - 1) / N**2)[:, None] * (emp_var / emp_mean**2)
-        zs = (stat - ev) / np.sqrt(var)
+        xbar = (total - X * remove_self) / N
+        s2 = (ysq - X**2 * remove_self) / N - xbar**2
+        Wsq = W.copy()
+        Wsq.data **= 2
+        w_i = (np.asarray(W.sum(axis=1)).ravel() + wself)[:, None]
+        s1_i = (np.asarray(Wsq.sum(axis=1)).ravel() + wself**2)[:, None]
+        lag = W @ X + (0.0 if remove_self else wself[:, None] * X)
+        var = s2 * (N * s1_i - w_i**2) / (N - 1)
+        zs = (lag - w_i * xbar) / np.sqrt(var)
     with numba_threads(n_jobs):
         ge, le, nperm = _permutation_counts(
             "getis_ord",
