@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -208,7 +210,7 @@ def test_concurrent_report_writers_never_leave_a_partial_file(tmp_path):
         errors = pool.map(_write_report, [str(target)] * 8)
     assert errors == [""] * 8
     page = target.read_text(encoding="utf-8")
-    expected = (tmp_path / "one.html")
+    expected = tmp_path / "one.html"
     cm.write_report(make_result(), expected, date="2026-01-01")
     assert len(page) == len(expected.read_text(encoding="utf-8")) and page.endswith("</html>\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.html", "race.html"]
@@ -251,3 +253,103 @@ def test_geopackage_is_written_atomically_and_replaced_whole(tmp_path, monkeypat
         result.to_file(out)
     assert [p.name for p in tmp_path.iterdir()] == ["c.gpkg"]
     assert len(pyogrio.read_dataframe(out, layer="clusters")) == len(result.clusters)
+
+
+# ----------------------------------------------------------------------------- item 3
+
+_CHILD = """
+import warnings
+warnings.simplefilter("always")
+import numpy as np
+with warnings.catch_warnings(record=True) as caught:
+    from clustermap import _kernels, _numba_cache
+    import numba
+draws = _kernels.unit_draws(np.uint64(7), 0, 10, 3, 0, 2)
+print("draws", draws.shape, "cache", _numba_cache.CACHE, "dir", numba.config.CACHE_DIR)
+for w in caught:
+    print("warning", type(w.message).__name__, str(w.message))
+"""
+
+
+def _read_only_copy_of_the_package(tmp: str) -> str:
+    import shutil
+
+    src = os.path.dirname(cm.__file__)
+    dest = os.path.join(tmp, "pkg", "clustermap")
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for root, _dirs, files in os.walk(os.path.join(tmp, "pkg")):
+        os.chmod(root, 0o555)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o444)
+    return os.path.join(tmp, "pkg")
+
+
+def _run_with_read_only(code: str, env: dict, read_only: list[str]) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child that cannot write to the ``read_only`` folders.
+
+    Root writes through permission bits, so as root the folders are bind-mounted read-only
+    in a private mount namespace (``unshare -m``); otherwise their permission bits suffice.
+    """
+    argv = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        mounts = " && ".join(
+            f"mount --bind {d} {d} && mount -o remount,bind,ro {d}" for d in read_only
+        )
+        argv = ["unshare", "-m", "sh", "-c", f'{mounts} && exec "$@"', "sh", *argv]
+    return subprocess.run(
+        argv,
+        env=env,
+        cwd=env.get("HOME"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("tmp_writable", [True, False])
+def test_read_only_package_and_home_fall_back_to_another_cache_or_none(tmp_writable):
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp()
+    try:
+        os.chmod(tmp, 0o755)
+        pkg = _read_only_copy_of_the_package(tmp)
+        tmpdir = os.path.join(tmp, "tmpdir")
+        os.mkdir(tmpdir)
+        os.chmod(tmpdir, 0o777 if tmp_writable else 0o555)
+        home = os.path.join(tmp, "home")
+        os.mkdir(home, 0o555)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": pkg,
+            "TMPDIR": tmpdir,
+            "NUMBA_NUM_THREADS": "1",
+            "HOME": home,
+        }  # no XDG_CACHE_HOME
+        # no writable temporary folder at all: Python's gettempdir() also tries /tmp,
+        # /var/tmp and the working directory (only root can make those read-only here)
+        read_only = [pkg, home] + ([] if tmp_writable else [tmpdir, "/tmp", "/var/tmp"])
+        if not tmp_writable and os.geteuid() != 0:
+            pytest.skip("making /tmp read-only needs root (a private mount namespace)")
+        probe = _run_with_read_only(f"open({pkg!r} + '/x', 'w')", env, read_only)
+        if os.geteuid() == 0 and "Read-only file system" not in probe.stderr:
+            pytest.skip(f"cannot make a read-only folder here (unshare -m): {probe.stderr[-200:]}")
+        proc = _run_with_read_only(_CHILD, env, read_only)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("draws (2, 3) cache " + str(tmp_writable))
+        warned = [line for line in lines if line.startswith("warning ClustermapWarning")]
+        assert len(warned) == 1, proc.stdout
+        if tmp_writable:
+            cache_dir = os.path.join(tmpdir, f"clustermap-numba-{os.getuid()}")
+            assert lines[0].endswith("dir " + cache_dir)
+            assert any(f.endswith(".nbi") for _, _, fs in os.walk(cache_dir) for f in fs)
+        else:
+            assert "compiled for this process only" in warned[0]
+    finally:
+        for root, dirs, _ in os.walk(tmp):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        shutil.rmtree(tmp, ignore_errors=True)

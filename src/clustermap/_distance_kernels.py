@@ -24,6 +24,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._numba_cache import CACHE
+
 EARTH_RADIUS_KM = 6371.0088
 #: Gaussian kernel truncation of the exact Kd sums, in bandwidths (exp(-50) ~ 2e-22).
 KD_TRUNCATE = 10.0
@@ -49,7 +51,7 @@ BW, NBW, LO, UP, NMAIN, FROMM, LOM, UPM, WREFL, MAXD, NDENS, CORR, OK = range(13
 # ----------------------------------------------------------------------------- grid
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _distance(x1, y1, z1, x2, y2, z2, spherical):
     dx = x1 - x2
     dy = y1 - y2
@@ -63,7 +65,7 @@ def _distance(x1, y1, z1, x2, y2, z2, spherical):
     return c
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _cell_size(cutoff, spherical):
     """Grid cell (in coordinate units) that guarantees neighbours within ``cutoff`` km."""
     if spherical:
@@ -72,7 +74,7 @@ def _cell_size(cutoff, spherical):
     return cutoff * (1.0 + 1e-12) + 1e-12
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def build_grid(x, y, z, cutoff, spherical):
     """Sort points by grid cell.
 
@@ -133,7 +135,7 @@ def build_grid(x, y, z, cutoff, spherical):
     return order, ukeys, starts, params
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _find_key(ukeys, key):
     lo = 0
     hi = ukeys.shape[0]
@@ -148,7 +150,7 @@ def _find_key(ukeys, key):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _cell_ranges(px, py, pz, ukeys, starts, params, out, half):
     """Fill out[k] with (start, stop, same cell) of the non-empty cells around a point.
 
@@ -185,7 +187,7 @@ def _cell_ranges(px, py, pz, ukeys, starts, params, out, half):
     return k
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pair_distances(
     a, ax, ay, az, bx, by, bz, spherical, ukeys, starts, params, ranges, uni, db, jb
 ):
@@ -231,7 +233,7 @@ def _pair_distances(
 # (_pair_distances), then each pass walks them in the same order as before.
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pass_stats(
     q0,
     q1,
@@ -281,7 +283,7 @@ def _pass_stats(
     stats[2] += c2
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pass_collect(
     q0,
     q1,
@@ -325,7 +327,7 @@ def _pass_collect(
     fill[0] = f
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pass_extremes(
     q0, q1, ax, ay, az, bx, by, bz, uni, spherical, ukeys, starts, params, refl, out
 ):
@@ -350,13 +352,13 @@ def _pass_extremes(
     out[1] = lo
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _gauss_step(dr, h):
     """The constant ratio of the Gaussian recurrence of :func:`_gauss_window`."""
     return math.exp(-2.0 * dr * dr * (0.5 / (h * h)))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _gauss_window(acc, r, dr, uniform, centre, weight, h, cc):
     """acc[k] += weight * exp(-(r[k] - centre)**2 / (2 h**2)) for |r[k] - centre| <= T h.
 
@@ -402,7 +404,7 @@ def _gauss_window(acc, r, dr, uniform, centre, weight, h, cc):
             acc[k] += weight * math.exp(-u * u * inv2h2)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pass_exact(
     q0,
     q1,
@@ -456,7 +458,7 @@ def _pass_exact(
     corr[0] += cr
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _bin_one(y, v, w, xlo, xdelta, n):
     """Linear binning of one value exactly as R's BinDist (stats/src/massdist.c)."""
     xpos = (v - xlo) / xdelta
@@ -475,7 +477,7 @@ def _bin_one(y, v, w, xlo, xdelta, n):
         y[ix] += w * (1.0 - fx)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _pass_binned(
     q0,
     q1,
@@ -536,7 +538,7 @@ def _pass_binned(
 # ----------------------------------------------------------------------------- Kd driver
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _quartiles(npairs, hist, collected, bins_sorted):
     """Type-7 quartiles from the histogram and the values of the bins that hold them."""
     hq = np.array([(npairs - 1) * 0.25, (npairs - 1) * 0.75])
@@ -565,7 +567,7 @@ def _quartiles(npairs, hist, collected, bins_sorted):
     return out
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _hist_quartiles(npairs, hist, cutoff):
     """Type-7 quartiles with each order statistic placed by linear interpolation in its bin."""
     width = cutoff / hist.shape[0]
@@ -586,7 +588,7 @@ def _hist_quartiles(npairs, hist, cutoff):
     return out
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _wanted_bins(npairs, hist):
     hq = np.array([(npairs - 1) * 0.25, (npairs - 1) * 0.75])
     found = np.full(4, -1, np.int64)
@@ -603,12 +605,12 @@ def _wanted_bins(npairs, hist):
     return np.unique(found)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _n_blocks(n):
     return max(1, min((n + 63) // 64, 128))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE, parallel=True)
 def kd_compute(
     ax,
     ay,
@@ -885,7 +887,7 @@ def kd_compute(
     return acc, ymain, ymirror, meta
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def diameter(x, y, z, spherical):
     """Largest pair distance: convex hull then all hull pairs (planar), brute force else."""
     if x.shape[0] < 2:
@@ -903,7 +905,7 @@ def diameter(x, y, z, spherical):
     return best
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def cross_diameter(ax, ay, az, bx, by, bz, spherical):
     """Largest distance between a point of A and a point of B (brute force over hulls)."""
     ia = _hull_or_all(ax, ay, spherical)
@@ -917,7 +919,7 @@ def cross_diameter(ax, ay, az, bx, by, bz, spherical):
     return best
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _hull_or_all(x, y, spherical):
     n = x.shape[0]
     if spherical or n <= 64:
@@ -959,7 +961,7 @@ def _hull_or_all(x, y, spherical):
 # squared thresholds thr2 (planar: r**2; lon/lat: squared chord of r), so no sqrt / asin.
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def m_thresholds(r, spherical):
     """Squared comparison thresholds of r and a lookup table over [0, max thr2]."""
     nr = r.shape[0]
@@ -983,7 +985,7 @@ def m_thresholds(r, spherical):
     return thr2, lut
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _lower_bound(ukeys, key):
     lo = 0
     hi = ukeys.shape[0]
@@ -996,7 +998,7 @@ def _lower_bound(ukeys, key):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _m_spans(px, py, pz, radius, ukeys, starts, params, out):
     """The points of the cells within ``radius`` of a point, as runs of grid positions.
 
@@ -1056,7 +1058,7 @@ def _m_spans(px, py, pz, radius, ukeys, starts, params, out):
     return k
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _m_work(N, nr):
     """Work buffers of :func:`_m_neighbours` for N sites and nr distances (one per task)."""
     return (
@@ -1068,7 +1070,7 @@ def _m_work(N, nr):
     )
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _m_neighbours(i, grid, work):
     """The sites within max(r) of site i (j != i, grid order) and their r class; their number.
 
@@ -1127,7 +1129,7 @@ def _m_neighbours(i, grid, work):
     return cnt
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _m_accumulate(cstart, buf_j, site_v, nb_acc, all_acc):
     """Cumulated weights of all neighbours / neighbour-type neighbours, by r.
 
@@ -1175,7 +1177,7 @@ def _m_accumulate(cstart, buf_j, site_v, nb_acc, all_acc):
         all_acc[k] += all_acc[k - 1]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _all_zero(a):
     return not np.any(a != 0.0)
 
@@ -1184,7 +1186,7 @@ def _all_zero(a):
 M_BLOCK = 64
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _spread(b, nb):
     """The task run at parallel position b of nb: a fixed shuffle of the blocks.
 
@@ -1202,7 +1204,7 @@ def _spread(b, nb):
 M_RUNS = 64
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE, parallel=True)
 def m_individual(ref_sites, sx, sy, sz, site_v, thr2, lut, ukeys, starts, params):
     """Cumulated neighbour-type weight and total weight around each reference site.
 
@@ -1225,7 +1227,7 @@ def m_individual(ref_sites, sx, sy, sz, site_v, thr2, lut, ukeys, starts, params
     return nb_out, all_out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE, parallel=True)
 def m_simulations(
     perms,
     w,
@@ -1318,7 +1320,7 @@ def m_simulations(
     return out
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def smooth_grid(px, py, values, gx, gy, sigx, sigy):
     """Nadaraya-Watson Gaussian smoothing of point values on a regular grid (separable)."""
     n = px.shape[0]
@@ -1360,7 +1362,7 @@ SMALL_PAIRS = 2_000_000
 SMALL_QBINS = 2048
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _select(a, k):
     """k-th smallest value of a (a is reordered)."""
     lo = 0
@@ -1389,7 +1391,7 @@ def _select(a, k):
     return a[k]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _quantile7(a, p):
     """R quantile(type = 7) of a (a is reordered)."""
     n = a.shape[0]
@@ -1406,7 +1408,7 @@ def _quantile7(a, p):
     return v0
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def kd_small(
     ax, ay, az, aw, bx, by, bz, bw, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
 ):
@@ -1552,7 +1554,7 @@ def kd_small(
     return acc, ymain, ymirror, meta
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE, parallel=True)
 def kd_simulations(
     sx, sy, sz, w_ref, w_nb, draws, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
 ):

@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._numba_cache import CACHE
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -52,30 +54,30 @@ TAIL_GREATER = 1
 TAIL_LESSER = 2
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _unit_key(key, i):
     return _mix64(key + (np.uint64(i) + _ONE) * _GOLDEN)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _draw_state(ukey, p):
     return ukey ^ ((np.uint64(p) + _ONE) * _M1)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _bounded(r32, m):
     """Map a 32-bit value to range(m) by multiply-shift (Lemire); bias below m / 2**32."""
     return np.int64((r32 * np.uint64(m)) >> _S32)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _accept(buf, t, c):
     """Append c to buf[:t] unless already there; the new length."""
     for u in range(t):
@@ -85,7 +87,7 @@ def _accept(buf, t, c):
     return t + 1
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _fill_draw_rng(buf, k, n, i, state):
     """Fill buf[:k] with k distinct ids drawn uniformly from range(n) minus {i}.
 
@@ -109,7 +111,7 @@ def _fill_draw_rng(buf, k, n, i, state):
     return state
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _candidates(state, m, i):
     """The two candidates (low half first) of one splitmix64 output, shifted past unit i."""
     r = _mix64(state)
@@ -118,7 +120,7 @@ def _candidates(state, m, i):
     return a + (a >= i), b + (b >= i)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _fill_draw_fast(buf, k, n, i, state):
     """:func:`_fill_draw_rng` for k <= 8 with buf of length >= 8: the first eight candidates
     are made at once, in registers, and kept when the first k are distinct (they are then
@@ -150,7 +152,7 @@ def _fill_draw_fast(buf, k, n, i, state):
     return _fill_draw_rng(buf, k, n, i, state)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _fill_draw(buf, k, n, i, ukey, p, table):
     if table.shape[0] > 0:
         for t in range(k):
@@ -162,7 +164,7 @@ def _fill_draw(buf, k, n, i, ukey, p, table):
         _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def unit_draws(key, i, n, k, p_start, p_end):
     """Neighbour ids drawn for unit ``i`` at draws ``p_start..p_end-1`` ((P, k) int64).
 
@@ -179,7 +181,7 @@ def unit_draws(key, i, n, k, p_start, p_end):
     return out
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _oriented(cg, cl, flip, s, drawn):
     """(#(sim >= obs), #(sim <= obs)) of the statistic in column s, from the counts of the
     raw sums, cg = #(T_sim >= T_obs) and cl = #(T_sim <= T_obs): ``flip`` 1 keeps them,
@@ -193,7 +195,7 @@ def _oriented(cg, cl, flip, s, drawn):
     return np.int64(drawn), np.int64(drawn)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tail_done(cg, cl, flip, ts, tail, h, drawn):
     for s in range(ts):
         n_ge, n_le = _oriented(cg, cl, flip, s, drawn)
@@ -208,13 +210,13 @@ def _tail_done(cg, cl, flip, ts, tail, h, drawn):
     return True
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _flip_of(sg):
     """1, -1 or 0: the sign of a multiplier."""
     return np.int8(1) if sg > 0 else (np.int8(-1) if sg < 0 else np.int8(0))
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _rows4(ids, off, t, k, pad, eq, weights, a):
     """Row ids t..t+3 of a neighbour list and their weights (past k: row ``pad``, weight 0)."""
     j0 = ids[off + t]
@@ -230,7 +232,7 @@ def _rows4(ids, off, t, k, pad, eq, weights, a):
     return j0, j1, j2, j3, w0, w1, w2, w3
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _lag_head(X, ids, off, k, eq, weights, a, acc, ts, end):
     """acc[:ts] = sum_{t < end} w_t X[ids[off + t], :] (t past k: the zero row X[-1]).
 
@@ -260,14 +262,14 @@ def _lag_head(X, ids, off, k, eq, weights, a, acc, ts, end):
                 ]
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _count(v, t, cg, cl, s):
     """Tally one exact comparison of a simulated sum v with the observed t."""
     cg[s] += v >= t
     cl[s] += v <= t
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _count_near(v, t, b, cg, cl, s):
     """Tally v against t when |v - t| > b (the error bound); True when too close to call."""
     d = v - t
@@ -276,7 +278,7 @@ def _count_near(v, t, b, cg, cl, s):
     return abs(d) <= b
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, cg, cl, ts):
     """One draw of a lag statistic: the neighbour sums (as :func:`_lag_head`), compared with
     the observed ones as they are made (the last four rows and the comparison in one pass).
@@ -303,7 +305,7 @@ def _lag_count(X, ids, off, k, eq, weights, a, acc, tobs, cg, cl, ts):
             _count(v, tobs[s], cg, cl, s)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, bnd, cg, cl, ts):
     """As :func:`_lag_count` for float64 values gathered as float32 (half the traffic).
 
@@ -349,7 +351,7 @@ def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, bnd, cg,
                 _count(v64, t64[s], cg, cl, s)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
     """acc[:ts] = sum_t w_t (X[i, :] - X[ids[off + t], :])**2."""
     j = ids[off]
@@ -365,7 +367,7 @@ def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
             acc[s] += w * (d * d)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
     """Counts of units i0..i1-1 on one tile of each storage group (one pass of draws).
 
@@ -496,13 +498,13 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                 nperm[i, c] += drawn
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _pick(G, tt, empty):
     """Tile tt of a storage group (n_tiles, ...), or ``empty`` outside its tiles."""
     return G[tt] if 0 <= tt < G.shape[0] else empty
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _group_tile(X3, S3, C3, tt, n1):
     """(values, multipliers, columns) of tile tt of one storage group, or empty ones."""
     return (
@@ -512,7 +514,7 @@ def _group_tile(X3, S3, C3, tt, n1):
     )
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, stop, out):
     """Every pass of tiles for the units i0..i1-1 (one parallel task).
 
@@ -545,7 +547,7 @@ def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, sto
         _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def tiled_counts(
     groups,
     starts,
@@ -631,7 +633,7 @@ def tiled_counts(
     return 0
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=CACHE)
 def _subset_sum(X, i, ids, off, k, eq, weights, a, cols, c0, ts, geary, acc):
     """As _row_sum / _geary_sum (same order of operations) on columns cols[c0:c0+ts]."""
     for t in range(k):
@@ -647,7 +649,7 @@ def _subset_sum(X, i, ids, off, k, eq, weights, a, cols, c0, ts, geary, acc):
             acc[s] = v if t == 0 else acc[s] + v
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def subset_counts(
     X,
     sgn,
@@ -715,7 +717,7 @@ def subset_counts(
     return 0
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _cross(Z, indptr, indices, weights, self_weights, perm, lag, out):
     """out[s] = sum_i z[perm[i], s] * (sum_j w_ij z[perm[j], s] + w_ii z[perm[i], s])."""
     n, S = Z.shape
@@ -735,7 +737,7 @@ def _cross(Z, indptr, indices, weights, self_weights, perm, lag, out):
             out[s] += Z[pi, s] * lag[s]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def global_cross_observed(Z, indptr, indices, weights, self_weights):
     """Observed z'Wz per column (same arithmetic as the permuted values)."""
     n, S = Z.shape
@@ -745,7 +747,7 @@ def global_cross_observed(Z, indptr, indices, weights, self_weights):
     return out
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def unit_permutation(key, p, n):
     """Permutation of range(n) for draw ``p`` (Fisher-Yates on the counter stream)."""
     perm = np.arange(n)
@@ -762,7 +764,7 @@ def unit_permutation(key, p, n):
     return perm
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def global_cross_permuted(Z, indptr, indices, weights, self_weights, key, P):
     """z_pi' W z_pi per column for P total-randomisation permutations: (P, S) float64."""
     n, S = Z.shape
