@@ -17,6 +17,7 @@ available``). :data:`CACHE` is decided once, at import of the kernel modules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -73,10 +74,8 @@ def _fallback_folders() -> list[Path]:
     if home:
         out.append(Path(home) / ".cache" / "clustermap" / "numba")
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    try:
+    with contextlib.suppress(OSError):  # OSError: no usable temporary folder at all
         out.append(Path(tempfile.gettempdir()) / f"clustermap-numba-{uid}")
-    except OSError:  # no usable temporary folder at all
-        pass
     return out
 
 
