@@ -254,3 +254,50 @@ def test_demo_report_draws_one_shape_per_table_row(tmp_path):
     assert r["rows"] == r["before"] == n > 0
     assert r["after"] == n - n_layer
     assert r["back"] == n
+
+
+# ------------------------------------------------- registry text as data, CSP (security)
+
+
+def _dump(page: Path, tmp: Path) -> str:
+    proc = _chromium(page.as_uri(), tmp, "--dump-dom", "--enable-logging=stderr", "--v=0")
+    assert "<body" in proc.stdout, proc.stderr[-2000:]
+    return proc.stdout + "\n<!--stderr-->\n" + proc.stderr
+
+
+def _legend_text(dom: str) -> str:
+    match = re.search(r'class="[^"]*cm-legend[^"]*".*?</div>\s*</div>', dom, re.DOTALL)
+    assert match, "no legend: the map's scripts did not run"
+    return html.unescape(re.sub(r"<[^>]+>", " ", match.group(0)))
+
+
+def test_template_syntax_in_names_shows_as_typed_in_the_browser(tmp_path):
+    from test_security import JINJA_BROKEN, JINJA_EVAL, hostile_result
+
+    result = hostile_result()
+    report = cm.write_report(result, tmp_path / "r.html")
+    explored = tmp_path / "m.html"
+    result.explore(offline=True).save(str(explored))
+    for page in (report, explored):
+        dom = _dump(page, tmp_path)
+        legend = _legend_text(dom)
+        assert f"25.62A — {JINJA_EVAL}" in legend and "Bar 49" not in dom
+        assert f"10.71C — {JINJA_BROKEN}" in legend
+        assert "Content Security Policy" not in dom.split("<!--stderr-->")[1]
+
+
+def test_a_script_injected_through_data_is_blocked_by_the_policy(tmp_path, monkeypatch):
+    """Simulated escaping bug: the script is in the page, the CSP keeps it from running."""
+    from clustermap import report as report_module
+
+    monkeypatch.setattr(report_module, "_e", lambda value: str(value))
+    result = make_result()
+    result.clusters["place"] = ["<script>document.title='pwned'</script>", "a", "b"]
+    page = cm.write_report(result, tmp_path / "r.html", title="Rapport")
+    assert "<script>document.title='pwned'</script>" in page.read_text(encoding="utf-8")
+    dom = _dump(page, tmp_path)
+    title = re.search(r"<title>(.*?)</title>", dom).group(1)
+    assert title == "Rapport"
+    stderr = dom.split("<!--stderr-->")[1]
+    assert "violates the following Content Security Policy" in stderr  # it was blocked ...
+    assert "25.62A" in _legend_text(dom)  # ... while the page's own scripts ran

@@ -83,6 +83,7 @@ def test_report_policy_hashes_only_the_scripts_the_code_writes(tmp_path, monkeyp
     result.clusters["place"] = [f"<script>{injected}</script>", "a", "b"]
     page = cm.write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
     assert f"<script>{injected}</script>" in page  # the bug let it in ...
+    assert page.count("Content-Security-Policy") == 1  # one policy: the map's own is dropped
     policy = re.search(r"script-src ([^;]+);", page).group(1).split()
     assert script_hashes([injected])[0] not in policy  # ... but it may not run
     # (make_result's labels hold "<script>alert(1)</script>": let in too, not allowed either)

@@ -380,6 +380,7 @@ def write_report(
         height="100%",
     )
     fig = m.get_root()
+    fig.header._children.pop("cm_csp", None)  # the page gets its own policy below
     fig.render()
     map_header = fig.header.render()
     map_html = fig.html.render()
