@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_maps import make_result
@@ -354,3 +355,118 @@ def test_read_only_package_and_home_fall_back_to_another_cache_or_none(tmp_writa
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- items 6, 7
+
+
+HEADER = "siret,activitePrincipaleEtablissement,codeCommuneEtablissement,longitude,latitude"
+
+
+def test_zip_with_several_files_is_refused_with_the_list(tmp_path):
+    import zipfile
+
+    body = f"{HEADER}\n00000000000018,25.62A,74081,6.5,46.0\n"
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", body)
+        archive.writestr("b.csv", body)
+    with pytest.raises(cm.errors.DataFileError, match=r"holds 2 \(a.csv, b.csv\)"):
+        cm.read_registry(path)
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"not a zip archive")
+    with pytest.raises(cm.errors.DataFileError, match=r"fake\.zip: cannot be opened as a zip"):
+        cm.read_registry(fake)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_header_longer_than_64_kib_and_any_line_end_are_read(tmp_path, newline):
+    filler = [f"colonne_{i:05d}" for i in range(8000)]  # about 110 KB of header
+    header = ",".join([*filler, HEADER])
+    row = ",".join([*([""] * len(filler)), "00000000000018,25.62A,74081,6.5,46.0"])
+    path = tmp_path / "wide.csv"
+    path.write_text(header + newline + row + newline, encoding="utf-8")
+    reg = cm.read_registry(path)
+    assert reg.establishments["sector"].tolist() == ["25.62A"]
+    assert reg.establishments["commune"].tolist() == ["74081"]
+
+
+def test_commune_codes_that_lost_their_leading_zero_are_completed_and_counted(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text(
+        f"{HEADER}\n00000000000018,25.62A,1001,5.0,46.0\n00000000000026,25.62A,74081,6.5,46.0\n"
+        "00000000000034,25.62A,2A004,8.7,41.9\n",
+        encoding="utf-8",
+    )
+    reg = cm.read_registry(path)
+    assert reg.establishments["commune"].tolist() == ["01001", "74081", "2A004"]
+    assert reg.summary_dict()["repairs"] == {"zero_stripped_commune": 1}
+    assert reg.repairs["detail"].tolist() == ["'1001' completed to '01001'"]
+    counts = pd.DataFrame(
+        {
+            "Code commune": ["1001", "01001", "74081"],
+            "Code APE": ["2562A"] * 3,
+            "Nombre d'établissements 2022": ["1", "2", "3"],
+        }
+    )
+    tables = cm.read_counts(counts)
+    assert tables.establishments["25.62A"].to_dict() == {"01001": 3, "74081": 3}
+    assert tables.info["zero_stripped_commune"] == 1
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, 1e19, -1e300])
+def test_non_finite_or_huge_numbers_in_id_and_code_columns_are_rejected_not_raised(bad):
+    frame = pd.DataFrame(
+        {
+            "siret": [bad, 2.0],
+            "activitePrincipaleEtablissement": [bad, 2562.0],
+            "codeCommuneEtablissement": [bad, 74081.0],
+            "longitude": [6.5, 6.5],
+            "latitude": [46.0, 46.0],
+        }
+    )
+    reg = cm.read_registry(frame)
+    summary = reg.summary_dict()
+    assert summary["rejects"] == {"invalid_sector_code": 2}  # 2562.0 has lost its letter
+    frame["activitePrincipaleEtablissement"] = ["25.62A", "25.62A"]
+    reg = cm.read_registry(frame)
+    assert reg.establishments["commune"].tolist()[1] == "74081"
+    assert len(reg.establishments) == 2
+
+
+# ----------------------------------------------------------------------------- items 10, 12
+
+
+def _units(geoms, crs=2154):
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame({"code": [f"u{i}" for i in range(len(geoms))]}, geometry=geoms, crs=crs)
+
+
+def test_units_repaired_to_nothing_are_dropped_and_counted():
+    from shapely.geometry import Polygon, box
+
+    flat = Polygon([(0, 0), (1, 0), (2, 0), (0, 0)])  # zero area: make_valid leaves a line
+    with pytest.warns(cm.errors.ClustermapWarning, match=r"1 unit\(s\).*no area left.*\['u1'\]"):
+        units = cm.read_units(_units([box(0, 0, 1, 1), flat]), unit_id="code")
+    assert units.index.tolist() == ["u0"]
+
+
+def test_nan_vertex_in_a_unit_is_a_schema_error_naming_it():
+    from shapely.geometry import Polygon, box
+
+    broken = Polygon([(0, 0), (1, float("nan")), (1, 1), (0, 1)])
+    with pytest.raises(
+        cm.errors.SchemaError, match=r"NaN or infinite coordinates \(units \['u1'\]"
+    ):
+        cm.read_units(_units([box(0, 0, 1, 1), broken]), unit_id="code")
+
+
+def test_metres_declared_as_degrees_are_refused():
+    from shapely.geometry import box
+
+    layer = _units([box(940_000, 6_540_000, 950_000, 6_550_000)], crs=4326)
+    with pytest.raises(cm.errors.CRSError, match="do not fit their CRS EPSG:4326"):
+        cm.read_units(layer, unit_id="code")
+    ok = _units([box(6.5, 46.0, 6.6, 46.1)], crs=4326)
+    assert len(cm.read_units(ok, unit_id="code")) == 1

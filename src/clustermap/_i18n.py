@@ -177,6 +177,10 @@ _REASONS: dict[str, tuple[str, str]] = {
     "missing_coordinates": ("coordonnées manquantes", "missing coordinates"),
     "coordinates_out_of_bounds": ("coordonnées hors zone", "coordinates out of bounds"),
     "swapped_lat_lon": ("latitude et longitude inversées", "latitude and longitude swapped"),
+    "zero_stripped_commune": (
+        "code commune sans son zéro initial (1001 → 01001)",
+        "commune code that lost its leading zero (1001 → 01001)",
+    ),
     "invalid_sector_code": ("code d'activité invalide", "invalid sector code"),
     "other_nomenclature": ("autre nomenclature d'activité", "other activity nomenclature"),
     "duplicated_id": ("identifiant en double", "duplicated identifier"),

@@ -42,6 +42,10 @@ Each dropped row is in :attr:`Registry.rejects` with one reason (constants of
 ``missing_coordinates``
     An empty or non-numeric coordinate, an empty geometry, or (stock + geolocation) no
     geolocation row for the ``siret``.
+``zero_stripped_commune`` (a repair, never a reject)
+    A 4-digit numeric commune code (``1001``) is a code of départements 01-09 whose
+    leading zero was lost by a spreadsheet or a numeric column: it is completed
+    (``01001``), kept and listed in :attr:`Registry.repairs`.
 ``swapped_lat_lon`` (only with ``swapped="reject"``)
     The point is outside the expected area but inside it once x and y are exchanged. By
     default (``swapped="fix"``) the coordinates are exchanged, the row is kept and listed
@@ -425,6 +429,7 @@ _REASON_TEXT = {
     S.REASON_OTHER_NOMENCLATURE: "codes of another nomenclature version",
     S.REASON_INVALID_SECTOR: "sector code not in NAF at the expected level",
     S.REASON_DUPLICATED: "establishment id seen on an earlier row",
+    S.REPAIR_COMMUNE_ZERO: "4-digit commune code whose leading zero was lost (1001 -> 01001)",
 }
 
 
@@ -555,16 +560,33 @@ class _FrameSource(_Source):
             yield out
 
 
+def _zip_members(archive: zipfile.ZipFile, name: str) -> list[str]:
+    """The files of a zip archive; exactly one is read, so several are refused with the list."""
+    members = [m for m in archive.namelist() if not m.endswith("/")]
+    if len(members) != 1:
+        listed = ", ".join(members[:10]) + (" …" if len(members) > 10 else "")
+        raise DataFileError(
+            f"{name}: a zip archive is read when it holds exactly one file; it holds "
+            f"{len(members)} ({listed or 'none'}). Extract the one to read and pass it."
+        )
+    return members
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise DataFileError(
+            f"{path.name}: cannot be opened as a zip archive ({err}). Is the download "
+            "complete? A file that is not a zip archive should not be named .zip."
+        ) from err
+
+
 def _open_binary(path: Path) -> io.BufferedIOBase:
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        archive = zipfile.ZipFile(path)
-        members = [m for m in archive.namelist() if not m.endswith("/")]
-        if len(members) != 1:
-            raise DataFileError(
-                f"{path.name}: a zip archive is read when it holds exactly one CSV file; it "
-                f"holds {len(members)} ({members[:5]}). Extract the one to read."
-            )
+        archive = _open_zip(path)
+        members = _zip_members(archive, path.name)
         member = archive.open(members[0])
         archive.close()  # the file stays open until the member is closed (shared handle)
         return member  # type: ignore[return-value]
@@ -575,6 +597,27 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+_MAX_HEADER = 1 << 24  # 16 MiB: a header longer than that is not a registry's
+
+
+def _header_line(fh: Any, name: str) -> bytes:
+    """The whole first line (any length up to 16 MiB; LF, CRLF or CR-only endings)."""
+    buf = b""
+    while True:
+        block = fh.read(1 << 16)
+        buf += block
+        cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
+        if cut >= 0:
+            return buf[:cut]
+        if not block:
+            return buf
+        if len(buf) > _MAX_HEADER:
+            raise DataFileError(
+                f"{name}: the first line is longer than {_MAX_HEADER >> 20} MiB without a line "
+                "end; a CSV header is expected. Is this a text CSV file?"
+            )
+
+
 class _CsvSource(_Source):
     def __init__(self, path: Path, sep: str | None, encoding: str):
         self.path = path
@@ -582,13 +625,12 @@ class _CsvSource(_Source):
         self.encoding = encoding
         try:
             with _open_binary(path) as fh:
-                head = fh.read(1 << 16)
+                first = _header_line(fh, path.name)
         except (OSError, EOFError, zipfile.BadZipFile) as err:
             raise DataFileError(
                 f"{path.name}: cannot be read ({err}). Is the file complete and really "
                 f"{'compressed' if path.suffix.lower() in (*_COMPRESSIONS, '.zip') else 'text'}?"
             ) from err
-        first = head.split(b"\n", 1)[0].rstrip(b"\r")
         try:
             text = first.decode(encoding)
         except UnicodeDecodeError as err:
@@ -744,9 +786,9 @@ def _open_source(
     if last in _CSV_SUFFIXES or (last in (*_COMPRESSIONS, ".zip") and inner in _CSV_SUFFIXES):
         return _CsvSource(path, sep, encoding), "csv"
     if last == ".zip" and not inner:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-        if len(names) == 1 and Path(names[0]).suffix.lower() in _CSV_SUFFIXES:
+        with _open_zip(path) as archive:
+            names = _zip_members(archive, path.name)
+        if Path(names[0]).suffix.lower() in _CSV_SUFFIXES:
             return _CsvSource(path, sep, encoding), "csv"
     if last in _PARQUET_SUFFIXES:
         parquet = _ParquetSource(path, chunksize)
@@ -960,9 +1002,16 @@ def _text(values: pd.Series) -> pd.Series:
     """Column as strings with missing values (codes keep their leading zeros)."""
     out = values
     if pd.api.types.is_float_dtype(values.dtype):
-        integral = values.dropna()
-        if len(integral) and (integral == np.round(integral)).all():
-            out = values.astype("Int64")
+        v = values.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            # whole numbers that int64 holds are written without ".0" (codes read as
+            # floats); inf, 1e19 and decimals stay as they print, and are rejected later
+            integral = np.isfinite(v) & (np.abs(v) < 2.0**63) & (v == np.round(v))
+        out = values.astype("string")
+        if integral.any():
+            whole = pd.Series(v[integral].astype(np.int64), dtype="Int64").astype("string")
+            out = out.copy()
+            out.iloc[np.flatnonzero(integral)] = whole.to_numpy()
     out = out.astype("string")
     out = out.str.strip()
     return out.mask(out == "")
@@ -990,6 +1039,11 @@ def _process_chunk(
     reason = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
     free = np.ones(n, dtype=bool)  # rows without a reason yet
+    if "commune" in spec:
+        commune, commune_fixed = _commune_codes(_text(chunk[spec["commune"]]))
+    else:
+        commune = pd.Series([None] * n, dtype="string")
+        commune_fixed = np.zeros(n, dtype=bool)
 
     def flag(mask: np.ndarray, why: str, text: Any) -> None:
         mask = mask & free
@@ -1043,11 +1097,6 @@ def _process_chunk(
             return np.asarray(out, dtype=object)
 
         if ctx.per_row_epsg == "commune":
-            commune = (
-                _text(chunk[spec["commune"]])
-                if "commune" in spec
-                else pd.Series([None] * n, dtype="string")
-            )
             epsg = _epsg_from_commune(commune)
     missing = ~(np.isfinite(x) & np.isfinite(y))
     flag(missing, S.REASON_MISSING_COORDINATES, missing_text)
@@ -1133,7 +1182,7 @@ def _process_chunk(
     _add_employees(kept, chunk, keep_mask, ctx)
     kept[S.NAME] = _names(chunk, keep_mask, spec)
     if "commune" in spec:
-        kept[S.COMMUNE] = _text(chunk[spec["commune"]])[keep_mask].array
+        kept[S.COMMUNE] = commune[keep_mask].array
     else:
         kept[S.COMMUNE] = pd.array([pd.NA] * int(keep_mask.sum()), dtype="string")
     for col in ctx.keep:
@@ -1164,6 +1213,21 @@ def _process_chunk(
             ],
         }
     )
+    zero = commune_fixed & keep_mask
+    if zero.any():
+        repairs = _concat(
+            [
+                repairs,
+                pd.DataFrame(
+                    {
+                        S.ROW: rows[zero],
+                        S.ESTABLISHMENT_ID: ids_filled[zero].to_numpy(dtype=object),
+                        S.REASON: S.REPAIR_COMMUNE_ZERO,
+                        S.DETAIL: [f"{c[1:]!r} completed to {c!r}" for c in commune[zero]],
+                    }
+                ),
+            ]
+        )
     return kept, rejects, repairs, id_hash
 
 
@@ -1194,6 +1258,19 @@ def _crs_groups(
         if code <= 0:
             continue
         yield CRS.from_epsg(int(code)), mask & (epsg == code)
+
+
+def _commune_codes(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Commune codes with a lost leading zero completed (``1001`` -> ``01001``), and which.
+
+    A French commune code has 5 characters; a 4-digit code can only be one of départements
+    01-09 read as a number.
+    """
+    text = values.astype("string").str.strip()
+    stripped = text.str.fullmatch(r"\d{4}").fillna(False).to_numpy(dtype=bool)
+    if stripped.any():
+        text = text.where(~stripped, "0" + text)
+    return text, stripped
 
 
 def _epsg_from_commune(commune: pd.Series) -> np.ndarray:

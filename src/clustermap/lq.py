@@ -14,6 +14,7 @@ commune × APE open data, US County Business Patterns, any long table).
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from collections.abc import Mapping
@@ -549,24 +550,64 @@ def _normalize_sectors(codes: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(normalize_codes(codes)), index=codes.index)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"Counts file {str(path)!r} does not exist.")
     suffixes = "".join(path.suffixes).lower()
     if suffixes.endswith(".parquet"):
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several types for a broken file
+            raise DataFileError(
+                f"Cannot read counts file {path.name!r} as Parquet ({err}). Is it complete?"
+            ) from err
+    import gzip
+    import zlib
+
     with open(path, "rb") as fh:
         head = fh.read(2)
-    import gzip
-
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    with opener(path, "rt", encoding="utf-8-sig") as fh:
-        first = fh.readline()
-    sep = ";" if first.count(";") > first.count(",") else ","
+    compression = "gzip" if head == b"\x1f\x8b" else None
+    opener = gzip.open if compression else open
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataFileError(f"Cannot read counts file {path.name!r}: {err}") from err
+        with opener(path, "rt", encoding=encoding, newline="") as fh:
+            first = fh.readline()
+        sep = ";" if first.count(";") > first.count(",") else ","
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            encoding=encoding,
+            compression=compression,
+        )
+    except pd.errors.EmptyDataError as err:
+        raise DataFileError(
+            f"Counts file {path.name!r} is empty: a header line and one row per unit x sector "
+            "are expected."
+        ) from err
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"Counts file {path.name!r} holds bytes that are not valid {encoding} (byte "
+            f"{err.start} of a block). Pass the file's encoding, e.g. encoding='latin-1'."
+        ) from err
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataFileError(
+            f"Counts file {path.name!r} ends before its compressed data do ({err}): it is "
+            "probably truncated. Download or decompress it again."
+        ) from err
+    except (pd.errors.ParserError, csv.Error, OSError) as err:
+        raise DataFileError(
+            f"Cannot read counts file {path.name!r} as CSV separated by {sep!r} ({err}). Check "
+            "the file is complete and is a CSV file."
+        ) from err
+    except LookupError as err:
+        raise ValueError(f"encoding={encoding!r} is not a known text encoding.") from err
+    if len(df) == 0:
+        raise DataFileError(
+            f"Counts file {path.name!r} has a header but no data rows; one row per unit x "
+            "sector is expected."
+        )
+    return df
 
 
 def _to_number(values: pd.Series, column: str, source: str) -> tuple[np.ndarray, int]:
@@ -592,6 +633,7 @@ def read_counts(
     employees: str | None = None,
     year: int | None = None,
     normalize: bool = True,
+    encoding: str = "utf-8",
 ) -> CountTables:
     """Read a pre-aggregated units × sectors table (URSSAF open data, CBP, any long table).
 
@@ -620,6 +662,8 @@ def read_counts(
         Year of a wide yearly file; default the latest year present.
     normalize : bool, default True
         Normalise sector codes to the canonical NAF form.
+    encoding : str, default "utf-8"
+        Text encoding of a CSV file (``"latin-1"`` for some older publications).
 
     Returns
     -------
@@ -659,7 +703,7 @@ def read_counts(
         df, source = path_or_df, "<DataFrame>"
     else:
         path = Path(path_or_df)
-        df, source = _read_table(path), path.name
+        df, source = _read_table(path, encoding), path.name
     info: dict[str, Any] = {"source": source, "rows": len(df)}
     cols = list(df.columns)
     est_years = {int(m.group(1)): c for c in cols if (m := _URSSAF_EST.match(str(c)))}
@@ -702,6 +746,12 @@ def read_counts(
     if employees is not None and employees not in cols:
         raise SchemaError(f"{source}: employees column {employees!r} not found in {cols[:12]}.")
     units = df[unit].astype(str).str.strip()
+    if info["format"] == "urssaf":
+        from .io import _commune_codes
+
+        units, zero = _commune_codes(units)
+        units = units.astype(object)
+        info["zero_stripped_commune"] = int(zero.sum())
     sectors = df[sector].astype(str).str.strip()
     if normalize:
         sectors = _normalize_sectors(sectors)

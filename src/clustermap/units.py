@@ -320,17 +320,10 @@ def read_units(
 
     # geometries
     geoms = out.geometry.to_numpy()
-    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    if empty.any():
-        dropped = out.index[empty].tolist()
-        warnings.warn(
-            f"{len(dropped)} unit(s) of {origin} have no geometry and were dropped: "
-            f"{dropped[:10]}{' …' if len(dropped) > 10 else ''}.",
-            ClustermapWarning,
-            stacklevel=2,
-        )
-        out = out.loc[~empty]
-        geoms = out.geometry.to_numpy()
+    _check_finite(geoms, out.index, origin)
+    _check_bounds(out, origin)
+    out = _drop_empty(out, origin, "have no geometry")
+    geoms = out.geometry.to_numpy()
     kinds = set(shapely.get_type_id(geoms).tolist())
     if not kinds <= {3, 6, 7}:  # Polygon, MultiPolygon, GeometryCollection (after repair)
         types = sorted(set(out.geometry.geom_type))
@@ -357,7 +350,58 @@ def read_units(
         geoms = out.geometry.to_numpy().copy()
         geoms[collections] = [_polygonal(g) for g in geoms[collections]]
         out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
-    return out
+    # a repair can leave nothing polygonal (a zero-area ring): dropped like empty ones
+    return _drop_empty(out, origin, "have no area left after repair (shapely.make_valid)")
+
+
+def _drop_empty(out: gpd.GeoDataFrame, origin: str, why: str) -> gpd.GeoDataFrame:
+    geoms = out.geometry.to_numpy()
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if not empty.any():
+        return out
+    dropped = out.index[empty].tolist()
+    warnings.warn(
+        f"{len(dropped)} unit(s) of {origin} {why} and were dropped: "
+        f"{dropped[:10]}{' …' if len(dropped) > 10 else ''}.",
+        ClustermapWarning,
+        stacklevel=3,
+    )
+    return out.loc[~empty]
+
+
+def _check_finite(geoms: np.ndarray, index: pd.Index, origin: str) -> None:
+    coords, which = shapely.get_coordinates(geoms, return_index=True)
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        units = index[np.unique(which[bad])].tolist()
+        raise SchemaError(
+            f"The units in {origin} have vertices with NaN or infinite coordinates (units "
+            f"{units[:10]}{' …' if len(units) > 10 else ''}). Fix or drop those geometries "
+            "before reading the layer."
+        )
+
+
+def _check_bounds(out: gpd.GeoDataFrame, origin: str) -> None:
+    """Coordinates must fit a geographic CRS (metres declared as degrees are refused)."""
+    crs = out.crs
+    if crs is None or len(out) == 0:
+        return
+    minx, miny, maxx, maxy = out.total_bounds
+    if not np.isfinite([minx, miny, maxx, maxy]).all():
+        return
+    if not crs.is_geographic:
+        # projected CRSs: no check (synthetic or local layers use small coordinates)
+        return
+    ok = minx >= -180.5 and maxx <= 360.5 and miny >= -90.5 and maxy <= 90.5
+    span = "longitude -180..180 and latitude -90..90"
+    if not ok:
+        raise CRSError(
+            f"The units in {origin} have coordinates x {minx:,.6g}..{maxx:,.6g}, "
+            f"y {miny:,.6g}..{maxy:,.6g}, which do not fit their CRS {crs.to_string()} "
+            f"({span}). The declared CRS is probably wrong (metres declared as degrees?): "
+            "set the right one with gdf.set_crs(..., allow_override=True) or read_units(..., "
+            "crs=...) on a layer without CRS."
+        )
 
 
 # --------------------------------------------------------------------------- registry units
