@@ -470,3 +470,36 @@ def test_metres_declared_as_degrees_are_refused():
         cm.read_units(layer, unit_id="code")
     ok = _units([box(6.5, 46.0, 6.6, 46.1)], crs=4326)
     assert len(cm.read_units(ok, unit_id="code")) == 1
+
+
+# ----------------------------------------------------------------------------- item 11
+
+
+def test_terminal_output_carries_no_control_or_bidi_characters(tmp_path):
+    import io
+
+    from clustermap import cli
+
+    result = make_result()
+    result.clusters["place"] = ["Cluses\x1b[2J\x1b]0;pwned\x07", "a\u202eb", "c\x00d"]
+    result.clusters["sector_label"] = ["Déco\x1b[31mlletage", "x", "y"]
+    out = io.StringIO()
+    cli._summary(result, "fr", tmp_path / "r.html", None, out)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+    assert "\u202e" not in text
+    assert "Cluses [2J ]0;pwned " in text and "Déco [31mlletage" in text and "ab" in text
+
+
+def test_very_long_names_are_cut_for_display_but_kept_in_the_data(tmp_path):
+    result = make_result()
+    long_name = "Établissement " + "x" * 200_000
+    result.establishments.loc[0, "name"] = long_name
+    result.clusters.loc[0, "place"] = "\u202eesrever " + "y" * 200_000
+    page = cm.write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert len(page) < 1_000_000 and "x" * 1000 not in page and "y" * 1000 not in page
+    assert "Établissement " + "x" * 285 + "…" in page
+    assert "\u202e" not in page
+    assert result.establishments.loc[0, "name"] == long_name  # the data are untouched
+    m = result.explore().get_root().render()
+    assert "x" * 1000 not in m and "\u202e" not in m

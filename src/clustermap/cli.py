@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, _i18n
+from ._display import display_text
 from .errors import ClustermapError
 
 __all__ = ["main"]
@@ -258,15 +259,15 @@ def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextI
     if len(clusters):
         print(_msg("top", lang), file=out)
         for rank, (_, row) in enumerate(clusters.head(5).iterrows(), start=1):
-            label = row.get("sector_label", "")
-            place = row.get("place", "")
+            label = display_text(row.get("sector_label", ""), 80)
+            place = display_text(row.get("place", ""), 120)
             lq = _i18n.fmt_num(row.get("lq"), lang)
             est = _i18n.fmt_int(row.get("establishments"), lang)
             word = _i18n.t("establishments", lang).lower()
             artefact = row.get("artefact", False)
             flag = " ⚠ artefact" if artefact == artefact and bool(artefact) else ""  # NaN-safe
             print(
-                f"  {rank}. {row['sector']} {label} — {place} "
+                f"  {rank}. {display_text(row['sector'], 20)} {label} — {place} "
                 f"({_i18n.t('lq_short', lang)} {lq}, {est} {word}){flag}",
                 file=out,
             )
@@ -357,14 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClustermapError, FileNotFoundError, ValueError, ImportError) as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = display_text(" ".join(str(exc).split()), 2000) or type(exc).__name__
         sep = " : " if lang == "fr" else ": "
         print(f"clustermap: {_msg('error', lang)}{sep}{text}", file=err)
         return 2
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        text = " ".join(str(exc).split())
+        text = display_text(" ".join(str(exc).split()), 2000)
         print(
             f"clustermap: {_msg('unexpected', lang, kind=type(exc).__name__, msg=text)}", file=err
         )

@@ -35,6 +35,7 @@ import pandas as pd
 import shapely
 
 from . import _i18n
+from ._display import display_json, display_text
 from ._offline import RawElement, inert_html, make_offline, protect_map, script_json
 from ._schema import (
     CLUSTER_ID,
@@ -338,7 +339,7 @@ def _call_class() -> Any:
 
 def _js_call(parent: Any, func: str, *args: Any, with_map: bool = False) -> Any:
     """Add ``cmUtil.func(parent, [map,] *args)`` to the page; args are sent as safe JSON."""
-    el = _call_class()(func, tuple(script_json(a) for a in args), with_map)
+    el = _call_class()(func, tuple(script_json(display_json(a)) for a in args), with_map)
     parent.add_child(el)
     return el
 
@@ -545,7 +546,7 @@ def _feature_group(m: folium.Map, name: str, show: bool = True) -> Any:
     folium, *_ = _folium()
     # Leaflet's layer control writes layer names as HTML, and folium's templates parse them
     # again: escape registry text for both
-    fg = folium.FeatureGroup(name=_unique_layer_name(m, inert_html(name)), show=show)
+    fg = folium.FeatureGroup(name=_unique_layer_name(m, inert_html(display_text(name))), show=show)
     fg.add_to(m)
     return fg
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import __version__, _i18n
 from ._atomic import write_text_atomic
+from ._display import display_text
 from ._offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
 from ._schema import CLUSTER_ID, EMPLOYEES, ESTABLISHMENTS, LQ, LQ_HIGH, LQ_LOW, P_VALUE, SECTOR
 
@@ -95,8 +96,8 @@ _SORT_JS = """
 
 
 def _e(value: Any) -> str:
-    """Escape any value for HTML text or attribute."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escape any value for HTML text or attribute (shown as text, cut when very long)."""
+    return html.escape("" if value is None else display_text(value), quote=True)
 
 
 def _num_attr(value: Any) -> str:
