@@ -21,8 +21,15 @@ large (ties count on both sides, which is conservative), and
   for reproducing those libraries (on tie-free data it equals ``"directed"``).
 
 Observed and simulated statistics are compared with identical arithmetic (the part of the
-statistic that changes under permutation, e.g. the neighbour sum for Moran and Gi*), so
-values that are mathematically tied are counted as ties, which matters for sparse counts.
+statistic that changes under permutation, e.g. the neighbour sum for Moran and Gi*).
+**What counts as a tie**: a draw whose sum equals the observed sum exactly in float64 (or
+in the integer or float32 storage below, which is exact). For integer values (counts) on
+rows of equal weights every mathematically tied draw is a tie, which matters for sparse
+counts. For non-integer values a draw tied in decimal arithmetic may not be one in float64:
+sums of different decimals round differently (0.1 + 0.2 != 0.3), so it counts on one side
+only, and p-values can differ from exact decimal arithmetic by the share of such draws (up
+to 0.006 on Georgia's ``PctBach``, one decimal). Values with d decimals multiplied by
+10**d (which changes no statistic's p-value) are integers, whose ties are then exact.
 Integer columns on graphs with equal weights per row (kNN, contiguity, row-standardised or
 binary) are summed in integers or float32, which is exact and cuts memory traffic (the
 kernels are bound by it); other columns are summed in float64, or gathered as float32 with
