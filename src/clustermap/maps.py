@@ -278,7 +278,7 @@ var cmUtil = (function () {
 """
 
 
-def _folium():
+def _folium() -> Any:
     try:
         import folium
     except ImportError as err:  # pragma: no cover - dependency
@@ -286,7 +286,7 @@ def _folium():
             "clustermap maps need folium and branca. Install them with "
             "`pip install folium branca` (they are dependencies of clustermap)."
         ) from err
-    return (folium,)
+    return folium
 
 
 def _add_helpers(m: folium.Map) -> None:
@@ -491,7 +491,7 @@ def _new_map(
     offline: bool,
     map_kwds: dict[str, Any],
 ) -> folium.Map:
-    folium, *_ = _folium()
+    folium = _folium()
     kwds = {"tiles": tiles, "control_scale": False, "zoom_start": 6}
     if bounds is not None:
         kwds["location"] = [
@@ -520,7 +520,7 @@ def _add_legend(m: folium.Map, title: str, items: list[tuple[str, str]], note: s
 
 def _finish(m: folium.Map, layer_control: bool) -> folium.Map:
     """Keep exactly one LayerControl, last among the map's children."""
-    folium, *_ = _folium()
+    folium = _folium()
     existing = [k for k, v in m._children.items() if isinstance(v, folium.LayerControl)]
     for k in existing:
         del m._children[k]
@@ -530,7 +530,7 @@ def _finish(m: folium.Map, layer_control: bool) -> folium.Map:
 
 
 def _unique_layer_name(m: folium.Map, name: str) -> str:
-    folium, *_ = _folium()
+    folium = _folium()
     used = {
         getattr(v, "layer_name", None)
         for v in m._children.values()
@@ -543,7 +543,7 @@ def _unique_layer_name(m: folium.Map, name: str) -> str:
 
 
 def _feature_group(m: folium.Map, name: str, show: bool = True) -> Any:
-    folium, *_ = _folium()
+    folium = _folium()
     # Leaflet's layer control writes layer names as HTML, and folium's templates parse them
     # again: escape registry text for both
     fg = folium.FeatureGroup(name=_unique_layer_name(m, inert_html(display_text(name))), show=show)
