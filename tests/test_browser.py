@@ -27,7 +27,7 @@ import pytest
 from test_maps import XSS_IMG, XSS_SCRIPT, make_result
 
 import clustermap as cm
-from clustermap import maps
+from clustermap.viz import maps
 
 CHROMIUM = next(
     (
@@ -231,7 +231,7 @@ def test_offline_map_screenshot_is_not_blank(tmp_path):
 
 def test_demo_report_draws_one_shape_per_table_row(tmp_path):
     """The bundled demo, end to end: shapes drawn = rows of the table, no error."""
-    pytest.importorskip("clustermap.detection")
+    pytest.importorskip("clustermap.detect")
     demo = cm.load_demo()
     result = cm.detect_clusters(demo.registry, demo.units)
     report = cm.write_report(result, tmp_path / "demo.html")
@@ -288,7 +288,7 @@ def test_template_syntax_in_names_shows_as_typed_in_the_browser(tmp_path):
 
 def test_a_script_injected_through_data_is_blocked_by_the_policy(tmp_path, monkeypatch):
     """Simulated escaping bug: the script is in the page, the CSP keeps it from running."""
-    from clustermap import report as report_module
+    from clustermap.viz import report as report_module
 
     monkeypatch.setattr(report_module, "_e", lambda value: str(value))
     result = make_result()

@@ -208,7 +208,7 @@ def test_quiet_prints_no_progress(capsys, monkeypatch, tmp_path):
 
 
 def test_demo_end_to_end(capsys, tmp_path):
-    pytest.importorskip("clustermap.detection")
+    pytest.importorskip("clustermap.detect")
     out_html = tmp_path / "clustermap_demo.html"
     code, out, err = run(["demo", "--out", str(out_html)], capsys)
     assert code == 0, err
@@ -223,7 +223,7 @@ def test_demo_end_to_end(capsys, tmp_path):
 
 
 def test_detect_end_to_end_with_units_file(capsys, tmp_path):
-    pytest.importorskip("clustermap.detection")
+    pytest.importorskip("clustermap.detect")
     demo = cm.load_demo()
     out_html = tmp_path / "r.html"
     argv = [

@@ -18,8 +18,8 @@ from scipy import stats
 from shapely.geometry import Point, box
 
 import clustermap as cm
-from clustermap._result import CLUSTER_COLUMNS
-from clustermap.detection import _bh_reject
+from clustermap.detect.pipeline import _bh_reject
+from clustermap.detect.result import CLUSTER_COLUMNS
 from clustermap.errors import ClustermapWarning, SchemaError
 from conftest import shared_file
 
@@ -407,7 +407,7 @@ def test_demo_with_commune_points_when_no_polygons():
 
 
 def test_score_units_auto_uses_departements_for_commune_codes():
-    from clustermap.detection import _membership
+    from clustermap.detect.pipeline import _membership
 
     ids = ["01001", "01002", "2A004", "2B010", "97411", "97101", "74081"]
     units = gpd.GeoDataFrame(
@@ -427,7 +427,7 @@ def test_score_units_auto_uses_departements_for_commune_codes():
 
 
 def test_score_units_auto_squares_hold_about_50_units(lattice):
-    from clustermap.detection import AUTO_ZONE_UNITS, _membership
+    from clustermap.detect.pipeline import AUTO_ZONE_UNITS, _membership
 
     units, _ = lattice
     member, rule = _membership(units, "auto")
@@ -443,7 +443,7 @@ def test_local_sectors_all_adds_gi_for_every_sector(lattice, lattice_result):
     res = cm.detect_clusters(counts, units, random_state=7, local_sectors="all")
     # same clusters: Gi* is reported, not part of the rule
     assert res.clusters["cluster_id"].tolist() == lattice_result.clusters["cluster_id"].tolist()
-    from clustermap.detection import OTHER
+    from clustermap.detect.pipeline import OTHER
 
     analysed = sorted(set(res.table["sector"]) - {OTHER})
     assert sorted(res.parameters["local_statistic_sectors"]) == analysed

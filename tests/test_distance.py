@@ -19,9 +19,9 @@ import pytest
 import reference_distance as ref
 
 import clustermap as cm
-from clustermap import _distance_kernels as K
-from clustermap import distance as dist
 from clustermap.errors import ClustermapWarning, CRSError, SchemaError
+from clustermap.stats import _distance_kernels as K
+from clustermap.stats import distance as dist
 from conftest import shared_file
 
 R_KD = np.arange(0, 60.0001, 0.5)  # dbmss rKd
@@ -617,7 +617,7 @@ def test_finishing_many_simulations_at_once_equals_one_by_one(method):
 @pytest.mark.parametrize("n", [2, 50, 500])
 def test_diameter_equals_brute_force(n):
     # convex-hull shortcut above 64 points, all pairs below: both equal the brute-force maximum
-    from clustermap import _distance_kernels as K
+    from clustermap.stats import _distance_kernels as K
 
     rng = np.random.default_rng(n)
     x, y = rng.normal(0, 10, n), rng.uniform(-5, 5, n)

@@ -11,7 +11,7 @@ from shapely.geometry import box
 
 import clustermap as cm
 from clustermap.errors import ClustermapWarning, SchemaError
-from clustermap.graph import _graph_arrays
+from clustermap.graph import graph_arrays
 
 
 def _lattice(side=3, ids=True):
@@ -117,8 +117,8 @@ def test_bad_input_errors():
 def test_csr_arrays_cached_and_graph_not_mutated():
     g = cm.build_graph(_lattice(), method="queen")
     before = g.sparse.toarray().copy()
-    a = _graph_arrays(g)
-    assert _graph_arrays(g) is a
+    a = graph_arrays(g)
+    assert graph_arrays(g) is a
     assert (
         a.indptr.tolist() == np.concatenate([[0], np.cumsum([3, 5, 3, 5, 8, 5, 3, 5, 3])]).tolist()
     )
@@ -129,14 +129,14 @@ def test_csr_arrays_cached_and_graph_not_mutated():
     from libpysal.weights import fill_diagonal
 
     w = fill_diagonal(g.to_W(), 0.5)
-    aw = _graph_arrays(w)
+    aw = graph_arrays(w)
     np.testing.assert_allclose(aw.self_weights, 0.5)
     assert aw.cardinalities.tolist() == [3, 5, 3, 5, 8, 5, 3, 5, 3]
     np.testing.assert_allclose(w.sparse.diagonal(), 0.5)
     # changing a W's transform gives fresh arrays
     w.transform = "b"
-    assert _graph_arrays(w).transform == "b"
-    np.testing.assert_allclose(_graph_arrays(w).weights, 1.0)
+    assert graph_arrays(w).transform == "b"
+    np.testing.assert_allclose(graph_arrays(w).weights, 1.0)
 
 
 def test_queen_equals_libpysal_contiguity_on_the_demo_polygons():

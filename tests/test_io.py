@@ -226,7 +226,7 @@ def test_duplicate_of_a_rejected_row_is_still_duplicate(tmp_path):
 
 
 def test_duplicates_and_row_numbers_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(cmio, "_BLOCK_SIZE", 512)  # a few rows per streamed batch
+    monkeypatch.setattr(cmio.sources, "_BLOCK_SIZE", 512)  # a few rows per streamed batch
     rows = clean_rows(40)
     rows.append(sirene_row(rows[3]["siret"]))  # row 41 repeats row 4
     rows.append(sirene_row("5" * 14, naf="bad"))  # row 42

@@ -17,8 +17,8 @@ import reference as ref
 from shapely.geometry import box
 
 import clustermap as cm
-from clustermap import _kernels as K
 from clustermap.errors import ClustermapWarning
+from clustermap.stats import _kernels as K
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -217,7 +217,7 @@ def test_early_stop_counts_equal_reference_with_negative_and_zero_z(alternative)
     # them where z_i < 0; every draw on both sides where z_i = 0), also inside the early
     # stop test: check counts and stopping draws against the exact reference, with units
     # whose value is exactly the mean (integer mean) and one-sided tails.
-    from clustermap.autocorrelation import _CHECK, _stop_count
+    from clustermap.stats.autocorrelation import _CHECK, _stop_count
 
     n, P, alpha = 40, 160, 0.3
     g = _knn_graph(n, 4, seed=12)
@@ -367,7 +367,7 @@ def test_local_moran_values_equal_loop_reference():
 def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
     # one kernel call serves four storage groups (uint8, uint16, float32, float64 values)
     # with the same draws; tiles, padding and block size must not change any count
-    from clustermap import autocorrelation as ac
+    from clustermap.stats import autocorrelation as ac
 
     n = 120
     g = cm.build_graph(
@@ -386,7 +386,7 @@ def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
         ]
     ).astype(float)
     Y = pd.DataFrame(Y, index=g.unique_ids)
-    store = ac._storage_dtypes("moran", Y.to_numpy(), ac._graph_arrays(g))
+    store = ac._storage_dtypes("moran", Y.to_numpy(), ac.graph_arrays(g))
     assert set(store[[0, 70, 73, 76]]) == {0, 1, 2, 3}
     kw = {"permutations": 99, "random_state": 8}
     whole = cm.local_moran(Y, g, **kw)
@@ -440,7 +440,7 @@ def _continuous_with_ties(n, seed):
 def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     # float64 values gathered as float32 with an error bound (storage group A) must count
     # exactly as the float64 gathers, ties included, on equal and unequal row weights
-    from clustermap import autocorrelation as ac
+    from clustermap.stats import autocorrelation as ac
 
     n = 60
     pts = gpd.GeoSeries.from_xy(*np.random.default_rng(6).uniform(0, 10, (2, n)))
@@ -451,7 +451,7 @@ def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     Y = pd.DataFrame(_continuous_with_ties(n, 9), index=g.unique_ids)
     kw = {"permutations": 199, "random_state": 4}
     monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
-    store = ac._storage_dtypes(stat, Y.to_numpy(), ac._graph_arrays(g))
+    store = ac._storage_dtypes(stat, Y.to_numpy(), ac.graph_arrays(g))
     assert (store == ac._APPROX).all()
     approx = _call(stat, Y, g, **kw)
     real = ac._storage_dtypes
@@ -470,7 +470,7 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
     # whose float32 sums are exact join group A (one group per draw instead of two) and
     # are compared exactly there: counts must equal those of the separate groups and of
     # the exact reference, ties (frequent in sparse counts) on both sides
-    from clustermap import autocorrelation as ac
+    from clustermap.stats import autocorrelation as ac
 
     monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
     n = 80
@@ -486,7 +486,7 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
             rng.lognormal(size=(n, 2)),  # group A
         ]
     ).astype(float)
-    ga = ac._graph_arrays(g)
+    ga = ac.graph_arrays(g)
     store = ac._storage_dtypes(stat, Y, ga)
     assert store.tolist() == [0, 0, 1, 2, ac._APPROX, ac._APPROX]
     merged, exact, _ = ac._merge_float32(store, n, ga)
@@ -514,12 +514,12 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
 
 def test_float32_gathers_equal_reference(monkeypatch):
     # the same cells against the exact rational reference
-    from clustermap import autocorrelation as ac
+    from clustermap.stats import autocorrelation as ac
 
     monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
     g = _knn_graph(20, 4, seed=2)
     Y = _data("normal", g.n)
-    assert (ac._storage_dtypes("moran", Y, ac._graph_arrays(g)) == ac._APPROX).all()
+    assert (ac._storage_dtypes("moran", Y, ac.graph_arrays(g)) == ac._APPROX).all()
     P, seed = 40, 2024
     res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
     ge, le = _counts(res, P)

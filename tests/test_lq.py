@@ -13,7 +13,7 @@ from scipy import stats
 
 import clustermap as cm
 from clustermap.errors import ClustermapWarning, DataFileError, SchemaError
-from clustermap.lq import LQResult
+from clustermap.stats.lq import LQResult
 from conftest import shared_file
 
 # A 3 x 3 table computed by hand below.

@@ -18,8 +18,9 @@ import shapely
 from shapely.geometry import Point, box
 
 import clustermap as cm
-from clustermap import _i18n, maps
-from clustermap._offline import script_json
+from clustermap.viz import i18n as _i18n
+from clustermap.viz import maps
+from clustermap.viz.offline import script_json
 
 NBSP = "\u00a0"
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -455,7 +456,7 @@ def test_local_hot_and_cold_spots():
 
 
 def test_local_from_a_local_result_uses_its_significance():
-    pytest.importorskip("clustermap.autocorrelation")
+    pytest.importorskip("clustermap.stats.autocorrelation")
     units = make_result().units
     y = pd.DataFrame({"10": [9.0, 8, 7, 0, 9, 8, 1, 0, 0, 1, 0, 0]}, index=units.index)
     graph = cm.build_graph(units, method="queen")

@@ -13,7 +13,7 @@ import pytest
 from test_maps import XSS_IMG, XSS_SCRIPT, make_result
 
 import clustermap as cm
-from clustermap._offline import inline_script_hashes
+from clustermap.viz.offline import inline_script_hashes
 
 NBSP = "\u00a0"
 
@@ -110,7 +110,9 @@ def test_no_registry_markup_and_no_cdn(report):
         assert cdn not in page
     assert "L.map(" in page and "Leaflet 1.9.4" in page
     assert "url(images/" not in page  # Leaflet's icons are inlined as data: URIs
-    own_code = (cm._offline.leaflet_assets()[1], cm.report._SORT_JS)
+    from clustermap.viz import offline, report
+
+    own_code = (offline.leaflet_assets()[1], report._SORT_JS)
     data = page
     for code in own_code:
         data = data.replace(code, "")
@@ -169,7 +171,7 @@ def test_to_html_delegates_and_bad_folder(tmp_path):
 
 
 def test_report_on_the_bundled_demo(tmp_path):
-    pytest.importorskip("clustermap.detection")
+    pytest.importorskip("clustermap.detect")
     demo = cm.load_demo()
     result = cm.detect_clusters(demo.registry, demo.units)
     page = cm.write_report(result, tmp_path / "demo.html").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ import pytest
 from test_maps import make_result
 
 import clustermap as cm
-from clustermap._offline import SCRIPT_RE, script_hashes
+from clustermap.viz.offline import SCRIPT_RE, script_hashes
 
 # Jinja2 payloads: arithmetic, access to Python internals, and a broken tag
 JINJA_EVAL = "Bar {{7*7}}"
@@ -75,7 +75,7 @@ def test_names_are_never_evaluated_as_templates_in_the_report(tmp_path):
 
 def test_report_policy_hashes_only_the_scripts_the_code_writes(tmp_path, monkeypatch):
     """A script that got into the page through data is not whitelisted by the CSP."""
-    from clustermap import report
+    from clustermap.viz import report
 
     result = make_result()
     injected = "document.title='pwned'"
@@ -219,7 +219,7 @@ def test_concurrent_report_writers_never_leave_a_partial_file(tmp_path):
 
 
 def test_interrupted_writes_leave_the_target_and_no_temporary_file(tmp_path, monkeypatch):
-    from clustermap import _atomic
+    from clustermap.core import atomic as _atomic
 
     target = tmp_path / "r.html"
     target.write_text("previous report", encoding="utf-8")
@@ -264,7 +264,8 @@ import warnings
 warnings.simplefilter("always")
 import numpy as np
 with warnings.catch_warnings(record=True) as caught:
-    from clustermap import _kernels, _numba_cache
+    from clustermap.core import numba_cache as _numba_cache
+    from clustermap.stats import _kernels
     import numba
 draws = _kernels.unit_draws(np.uint64(7), 0, 10, 3, 0, 2)
 print("draws", draws.shape, "cache", _numba_cache.CACHE, "dir", numba.config.CACHE_DIR)

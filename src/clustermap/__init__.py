@@ -18,56 +18,101 @@ True
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
     # registries
-    "read_registry": "io",
-    "Registry": "io",
+    "read_registry": "io.registry",
+    "Registry": "io.registry",
     # sector codes
     "roll_up": "taxonomy",
     "sector_labels": "taxonomy",
     "normalize_codes": "taxonomy",
     # spatial units and aggregation
-    "read_units": "units",
+    "read_units": "io.units",
     "units_from_registry": "units",
     "make_grid": "units",
-    "assign_units": "aggregation",
-    "aggregate": "aggregation",
+    "assign_units": "table",
+    "aggregate": "table",
     # graphs and spatial autocorrelation
     "build_graph": "graph",
-    "local_moran": "autocorrelation",
-    "local_getis_ord": "autocorrelation",
-    "local_geary": "autocorrelation",
-    "global_moran": "autocorrelation",
-    "LocalResult": "autocorrelation",
-    "GlobalResult": "autocorrelation",
-    "adjust_pvalues": "inference",
+    "local_moran": "stats.autocorrelation",
+    "local_getis_ord": "stats.autocorrelation",
+    "local_geary": "stats.autocorrelation",
+    "global_moran": "stats.autocorrelation",
+    "LocalResult": "stats.autocorrelation",
+    "GlobalResult": "stats.autocorrelation",
+    "adjust_pvalues": "stats.inference",
     # specialisation, scores and detection
-    "location_quotient": "lq",
-    "read_counts": "lq",
-    "strong_cluster_flags": "scoring",
-    "star_rating": "scoring",
-    "detect_clusters": "detection",
-    "ClusterResult": "_result",
+    "location_quotient": "stats.lq",
+    "read_counts": "io.counts",
+    "strong_cluster_flags": "detect.scores",
+    "star_rating": "detect.scores",
+    "detect_clusters": "detect.pipeline",
+    "ClusterResult": "detect.result",
     # distance-based localisation
-    "k_density": "distance",
-    "m_function": "distance",
+    "k_density": "stats.distance",
+    "m_function": "stats.distance",
     # maps and report
-    "explore_clusters": "maps",
-    "explore_lq": "maps",
-    "explore_local": "maps",
-    "explore_establishments": "maps",
-    "write_report": "report",
+    "explore_clusters": "viz.maps",
+    "explore_lq": "viz.maps",
+    "explore_local": "viz.maps",
+    "explore_establishments": "viz.maps",
+    "write_report": "viz.report",
     # bundled data
     "load_demo": "datasets",
     "make_registry": "datasets",
 }
 
 _SUBMODULES = ("datasets", "errors", "taxonomy")
+
+# modules of the flat layout of 0.1 -> their place in the layered package; importing the
+# old path still works for one release, with a FutureWarning
+_MOVED: dict[str, str] = {
+    "aggregation": "table",
+    "autocorrelation": "stats.autocorrelation",
+    "detection": "detect.pipeline",
+    "distance": "stats.distance",
+    "inference": "stats.inference",
+    "lq": "stats.lq",
+    "maps": "viz.maps",
+    "report": "viz.report",
+    "scoring": "detect.scores",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolve ``clustermap.lq`` and the other 0.1 module paths to their new modules."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        old = fullname.removeprefix(f"{__name__}.")
+        if old == fullname or old not in _MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        new = _MOVED[spec.name.removeprefix(f"{__name__}.")]
+        warnings.warn(
+            f"{spec.name} moved to {__name__}.{new}; import it from there (the old path "
+            "goes in the next release).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module(f"{__name__}.{new}")
+
+    def exec_module(self, module: Any) -> None:
+        """Nothing to run: the module is the new one, already imported."""
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 
@@ -89,9 +134,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import datasets, errors, taxonomy  # noqa: F401
-    from ._result import ClusterResult  # noqa: F401
-    from .aggregation import aggregate, assign_units  # noqa: F401
-    from .autocorrelation import (  # noqa: F401
+    from .datasets import load_demo, make_registry  # noqa: F401
+    from .detect.pipeline import detect_clusters  # noqa: F401
+    from .detect.result import ClusterResult  # noqa: F401
+    from .detect.scores import star_rating, strong_cluster_flags  # noqa: F401
+    from .graph import build_graph  # noqa: F401
+    from .io.registry import Registry, read_registry  # noqa: F401
+    from .stats.autocorrelation import (  # noqa: F401
         GlobalResult,
         LocalResult,
         global_moran,
@@ -99,20 +148,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         local_getis_ord,
         local_moran,
     )
-    from .datasets import load_demo, make_registry  # noqa: F401
-    from .detection import detect_clusters  # noqa: F401
-    from .distance import k_density, m_function  # noqa: F401
-    from .graph import build_graph  # noqa: F401
-    from .inference import adjust_pvalues  # noqa: F401
-    from .io import Registry, read_registry  # noqa: F401
-    from .lq import location_quotient, read_counts  # noqa: F401
-    from .maps import (  # noqa: F401
+    from .stats.distance import k_density, m_function  # noqa: F401
+    from .stats.inference import adjust_pvalues  # noqa: F401
+    from .stats.lq import location_quotient, read_counts  # noqa: F401
+    from .table import aggregate, assign_units  # noqa: F401
+    from .taxonomy import normalize_codes, roll_up, sector_labels  # noqa: F401
+    from .units import make_grid, read_units, units_from_registry  # noqa: F401
+    from .viz.maps import (  # noqa: F401
         explore_clusters,
         explore_establishments,
         explore_local,
         explore_lq,
     )
-    from .report import write_report  # noqa: F401
-    from .scoring import star_rating, strong_cluster_flags  # noqa: F401
-    from .taxonomy import normalize_codes, roll_up, sector_labels  # noqa: F401
-    from .units import make_grid, read_units, units_from_registry  # noqa: F401
+    from .viz.report import write_report  # noqa: F401

@@ -33,9 +33,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__, _i18n
-from ._display import display_text
+from ._version import __version__
+from .core.display import display_text
 from .errors import ClustermapError
+from .viz import i18n as _i18n
 
 __all__ = ["main"]
 

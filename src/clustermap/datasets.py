@@ -41,8 +41,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from ._atomic import atomic_path
-from ._schema import UNIT_ID
+from .core.atomic import atomic_path
+from .core.schema import UNIT_ID
 from .errors import SchemaError
 
 __all__ = [
@@ -736,7 +736,7 @@ def make_registry(
     dirt_kind = np.zeros(len(unit_of), dtype=np.int64)  # 0 clean
     dirt_counts: dict[str, int] = {}
     if dirty:
-        from ._schema import (
+        from .core.schema import (
             REASON_DUPLICATED,
             REASON_INVALID_SECTOR,
             REASON_MISSING_COORDINATES,
@@ -1046,6 +1046,6 @@ def load_demo() -> Demo:
 
 
 def _read_demo_registry(path: Path) -> Any:
-    from .io import read_registry
+    from .io.registry import read_registry
 
     return read_registry(path, format="sirene")

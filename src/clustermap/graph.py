@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._schema import UNIT_ID
+from .core.display import format_ids
+from .core.schema import UNIT_ID
 from .errors import ClustermapWarning, SchemaError
 
 __all__ = ["build_graph"]
@@ -31,12 +32,6 @@ __all__ = ["build_graph"]
 _METHODS = ("queen", "rook", "knn", "distance", "kernel")
 _TRANSFORMS = ("r", "b")
 _ISLANDS = ("report", "knn")
-
-
-def _fmt_ids(ids: Any, limit: int = 5) -> str:
-    ids = list(ids)
-    shown = ", ".join(repr(i) for i in ids[:limit])
-    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
 
 
 def _unit_ids_and_geometry(units: Any) -> tuple[pd.Index, Any]:
@@ -61,7 +56,7 @@ def _unit_ids_and_geometry(units: Any) -> tuple[pd.Index, Any]:
     if ids.has_duplicates:
         dup = ids[ids.duplicated()].unique()
         raise SchemaError(
-            f"Unit ids must be unique; {len(dup)} id(s) are repeated: {_fmt_ids(dup)}. "
+            f"Unit ids must be unique; {len(dup)} id(s) are repeated: {format_ids(dup)}. "
             "Dissolve or drop duplicated units before building the graph."
         )
     if len(ids) == 0:
@@ -70,7 +65,7 @@ def _unit_ids_and_geometry(units: Any) -> tuple[pd.Index, Any]:
     if empty.any():
         raise SchemaError(
             f"{int(empty.sum())} unit(s) have a missing or empty geometry: "
-            f"{_fmt_ids(ids[np.asarray(empty)])}. Drop them or fix their geometry first."
+            f"{format_ids(ids[np.asarray(empty)])}. Drop them or fix their geometry first."
         )
     return ids, geom
 
@@ -276,14 +271,14 @@ def build_graph(
             g, attached = _attach_islands(g, geom)
             warnings.warn(
                 f"{len(attached)} unit(s) had no neighbours (islands) and were linked to "
-                f"their nearest unit (islands='knn'): {_fmt_ids(attached)}.",
+                f"their nearest unit (islands='knn'): {format_ids(attached)}.",
                 ClustermapWarning,
                 stacklevel=2,
             )
         else:
             iso = list(g.isolates)
             warnings.warn(
-                f"{len(iso)} unit(s) have no neighbours (islands): {_fmt_ids(iso)}. Their "
+                f"{len(iso)} unit(s) have no neighbours (islands): {format_ids(iso)}. Their "
                 "local statistics will be NaN with the label 'isolate'. Pass "
                 "islands='knn' to link each to its nearest unit, or use method='knn'.",
                 ClustermapWarning,
@@ -329,7 +324,7 @@ def _queen_graph(geom: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class _GraphArrays:
+class GraphArrays:
     """CSR view of a graph for the kernels (diagonal removed, kept in ``self_weights``)."""
 
     ids: pd.Index
@@ -352,7 +347,7 @@ class _GraphArrays:
         return self.cardinalities == 0
 
 
-_CACHE: dict[tuple[int, str], tuple[Any, _GraphArrays]] = {}
+_CACHE: dict[tuple[int, str], tuple[Any, GraphArrays]] = {}
 
 
 def _graph_key(graph: Any) -> tuple[int, str]:
@@ -360,7 +355,7 @@ def _graph_key(graph: Any) -> tuple[int, str]:
     return id(graph), str(tr)
 
 
-def _graph_arrays(graph: Any) -> _GraphArrays:
+def graph_arrays(graph: Any) -> GraphArrays:
     """CSR arrays of ``graph`` (libpysal Graph or W), built once per object and cached."""
     key = _graph_key(graph)
     hit = _CACHE.get(key)
@@ -375,7 +370,7 @@ def _graph_arrays(graph: Any) -> _GraphArrays:
     return arrays
 
 
-def _build_arrays(graph: Any) -> _GraphArrays:
+def _build_arrays(graph: Any) -> GraphArrays:
     from libpysal.graph import Graph
     from libpysal.weights import W
 
@@ -414,7 +409,7 @@ def _build_arrays(graph: Any) -> _GraphArrays:
         np.minimum.at(wmin, rows, weights)
         equal = (card > 0) & (wmax == wmin)
         row_w = np.where(equal, wmax, 0.0)
-    return _GraphArrays(
+    return GraphArrays(
         ids=ids,
         indptr=indptr,
         indices=indices,

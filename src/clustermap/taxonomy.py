@@ -152,7 +152,7 @@ def _check_nomenclature(nomenclature: str) -> str:
     return nomenclature.lower()
 
 
-def _canonical_level(level: str | int, nomenclature: str) -> str | int:
+def canonical_level(level: str | int, nomenclature: str) -> str | int:
     """Return the canonical level name (or number of characters for naics/prefix)."""
     if nomenclature == "prefix":
         if isinstance(level, (int, np.integer)) and not isinstance(level, bool) and level > 0:
@@ -350,7 +350,7 @@ def is_valid(
     nomenclature = _check_nomenclature(nomenclature)
     if nomenclature in ("naics", "prefix") and level == "subclass":
         level = None
-    wanted = None if level is None else _canonical_level(level, nomenclature)
+    wanted = None if level is None else canonical_level(level, nomenclature)
 
     def one(code: Any) -> bool:
         norm = _normalize_one(code, nomenclature)
@@ -490,7 +490,7 @@ def roll_up(
 
         return _map_unique(codes, one, dtype=None)
 
-    target = _canonical_level(level, nomenclature)
+    target = canonical_level(level, nomenclature)
     return _map_unique(codes, lambda c: _roll_one(c, target, nomenclature))
 
 
@@ -529,7 +529,7 @@ def sector_labels(codes: Any, level: str | None = None, nomenclature: str = "naf
     nomenclature = _check_nomenclature(nomenclature)
     if nomenclature in ("naics", "prefix"):
         return _map_unique(codes, lambda c: None)
-    target = None if level is None else _canonical_level(level, nomenclature)
+    target = None if level is None else canonical_level(level, nomenclature)
     labels = _naf().labels
 
     def one(code: Any) -> str | None:

@@ -62,11 +62,12 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
+from ..core.display import format_ids
+from ..core.parallel import numba_threads
+from ..core.schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
+from ..errors import ClustermapWarning, SchemaError
+from ..graph import GraphArrays, graph_arrays
 from . import _kernels as K
-from ._parallel import numba_threads
-from ._schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
-from .errors import ClustermapWarning, SchemaError
-from .graph import _fmt_ids, _graph_arrays, _GraphArrays
 from .inference import adjust_pvalues
 
 __all__ = [
@@ -102,7 +103,7 @@ _QUADRANTS = ("HH", "LH", "LL", "HL")
 
 
 def _as_table(
-    values: Any, ga: _GraphArrays, name: str = "values"
+    values: Any, ga: GraphArrays, name: str = "values"
 ) -> tuple[np.ndarray, pd.Index, bool]:
     """Align ``values`` on the graph's ids; return X (n, S) float64 C-order, columns, 1-D flag."""
     ids = ga.ids
@@ -115,7 +116,7 @@ def _as_table(
         if idx.has_duplicates:
             dup = idx[idx.duplicated()].unique()
             raise SchemaError(
-                f"{name} has duplicated unit ids in its index: {_fmt_ids(dup)}. Aggregate to "
+                f"{name} has duplicated unit ids in its index: {format_ids(dup)}. Aggregate to "
                 "one row per unit first."
             )
         missing = ids.difference(idx, sort=False)
@@ -124,10 +125,12 @@ def _as_table(
             parts = []
             if len(missing):
                 parts.append(
-                    f"{len(missing)} graph unit(s) missing from {name}: {_fmt_ids(missing)}"
+                    f"{len(missing)} graph unit(s) missing from {name}: {format_ids(missing)}"
                 )
             if len(extra):
-                parts.append(f"{len(extra)} unit(s) of {name} not in the graph: {_fmt_ids(extra)}")
+                parts.append(
+                    f"{len(extra)} unit(s) of {name} not in the graph: {format_ids(extra)}"
+                )
             raise SchemaError(
                 "The index of "
                 + name
@@ -167,7 +170,7 @@ def _as_table(
         rows = ids[nan.any(axis=1)]
         raise SchemaError(
             f"{name} holds missing values (NaN) in column(s) {list(cols[:5])} for unit(s) "
-            f"{_fmt_ids(rows)}. Fill them (e.g. values.fillna(0) for counts) or drop the units "
+            f"{format_ids(rows)}. Fill them (e.g. values.fillna(0) for counts) or drop the units "
             "from both the table and the graph."
         )
     if not np.isfinite(X).all():
@@ -224,7 +227,7 @@ def _permutation_counts(
     kind: str,
     X: np.ndarray,
     center: np.ndarray | None,
-    ga: _GraphArrays,
+    ga: GraphArrays,
     *,
     permutations: int,
     seed: int,
@@ -357,7 +360,7 @@ _APPROX = 4
 _APPROX_MIN_BYTES = 2**20
 
 
-def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
+def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
     """Per column, the index in ``_STORAGE`` of the smallest exact storage.
 
     Integer values with equal weights in every row sum exactly in integers (uint8 up to 255,
@@ -400,7 +403,7 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: _GraphArrays) -> np.ndarray:
 
 
 def _merge_float32(
-    store: np.ndarray, n: int, ga: _GraphArrays
+    store: np.ndarray, n: int, ga: GraphArrays
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Move integer columns into group A when that makes one cheaper pass.
 
@@ -759,7 +762,7 @@ class GlobalResult:
 # helpers shared by the statistics
 
 
-def _sparse(ga: _GraphArrays, self_weights: np.ndarray | None = None) -> sp.csr_matrix:
+def _sparse(ga: GraphArrays, self_weights: np.ndarray | None = None) -> sp.csr_matrix:
     mat = sp.csr_matrix((ga.weights, ga.indices, ga.indptr), shape=(ga.n, ga.n))
     if self_weights is not None and np.any(self_weights):
         mat = mat + sp.diags(self_weights)
@@ -808,12 +811,12 @@ def _validate_common(
         raise SchemaError(f"alpha must be in (0, 1); got {alpha!r}.")
 
 
-def _warn_islands(ga: _GraphArrays, stacklevel: int = 3) -> None:
+def _warn_islands(ga: GraphArrays, stacklevel: int = 3) -> None:
     iso = ga.isolates
     if iso.any():
         warnings.warn(
             f"{int(iso.sum())} unit(s) have no neighbours in the graph (islands): "
-            f"{_fmt_ids(ga.ids[iso])}. Their statistics and p-values are NaN with the label "
+            f"{format_ids(ga.ids[iso])}. Their statistics and p-values are NaN with the label "
             "'isolate'. Use build_graph(..., islands='knn') to link them.",
             ClustermapWarning,
             stacklevel=stacklevel,
@@ -921,7 +924,7 @@ def _run_local(
         early_stop,
         alpha,
     )
-    ga = _graph_arrays(graph)
+    ga = graph_arrays(graph)
     X, columns, _ = _as_table(values, ga)
     n, S = X.shape
     seed = _resolve_seed(random_state)
@@ -1111,7 +1114,7 @@ def local_moran(
     )
 
 
-def _star_self_weights(ga: _GraphArrays, star: Any) -> tuple[np.ndarray, np.ndarray]:
+def _star_self_weights(ga: GraphArrays, star: Any) -> tuple[np.ndarray, np.ndarray]:
     """Self weights and row scale for Gi* (esda's convention, see local_getis_ord)."""
     n = ga.n
     rows_w = np.zeros(n)
@@ -1502,7 +1505,7 @@ def global_moran(
         raise SchemaError("alternative='esda' is only defined for the local statistics.")
     if not isinstance(permutations, (int, np.integer)) or permutations < 0:
         raise SchemaError(f"permutations must be a non-negative int; got {permutations!r}.")
-    ga = _graph_arrays(graph)
+    ga = graph_arrays(graph)
     X, columns, _ = _as_table(values, ga)
     n, S = X.shape
     seed = _resolve_seed(random_state)

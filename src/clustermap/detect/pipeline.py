@@ -69,8 +69,7 @@ import scipy.sparse as sp
 from scipy import special
 from scipy.sparse.csgraph import connected_components
 
-from ._result import CLUSTER_COLUMNS, ClusterResult
-from ._schema import (
+from ..core.schema import (
     CLUSTER_ID,
     COMMUNE,
     EMPLOYEES,
@@ -88,8 +87,11 @@ from ._schema import (
     UNIT_ID,
     UNIT_NAME,
 )
-from .errors import ClustermapWarning, SchemaError
-from .lq import CountTables, _garwood_interval
+from ..errors import ClustermapWarning, SchemaError
+from ..io.counts import CountTables
+from ..io.registry import as_establishments
+from ..stats.lq import garwood_interval
+from .result import CLUSTER_COLUMNS, ClusterResult
 
 __all__ = ["OTHER", "detect_clusters"]
 
@@ -123,20 +125,6 @@ def _is_registry(data: Any) -> bool:
     return isinstance(data, gpd.GeoDataFrame) and SECTOR in data.columns
 
 
-def _establishments(data: Any) -> gpd.GeoDataFrame:
-    est = data.establishments if hasattr(data, "establishments") else data
-    if not isinstance(est, gpd.GeoDataFrame):
-        raise SchemaError(
-            "The registry's establishments must be a GeoDataFrame; read the registry with "
-            "clustermap.read_registry(path)."
-        )
-    if SECTOR not in est.columns:
-        raise SchemaError(
-            f"The registry has no {SECTOR!r} column; columns are {list(est.columns)[:12]}."
-        )
-    return est
-
-
 def _roll_columns(
     codes: Sequence[Any], level: Any, nomenclature: str
 ) -> tuple[pd.Series, list[Any]]:
@@ -147,7 +135,7 @@ def _roll_columns(
     codes = pd.Index(codes)
     if level is None:
         return pd.Series(codes.to_numpy(dtype=object), index=codes), []
-    from .taxonomy import roll_up
+    from ..taxonomy import roll_up
 
     rolled = roll_up(pd.Series(codes.to_numpy(dtype=object), index=codes), level, nomenclature)
     rolled = pd.Series(rolled.to_numpy(dtype=object), index=codes)
@@ -163,9 +151,9 @@ def _registry_tables(
     nomenclature: str,
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame, dict[str, int]]:
     """Long unit × sector table of the four measures from a registry."""
-    from .aggregation import assign_units
+    from ..table import assign_units
 
-    est = _establishments(data)
+    est = as_establishments(data, require_sector=True)
     unit_of = pd.Series(assign_units(data, units), index=est.index)
     known = unit_of.notna()
     unit_of = unit_of.astype(object).where(known, None)
@@ -219,13 +207,13 @@ def _counts_tables(
             f"DataFrame of establishment counts, or clustermap.read_counts(...); got "
             f"{type(data).__name__}."
         )
-    from .lq import _as_table
+    from ..table import as_table
 
-    _as_table(data, "counts")
+    as_table(data, "counts")
     mapping, unmapped = _roll_columns(data.columns, level, nomenclature)
     long = _stack(data, ESTABLISHMENTS)
     if emp is not None:
-        _as_table(emp, "employees")
+        as_table(emp, "employees")
         e = _stack(emp.reindex(index=data.index, columns=data.columns, fill_value=0), EMPLOYEES)
         long = long.merge(e, on=[UNIT_ID, SECTOR], how="left")
         long[EMPLOYEES] = long[EMPLOYEES].fillna(0.0)
@@ -523,7 +511,7 @@ def detect_clusters(
         if hasattr(data, "summary_dict"):
             registry_summary = data.summary_dict()
         if units is None:
-            from .units import units_from_registry
+            from ..units import units_from_registry
 
             units = units_from_registry(data, column=COMMUNE)
         units = _prepare_units(units)
@@ -609,7 +597,7 @@ def detect_clusters(
 
     # ---- graph
     if graph is None:
-        from .graph import build_graph
+        from ..graph import build_graph
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ClustermapWarning)
@@ -643,7 +631,7 @@ def detect_clusters(
     e_cell = n_i[xc.row] * n_s[xc.col] / total
     cells["expected"] = e_cell
     cells[LQ] = xc.data / e_cell
-    low, high, _ = _garwood_interval(xc.data, e_cell, conf_level)
+    low, high, _ = garwood_interval(xc.data, e_cell, conf_level)
     cells[LQ_LOW] = low
     cells[LQ_HIGH] = high
     key_w = pd.Series(np.arange(o_w.nnz), index=o_w.row.astype(np.int64) * n_sec + o_w.col)
@@ -811,9 +799,9 @@ def detect_clusters(
 # ----------------------------------------------------------------------------- pieces
 def _adjacency(graph: Any, unit_ids: pd.Index) -> sp.csr_matrix:
     """Binary symmetric adjacency (no diagonal) aligned on ``unit_ids``."""
-    from .graph import _graph_arrays
+    from ..graph import graph_arrays
 
-    ga = _graph_arrays(graph)
+    ga = graph_arrays(graph)
     ids = pd.Index(ga.ids).astype(str)
     if not ids.equals(unit_ids) and set(ids) != set(unit_ids):
         raise SchemaError(
@@ -833,7 +821,7 @@ def _adjacency(graph: Any, unit_ids: pd.Index) -> sp.csr_matrix:
 
 def _sector_info(codes: pd.Index, level: Any, nomenclature: str) -> tuple[np.ndarray, np.ndarray]:
     """French labels and artefact flags of the analysis sectors."""
-    from .taxonomy import is_artefact_sector, sector_labels
+    from ..taxonomy import is_artefact_sector, sector_labels
 
     str_codes = pd.Series(codes.astype(str), index=range(len(codes)))
     if isinstance(level, (Mapping, pd.Series, pd.DataFrame)):
@@ -871,14 +859,14 @@ def _getis_ord(
     **kw: Any,
 ) -> dict[str, np.ndarray]:
     """Gi* of the EB-smoothed LQ for ``cols`` (one batched kernel call)."""
-    from .autocorrelation import local_getis_ord
-    from .lq import _eb_smooth
+    from ..stats.autocorrelation import local_getis_ord
+    from ..stats.lq import eb_smooth
 
     sub = x[:, cols].toarray()
     active = n_i > 0
     e = n_i[:, None] * (n_s[cols] / total)[None, :]
     eb = np.zeros_like(sub)
-    eb[active] = _eb_smooth(sub[active], e[active])
+    eb[active] = eb_smooth(sub[active], e[active])
     values = pd.DataFrame(eb, index=unit_ids, columns=sector_codes[cols].astype(str))
     graph_ids = pd.Index(_graph_ids(graph)).astype(str)
     values = values.reindex(graph_ids)
@@ -904,9 +892,9 @@ def _getis_ord(
 
 
 def _graph_ids(graph: Any) -> Any:
-    from .graph import _graph_arrays
+    from ..graph import graph_arrays
 
-    return _graph_arrays(graph).ids
+    return graph_arrays(graph).ids
 
 
 def _regions(
@@ -949,7 +937,7 @@ def _regions(
         return pd.DataFrame(columns=["sec", "rows", "cell_idx", "O", "E", "n_total", "strength"])
     reg = pd.DataFrame(rows)
     o, e = reg["O"].to_numpy(), reg["E"].to_numpy()
-    low, high, p = _garwood_interval(o, e, conf_level)
+    low, high, p = garwood_interval(o, e, conf_level)
     reg[LQ] = o / e
     reg[LQ_LOW] = low
     reg[LQ_HIGH] = high
@@ -1016,7 +1004,7 @@ def _membership_from_labels(labels: pd.Series) -> sp.csr_matrix:
 
 def _auto_squares(units: gpd.GeoDataFrame) -> tuple[sp.csr_matrix, str]:
     """Squares of about AUTO_ZONE_UNITS median units laid over the units' points."""
-    from .units import metric_crs
+    from ..units import metric_crs
 
     proj = units.geometry.to_crs(metric_crs(units)) if units.crs is not None else units.geometry
     pts = proj.representative_point()
@@ -1078,7 +1066,7 @@ def _cluster_frame(
     total: float,
     ref: pd.DataFrame,
 ) -> gpd.GeoDataFrame:
-    from .scoring import star_rating, strong_cluster_flags
+    from .scores import star_rating, strong_cluster_flags
 
     n_s = np.asarray(x.sum(axis=0)).ravel()
     has_emp = bool(emp_mats)

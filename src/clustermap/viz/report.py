@@ -23,11 +23,21 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, _i18n
-from ._atomic import write_text_atomic
-from ._display import display_text
-from ._offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
-from ._schema import CLUSTER_ID, EMPLOYEES, ESTABLISHMENTS, LQ, LQ_HIGH, LQ_LOW, P_VALUE, SECTOR
+from .._version import __version__
+from ..core.atomic import write_text_atomic
+from ..core.display import display_text
+from ..core.schema import (
+    CLUSTER_ID,
+    EMPLOYEES,
+    ESTABLISHMENTS,
+    LQ,
+    LQ_HIGH,
+    LQ_LOW,
+    P_VALUE,
+    SECTOR,
+)
+from . import i18n
+from .offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
 
 __all__ = ["write_report"]
 
@@ -109,7 +119,7 @@ def _num_attr(value: Any) -> str:
 
 
 def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
-    t = _i18n.t
+    t = i18n.t
     if not len(clusters):
         return f"<p>{_e(t('no_clusters', lang))}</p>"
     cols: list[tuple[str, str, str]] = [  # key, header, type
@@ -141,21 +151,21 @@ def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
             if key == "rank":
                 text = str(rank)
             elif key in (ESTABLISHMENTS, EMPLOYEES):
-                text = _i18n.fmt_int(value, lang)
+                text = i18n.fmt_int(value, lang)
             elif key == LQ:
-                text = _i18n.fmt_num(value, lang)
+                text = i18n.fmt_num(value, lang)
                 if LQ_LOW in row.index and LQ_HIGH in row.index:
-                    lo = _i18n.fmt_num(row[LQ_LOW], lang)
-                    hi = _i18n.fmt_num(row[LQ_HIGH], lang)
+                    lo = i18n.fmt_num(row[LQ_LOW], lang)
+                    hi = i18n.fmt_num(row[LQ_HIGH], lang)
                     text += f" [{lo} – {hi}]"
             elif key in ("share_of_sector", "focus"):
-                text = _i18n.fmt_pct(value, lang)
+                text = i18n.fmt_pct(value, lang)
             elif key == "stars":
-                text = _i18n.fmt_stars(value)
+                text = i18n.fmt_stars(value)
             elif key == "strong_cluster":
-                text = _i18n.fmt_bool(value, lang)
+                text = i18n.fmt_bool(value, lang)
             elif key == P_VALUE:
-                text = _i18n.fmt_p(value, lang)
+                text = i18n.fmt_p(value, lang)
             else:
                 text = (
                     "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
@@ -183,7 +193,7 @@ def _is_artefact(row: pd.Series) -> bool:
 
 
 def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
-    t = _i18n.t
+    t = i18n.t
     summary = dict(result.registry_summary or {})
     src = source or summary.get("source")
     rows = [
@@ -191,15 +201,15 @@ def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
         (t("date", lang), date),
     ]
     if summary.get("rows") is not None:
-        rows.append((t("rows_read", lang), _i18n.fmt_int(summary["rows"], lang)))
+        rows.append((t("rows_read", lang), i18n.fmt_int(summary["rows"], lang)))
     if summary.get("kept") is not None:
-        rows.append((t("kept", lang), _i18n.fmt_int(summary["kept"], lang)))
+        rows.append((t("kept", lang), i18n.fmt_int(summary["kept"], lang)))
     rejects = summary.get("rejects") or {}
     if isinstance(rejects, pd.Series):
         rejects = rejects.to_dict()
     if isinstance(rejects, dict):
         total = sum(int(v) for v in rejects.values())
-        rows.append((t("dropped", lang), _i18n.fmt_int(total, lang)))
+        rows.append((t("dropped", lang), i18n.fmt_int(total, lang)))
     out = ["<table>"]
     out += [f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows]
     out.append("</table>")
@@ -211,25 +221,25 @@ def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
         )
         for code, n in rejects.items():
             out.append(
-                f"<tr><td>{_e(_i18n.reason(code, lang))} <code>{_e(code)}</code></td>"
-                f"<td class=num>{_e(_i18n.fmt_int(n, lang))}</td></tr>"
+                f"<tr><td>{_e(i18n.reason(code, lang))} <code>{_e(code)}</code></td>"
+                f"<td class=num>{_e(i18n.fmt_int(n, lang))}</td></tr>"
             )
         out.append("</tbody></table>")
     repairs = summary.get("repairs") or {}
     if isinstance(repairs, dict) and repairs:
         items = ", ".join(
-            f"{_i18n.reason(code, lang)} : {_i18n.fmt_int(n, lang)}"
+            f"{i18n.reason(code, lang)} : {i18n.fmt_int(n, lang)}"
             if lang == "fr"
-            else f"{_i18n.reason(code, lang)}: {_i18n.fmt_int(n, lang)}"
+            else f"{i18n.reason(code, lang)}: {i18n.fmt_int(n, lang)}"
             for code, n in repairs.items()
         )
         out.append(f'<p id="cm-repairs">{_e(t("repaired", lang))} — {_e(items)}</p>')
     clusters = result.clusters
     n_sectors = clusters[SECTOR].nunique() if SECTOR in clusters.columns else 0
     kpis = [
-        (t("n_clusters", lang), _i18n.fmt_int(len(clusters), lang)),
-        (t("n_sectors", lang), _i18n.fmt_int(n_sectors, lang)),
-        (t("n_units_total", lang), _i18n.fmt_int(len(result.units), lang)),
+        (t("n_clusters", lang), i18n.fmt_int(len(clusters), lang)),
+        (t("n_sectors", lang), i18n.fmt_int(n_sectors, lang)),
+        (t("n_units_total", lang), i18n.fmt_int(len(result.units), lang)),
     ]
     kpi_html = "".join(f'<div class="cm-kpi"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in kpis)
     return f'<div class="cm-kpis">{kpi_html}</div>' + "".join(out)
@@ -246,8 +256,8 @@ def _format_param(value: Any) -> str:
 def _parameters(result: Any, lang: str) -> str:
     params = dict(result.parameters or {})
     if not params:
-        return f"<p>{_e(_i18n.t('not_given', lang))}</p>"
-    t = _i18n.t
+        return f"<p>{_e(i18n.t('not_given', lang))}</p>"
+    t = i18n.t
     rows = "".join(
         f"<tr><th scope=row><code>{_e(k)}</code></th><td>{_e(_format_param(v))}</td></tr>"
         for k, v in params.items()
@@ -263,7 +273,7 @@ def _leading(result: Any, lang: str, n: int, largest: int) -> str:
 
     clusters = result.clusters
     if not len(clusters) or n <= 0:
-        return f"<p>{_e(_i18n.t('no_clusters', lang))}</p>"
+        return f"<p>{_e(i18n.t('no_clusters', lang))}</p>"
     out = []
     largest_of = _Largest(result)
     for rank, (_, row) in enumerate(clusters.head(n).iterrows(), start=1):
@@ -358,8 +368,8 @@ def write_report(
     """
     from .maps import explore_clusters
 
-    _i18n.check_lang(lang)
-    t = _i18n.t
+    i18n.check_lang(lang)
+    t = i18n.t
     path = Path(path)
     if not path.parent.exists():
         raise FileNotFoundError(
@@ -398,7 +408,7 @@ def write_report(
             ("cm-method", t("method", lang)),
         ]
     )
-    method = "".join(f"<p>{_e(p)}</p>" for p in _i18n.method_note(lang))
+    method = "".join(f"<p>{_e(p)}</p>" for p in i18n.method_note(lang))
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._atomic import atomic_path, neutralise_formulas
+from ..core.atomic import atomic_path, neutralise_formulas
 
 if TYPE_CHECKING:  # pragma: no cover
     import folium
@@ -102,13 +102,13 @@ class ClusterResult:
 
     def explore(self, **kwargs: Any) -> folium.Map:
         """Interactive map of the clusters (see :func:`clustermap.explore_clusters`)."""
-        from .maps import explore_clusters
+        from ..viz.maps import explore_clusters
 
         return explore_clusters(self, **kwargs)
 
     def to_html(self, path: str | Path, **kwargs: Any) -> Path:
         """Write the standalone HTML report (see :func:`clustermap.write_report`)."""
-        from .report import write_report
+        from ..viz.report import write_report
 
         return write_report(self, path, **kwargs)
 

@@ -49,6 +49,7 @@ class RawElement(Element):
         self.text = str(text)
 
     def render(self, **kwargs: Any) -> str:
+        """The text as given, never parsed as a template."""
         return self.text
 
 
@@ -70,9 +71,9 @@ _LEAFLET_DIR = ("static", "js_lib_leaflet")
 
 
 def script_json(obj: Any) -> str:
-    """JSON text safe inside an HTML ``<script>`` element.
+    r"""JSON text safe inside an HTML ``<script>`` element.
 
-    ``<``, ``>``, ``&`` and the JS line separators are written as ``\\u`` escapes, so text
+    ``<``, ``>``, ``&`` and the JS line separators are written as ``\u`` escapes, so text
     from the registry can never close the script element or open a comment.
     """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -14,22 +14,20 @@ commune × APE open data, US County Business Patterns, any long table).
 
 from __future__ import annotations
 
-import csv
-import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ._schema import ESTABLISHMENTS, LQ, LQ_HIGH, LQ_LOW, P_VALUE, SECTOR, UNIT_ID
-from .errors import ClustermapWarning, DataFileError, SchemaError
+from ..core.schema import LQ, LQ_HIGH, LQ_LOW, P_VALUE, SECTOR, UNIT_ID
+from ..errors import ClustermapWarning, SchemaError
+from ..table import as_table
 
-__all__ = ["CountTables", "LQResult", "location_quotient", "read_counts"]
+__all__ = ["LQResult", "eb_smooth", "garwood_interval", "location_quotient"]
 
 _INTERVALS = ("poisson", "dartboard", "range")
 
@@ -154,83 +152,7 @@ class LQResult:
         return out
 
 
-@dataclass
-class CountTables:
-    """Units × sectors tables read from a pre-aggregated file (see :func:`read_counts`).
-
-    Attributes
-    ----------
-    establishments : pandas.DataFrame
-        Establishment counts, index ``unit_id``, one column per sector.
-    employees : pandas.DataFrame or None
-        Employment (same shape), or None when the source has none.
-    source : str
-        File name (or ``"<DataFrame>"``).
-    year : int or None
-        Year picked in a wide yearly file.
-    info : dict
-        What was read: rows, dropped rows by reason, empty cells read as 0, available years.
-
-    Examples
-    --------
-    >>> long = pd.DataFrame({"unit": ["u1", "u1", "u2"],
-    ...                      "sector": ["25.62A", "22.29A", "25.62A"],
-    ...                      "establishments": [3, 1, 2], "employees": [30, 4, 8]})
-    >>> tables = cm.read_counts(long)
-    >>> tables
-    <CountTables: 2 units x 2 sectors, establishments and employees>
-    >>> tables.establishments
-    sector   22.29A  25.62A
-    unit_id
-    u1            1       3
-    u2            0       2
-    """
-
-    establishments: pd.DataFrame
-    employees: pd.DataFrame | None
-    source: str
-    year: int | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        n, s = self.establishments.shape
-        what = "establishments and employees" if self.employees is not None else "establishments"
-        return f"<CountTables: {n} units x {s} sectors, {what}>"
-
-
 # ----------------------------------------------------------------------------- helpers
-def _as_table(counts: Any, name: str) -> pd.DataFrame:
-    if isinstance(counts, CountTables):
-        counts = counts.establishments
-    if not isinstance(counts, pd.DataFrame):
-        raise SchemaError(
-            f"{name!r} must be a units x sectors pandas DataFrame (rows = units, columns = "
-            f"sectors); got {type(counts).__name__}. Build one with clustermap.aggregate() or "
-            "clustermap.read_counts()."
-        )
-    try:
-        values = counts.to_numpy(dtype=float)
-    except (TypeError, ValueError) as err:
-        bad = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
-        raise SchemaError(
-            f"{name!r} must hold numbers only; column(s) {bad[:5]} are not numeric. Put unit "
-            "ids in the index (df.set_index('unit_id')) and keep one numeric column per sector."
-        ) from err
-    if np.isnan(values).any():
-        col = counts.columns[np.isnan(values).any(axis=0)][0]
-        raise SchemaError(
-            f"{name!r} has missing values (NaN), e.g. in column {col!r}. Counts must be "
-            "complete: fill empty cells with 0 (df.fillna(0)) if they mean 'no activity'."
-        )
-    if (values < 0).any():
-        col = counts.columns[(values < 0).any(axis=0)][0]
-        raise SchemaError(
-            f"{name!r} has negative values, e.g. in column {col!r}. Location quotients need "
-            "non-negative counts or employment."
-        )
-    return counts
-
-
 def _reference_shares(
     counts: pd.DataFrame, reference: pd.Series | pd.DataFrame | None
 ) -> tuple[np.ndarray, str]:
@@ -239,7 +161,7 @@ def _reference_shares(
         col = counts.to_numpy(dtype=float).sum(axis=0)
         return col / col.sum(), "table"
     if isinstance(reference, pd.DataFrame):
-        ref = _as_table(reference, "reference").sum(axis=0)
+        ref = as_table(reference, "reference").sum(axis=0)
     elif isinstance(reference, pd.Series):
         ref = reference.astype(float)
         if ref.isna().any() or (ref < 0).any():
@@ -305,10 +227,33 @@ def _safe_ratio(o: np.ndarray, e: np.ndarray) -> np.ndarray:
     return out
 
 
-def _garwood_interval(
+def garwood_interval(
     observed: np.ndarray, expected: np.ndarray, conf_level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact Poisson (Garwood) interval of O/E and the one-sided p-value P(X >= O | E)."""
+    """Exact Poisson (Garwood) interval of O/E and the one-sided p-value P(X >= O | E).
+
+    Parameters
+    ----------
+    observed, expected : numpy.ndarray
+        Observed counts O and their expectations E (same shape); E <= 0 gives NaN.
+    conf_level : float, default 0.95
+        Coverage of the two-sided interval.
+
+    Returns
+    -------
+    low, high, p_value : numpy.ndarray
+        ``chi2(a/2; 2O) / 2E`` (0 when O = 0), ``chi2(1 - a/2; 2O + 2) / 2E`` and
+        ``P(X >= O)`` for X ~ Poisson(E).
+
+    Examples
+    --------
+    Two establishments where one is expected: the 95 % interval of the LQ is 0.24 to 7.2 and
+    P(X >= 2) = 1 - 2/e = 0.264.
+
+    >>> low, high, p = garwood_interval(np.array([2.0]), np.array([1.0]))
+    >>> float(low[0].round(4)), float(high[0].round(4)), float(p[0].round(4))
+    (0.2422, 7.2247, 0.2642)
+    """
     o = np.asarray(observed, dtype=float)
     e = np.asarray(expected, dtype=float)
     a = 1.0 - conf_level
@@ -323,8 +268,33 @@ def _garwood_interval(
     return low, high, p
 
 
-def _eb_smooth(o: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Marshall (1991) global method-of-moments Poisson-Gamma shrinkage, per sector (column)."""
+def eb_smooth(o: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Empirical-Bayes LQs: Marshall's (1991) global method-of-moments shrinkage per column.
+
+    Each ratio r = O/E is pulled toward the column's overall ratio m = sum O / sum E by
+    c = A / (A + m / E), with A = max(s2 - m / mean(E), 0) and s2 the E-weighted variance of
+    the ratios: units with a small E move most.
+
+    Parameters
+    ----------
+    o, e : numpy.ndarray
+        Observed and expected counts, units × sectors; cells with E <= 0 give NaN.
+
+    Returns
+    -------
+    numpy.ndarray
+        The smoothed ratios, same shape.
+
+    Examples
+    --------
+    m = 16 / 8 = 2, s2 = 26 / 8, A = 3.25 - 2 / 2 = 2.25; the first unit (O = 0, E = 1) moves
+    to 2 + 2.25 / 4.25 × (0 - 2) = 0.941:
+
+    >>> o = np.array([[0.0], [2.0], [10.0], [4.0]])
+    >>> e = np.array([[1.0], [1.0], [2.0], [4.0]])
+    >>> eb_smooth(o, e).ravel().round(3).tolist()
+    [0.941, 2.0, 4.077, 1.182]
+    """
     out = np.full_like(o, np.nan, dtype=float)
     for j in range(o.shape[1]):
         ok = e[:, j] > 0
@@ -446,7 +416,7 @@ def location_quotient(
     >>> cm.location_quotient(counts, reference=nation).loc["r1", "a"]
     np.float64(3.0)
     """
-    counts = _as_table(counts, "counts")
+    counts = as_table(counts, "counts")
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be between 0 and 1 (e.g. 0.95); got {conf_level!r}.")
     if interval is not None and interval not in _INTERVALS:
@@ -464,7 +434,7 @@ def location_quotient(
         )
     e = _expected(counts, reference, types)
     lq = _safe_ratio(o, e)
-    smoothed = _eb_smooth(o, e) if smooth else None
+    smoothed = eb_smooth(o, e) if smooth else None
 
     def frame(values: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(values, index=counts.index, columns=counts.columns)
@@ -479,7 +449,7 @@ def location_quotient(
                 "non-integer values. For employment use interval='dartboard' (with "
                 "herfindahl=) or interval='range' (with low= and high=)."
             )
-        lo, hi, p = _garwood_interval(o, e, conf_level)
+        lo, hi, p = garwood_interval(o, e, conf_level)
     elif interval == "dartboard":
         if herfindahl is None:
             raise SchemaError(
@@ -507,7 +477,7 @@ def location_quotient(
             )
         tabs = []
         for name, tab in (("low", low), ("high", high)):
-            tab = _as_table(tab, name)
+            tab = as_table(tab, name)
             if not (tab.index.equals(counts.index) and tab.columns.equals(counts.columns)):
                 raise SchemaError(
                     f"{name!r} must have the same units (index) and sectors (columns) as "
@@ -532,266 +502,4 @@ def location_quotient(
         method=interval,
         conf_level=conf_level,
         lq_smoothed=None if smoothed is None else frame(smoothed),
-    )
-
-
-# ----------------------------------------------------------------------------- reading
-_URSSAF_EST = re.compile(r"^Nombre d.établissements (\d{4})$")
-_URSSAF_EMP = re.compile(r"^Effectifs salariés (\d{4})$")
-
-
-def _normalize_sectors(codes: pd.Series) -> pd.Series:
-    """Canonical NAF form (``4399A`` -> ``43.99A``) via clustermap.taxonomy when available."""
-    try:
-        from .taxonomy import normalize_codes
-    except ImportError:  # taxonomy not there: keep a minimal, documented rule
-        s = codes.astype(str).str.strip().str.upper()
-        return s.where(~s.str.fullmatch(r"\d{4}[A-Z]"), s.str.slice(0, 2) + "." + s.str.slice(2))
-    return pd.Series(np.asarray(normalize_codes(codes)), index=codes.index)
-
-
-def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
-    if not path.exists():
-        raise FileNotFoundError(f"Counts file {str(path)!r} does not exist.")
-    suffixes = "".join(path.suffixes).lower()
-    if suffixes.endswith(".parquet"):
-        try:
-            return pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several types for a broken file
-            raise DataFileError(
-                f"Cannot read counts file {path.name!r} as Parquet ({err}). Is it complete?"
-            ) from err
-    import gzip
-    import zlib
-
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    compression = "gzip" if head == b"\x1f\x8b" else None
-    opener = gzip.open if compression else open
-    try:
-        with opener(path, "rt", encoding=encoding, newline="") as fh:
-            first = fh.readline()
-        sep = ";" if first.count(";") > first.count(",") else ","
-        df = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            encoding=encoding,
-            compression=compression,
-        )
-    except pd.errors.EmptyDataError as err:
-        raise DataFileError(
-            f"Counts file {path.name!r} is empty: a header line and one row per unit x sector "
-            "are expected."
-        ) from err
-    except UnicodeDecodeError as err:
-        raise DataFileError(
-            f"Counts file {path.name!r} holds bytes that are not valid {encoding} (byte "
-            f"{err.start} of a block). Pass the file's encoding, e.g. encoding='latin-1'."
-        ) from err
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DataFileError(
-            f"Counts file {path.name!r} ends before its compressed data do ({err}): it is "
-            "probably truncated. Download or decompress it again."
-        ) from err
-    except (pd.errors.ParserError, csv.Error, OSError) as err:
-        raise DataFileError(
-            f"Cannot read counts file {path.name!r} as CSV separated by {sep!r} ({err}). Check "
-            "the file is complete and is a CSV file."
-        ) from err
-    except LookupError as err:
-        raise ValueError(f"encoding={encoding!r} is not a known text encoding.") from err
-    if len(df) == 0:
-        raise DataFileError(
-            f"Counts file {path.name!r} has a header but no data rows; one row per unit x "
-            "sector is expected."
-        )
-    return df
-
-
-def _to_number(values: pd.Series, column: str, source: str) -> tuple[np.ndarray, int]:
-    s = values.astype(str).str.strip().str.replace("\u202f", "").str.replace(" ", "")
-    empty = s.isin(["", "nan", "NaN", "None", "<NA>"])
-    s = s.where(~empty, "0").str.replace(",", ".")
-    num = pd.to_numeric(s, errors="coerce")
-    if num.isna().any():
-        i = int(np.flatnonzero(num.isna().to_numpy())[0])
-        raise DataFileError(
-            f"{source}: column {column!r}, data row {i + 1} holds {values.iloc[i]!r}, "
-            "expected a number (or an empty cell for 0)."
-        )
-    return num.to_numpy(dtype=float), int(empty.sum())
-
-
-def read_counts(
-    path_or_df: str | Path | pd.DataFrame,
-    *,
-    unit: str | None = None,
-    sector: str | None = None,
-    establishments: str | None = None,
-    employees: str | None = None,
-    year: int | None = None,
-    normalize: bool = True,
-    encoding: str = "utf-8",
-) -> CountTables:
-    """Read a pre-aggregated units × sectors table (URSSAF open data, CBP, any long table).
-
-    Two layouts are recognised:
-
-    - **URSSAF** "établissements et effectifs salariés au niveau commune x APE" (wide by year,
-      separator ``;``): columns ``Code commune``, ``Code APE`` (``4399A``) and
-      ``Nombre d'établissements YYYY`` / ``Effectifs salariés YYYY``. The year is picked
-      with ``year`` (default: the latest). Empty cells mean no establishment (or statistical
-      secrecy) and are read as 0; how many were is reported in ``info``.
-    - **Long**: one row per unit × sector with columns for the unit, the sector, the number
-      of establishments and (optionally) employment. Default names: ``unit`` / ``unit_id``,
-      ``sector``, ``establishments``, ``employees``; or pass them.
-
-    Duplicate unit × sector rows are summed. Sector codes are put in canonical NAF form
-    (``4399A`` -> ``43.99A``) by :func:`clustermap.taxonomy.normalize_codes` unless
-    ``normalize=False``.
-
-    Parameters
-    ----------
-    path_or_df : str, pathlib.Path or pandas.DataFrame
-        A CSV (optionally gzipped; ``;`` or ``,`` separated) or Parquet file, or a DataFrame.
-    unit, sector, establishments, employees : str, optional
-        Column names, when they differ from the defaults above.
-    year : int, optional
-        Year of a wide yearly file; default the latest year present.
-    normalize : bool, default True
-        Normalise sector codes to the canonical NAF form.
-    encoding : str, default "utf-8"
-        Text encoding of a CSV file (``"latin-1"`` for some older publications).
-
-    Returns
-    -------
-    CountTables
-        ``.establishments`` and ``.employees``: units × sectors DataFrames (index
-        ``unit_id``, zeros for absent cells), ready for :func:`location_quotient`.
-
-    Raises
-    ------
-    DataFileError
-        Unreadable file, non-numeric cells (the message names the column and row).
-    SchemaError
-        Required columns absent, or the requested year missing.
-
-    Examples
-    --------
-    >>> wide = pd.DataFrame({
-    ...     "Code commune": ["76005", "76005", "76540"],
-    ...     "Code APE": ["4399A", "4511Z", "4399A"],
-    ...     "Nombre d'établissements 2021": ["1", "", "2"],
-    ...     "Effectifs salariés 2021": ["3", "", "10"],
-    ...     "Nombre d'établissements 2022": ["1", "2", "3"],
-    ...     "Effectifs salariés 2022": ["2", "5", "12"],
-    ... })
-    >>> tables = cm.read_counts(wide)
-    >>> tables.year
-    2022
-    >>> tables.establishments
-    sector   43.99A  45.11Z
-    unit_id
-    76005         1       2
-    76540         3       0
-    >>> cm.read_counts(wide, year=2021).employees.loc["76540", "43.99A"]
-    np.float64(10.0)
-    """
-    if isinstance(path_or_df, pd.DataFrame):
-        df, source = path_or_df, "<DataFrame>"
-    else:
-        path = Path(path_or_df)
-        df, source = _read_table(path, encoding), path.name
-    info: dict[str, Any] = {"source": source, "rows": len(df)}
-    cols = list(df.columns)
-    est_years = {int(m.group(1)): c for c in cols if (m := _URSSAF_EST.match(str(c)))}
-    picked_year: int | None = None
-    if est_years and establishments is None:
-        emp_years = {int(m.group(1)): c for c in cols if (m := _URSSAF_EMP.match(str(c)))}
-        picked_year = max(est_years) if year is None else int(year)
-        if picked_year not in est_years:
-            raise SchemaError(
-                f"{source}: no column for year {picked_year}; available years are "
-                f"{sorted(est_years)}. Pass year= one of them."
-            )
-        unit = unit or "Code commune"
-        sector = sector or "Code APE"
-        establishments = est_years[picked_year]
-        employees = employees or emp_years.get(picked_year)
-        info["years"] = sorted(est_years)
-        info["format"] = "urssaf"
-    else:
-        if year is not None:
-            raise SchemaError(
-                f"{source}: year={year} was given but the table has no yearly columns "
-                '("Nombre d\'établissements YYYY").'
-            )
-        lower = {str(c).lower(): c for c in cols}
-        unit = unit or lower.get("unit") or lower.get(UNIT_ID)
-        sector = sector or lower.get(SECTOR)
-        establishments = establishments or lower.get(ESTABLISHMENTS)
-        if employees is None:
-            employees = lower.get("employees")
-        info["format"] = "long"
-    needed = {"unit": unit, "sector": sector, "establishments": establishments}
-    missing = [k for k, v in needed.items() if v is None or v not in cols]
-    if missing:
-        raise SchemaError(
-            f"{source}: cannot find the {', '.join(missing)} column(s) (looked for "
-            f"{[needed[k] for k in missing]}); columns are {cols[:12]}. Pass unit=, sector=, "
-            "establishments= (and employees=) with the right names."
-        )
-    if employees is not None and employees not in cols:
-        raise SchemaError(f"{source}: employees column {employees!r} not found in {cols[:12]}.")
-    units = df[unit].astype(str).str.strip()
-    if info["format"] == "urssaf":
-        from .io import _commune_codes
-
-        units, zero = _commune_codes(units)
-        units = units.astype(object)
-        info["zero_stripped_commune"] = int(zero.sum())
-    sectors = df[sector].astype(str).str.strip()
-    if normalize:
-        sectors = _normalize_sectors(sectors)
-    est, n_empty = _to_number(df[establishments], establishments, source)
-    info["empty_cells_as_zero"] = {establishments: n_empty}
-    data = {UNIT_ID: units.to_numpy(), SECTOR: sectors.to_numpy(), ESTABLISHMENTS: est}
-    if employees is not None:
-        emp, n_empty_emp = _to_number(df[employees], employees, source)
-        info["empty_cells_as_zero"][employees] = n_empty_emp
-        data["employees"] = emp
-    long = pd.DataFrame(data)
-    bad_unit = long[UNIT_ID].isin(["", "nan", "None"])
-    bad_sector = long[SECTOR].isna() | long[SECTOR].astype(str).isin(["", "nan", "None"])
-    dropped = {"missing_unit": int(bad_unit.sum()), "missing_sector": int(bad_sector.sum())}
-    if bad_unit.any() or bad_sector.any():
-        warnings.warn(
-            f"{source}: dropped {dropped['missing_unit']} row(s) without a unit and "
-            f"{dropped['missing_sector']} without a sector code.",
-            ClustermapWarning,
-            stacklevel=2,
-        )
-        long = long[~(bad_unit | bad_sector)]
-    info["dropped"] = dropped
-    info["duplicated_cells_summed"] = int(long.duplicated([UNIT_ID, SECTOR]).sum())
-
-    def pivot(value: str, integer: bool) -> pd.DataFrame:
-        tab = long.pivot_table(
-            index=UNIT_ID, columns=SECTOR, values=value, aggfunc="sum", fill_value=0
-        )
-        tab = tab.sort_index().sort_index(axis=1)
-        tab.columns.name = SECTOR
-        tab.index.name = UNIT_ID
-        if integer and np.allclose(tab.to_numpy(), np.round(tab.to_numpy())):
-            tab = tab.round().astype(np.int64)
-        return tab
-
-    est_tab = pivot(ESTABLISHMENTS, integer=True)
-    emp_tab = None
-    if employees is not None:
-        emp_tab = pivot("employees", integer=False).reindex_like(est_tab).astype(float)
-    return CountTables(
-        establishments=est_tab, employees=emp_tab, source=source, year=picked_year, info=info
     )

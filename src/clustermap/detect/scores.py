@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._schema import EMPLOYEES, ESTABLISHMENTS, LQ, SECTOR
-from .errors import SchemaError
+from ..core.schema import EMPLOYEES, ESTABLISHMENTS, LQ, SECTOR
+from ..errors import SchemaError
 
 __all__ = ["star_rating", "strong_cluster_flags"]
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 
 @contextmanager

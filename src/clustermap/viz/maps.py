@@ -34,10 +34,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import _i18n
-from ._display import display_json, display_text
-from ._offline import RawElement, inert_html, make_offline, protect_map, script_json
-from ._schema import (
+from ..core.display import display_json, display_text
+from ..core.schema import (
     CLUSTER_ID,
     COMMUNE,
     EMPLOYEES,
@@ -56,7 +54,9 @@ from ._schema import (
     UNIT_ID,
     UNIT_NAME,
 )
-from .errors import ClustermapWarning, CRSError, SchemaError
+from ..errors import ClustermapWarning, CRSError, SchemaError
+from . import i18n
+from .offline import RawElement, inert_html, make_offline, protect_map, script_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import folium
@@ -505,7 +505,7 @@ def _new_map(
         protect_map(m)
     _add_helpers(m)
     _js_call(m, "scale")
-    _js_call(m, "fullscreen", _i18n.t("fullscreen", lang))
+    _js_call(m, "fullscreen", i18n.t("fullscreen", lang))
     if title:
         _js_call(m, "title", title)
     if bounds is not None:
@@ -630,15 +630,15 @@ class _Largest:
             text = names[j] if self.names[idx[j]] is not None else "?"
             if emp[j] >= 0:
                 unit = "salariés" if lang == "fr" else "employees"
-                text = f"{text} (≈{_i18n.NBSP}{_i18n.fmt_int(emp[j], lang)} {unit})"
+                text = f"{text} (≈{i18n.NBSP}{i18n.fmt_int(emp[j], lang)} {unit})"
             out.append(text)
         return out
 
 
 def _fiche(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
     """Popup content of one cluster (plain text pairs, rendered with textContent)."""
-    t = _i18n.t
-    f_int, f_num = _i18n.fmt_int, _i18n.fmt_num
+    t = i18n.t
+    f_int, f_num = i18n.fmt_int, i18n.fmt_num
     label = _val(row, "sector_label")
     code = str(row[SECTOR])
     sector = f"{code} — {label}" if label is not None and str(label) != code else code
@@ -666,15 +666,15 @@ def _fiche(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
     if _val(row, "lq_employees") is not None:
         rows.append([t("lq_employees", lang), f_num(row["lq_employees"], lang)])
     if _val(row, "share_of_sector") is not None:
-        rows.append([t("share_of_sector", lang), _i18n.fmt_pct(row["share_of_sector"], lang)])
+        rows.append([t("share_of_sector", lang), i18n.fmt_pct(row["share_of_sector"], lang)])
     if _val(row, "focus") is not None:
-        rows.append([t("focus", lang), _i18n.fmt_pct(row["focus"], lang)])
+        rows.append([t("focus", lang), i18n.fmt_pct(row["focus"], lang)])
     if _val(row, "stars") is not None:
-        rows.append([t("stars", lang), _i18n.fmt_stars(row["stars"])])
+        rows.append([t("stars", lang), i18n.fmt_stars(row["stars"])])
     if _val(row, "strong_cluster") is not None:
-        rows.append([t("strong_cluster", lang), _i18n.fmt_bool(row["strong_cluster"], lang)])
+        rows.append([t("strong_cluster", lang), i18n.fmt_bool(row["strong_cluster"], lang)])
     if _val(row, P_VALUE) is not None:
-        rows.append([t("p_value", lang), _i18n.fmt_p(row[P_VALUE], lang)])
+        rows.append([t("p_value", lang), i18n.fmt_p(row[P_VALUE], lang)])
     out: dict[str, Any] = {"t": sector, "r": rows}
     if _val(row, "artefact") is not None and pd.notna(row["artefact"]) and bool(row["artefact"]):
         out["w"] = t("artefact", lang)
@@ -691,8 +691,8 @@ def _cluster_tooltip(row: pd.Series, lang: str) -> str:
     if _val(row, "place") is not None and pd.notna(row["place"]):
         parts.append(str(row["place"]))
     if _val(row, ESTABLISHMENTS) is not None:
-        word = _i18n.t("establishments", lang).lower()
-        parts.append(f"{_i18n.fmt_int(row[ESTABLISHMENTS], lang)} {word}")
+        word = i18n.t("establishments", lang).lower()
+        parts.append(f"{i18n.fmt_int(row[ESTABLISHMENTS], lang)} {word}")
     return " — ".join(parts)
 
 
@@ -819,7 +819,7 @@ def explore_clusters(
     >>> "25.62A — Décolletage" in page   # the layer of the sector
     True
     """
-    _i18n.check_lang(lang)
+    i18n.check_lang(lang)
     clusters = result.clusters
     if color_by not in clusters.columns:
         raise SchemaError(
@@ -869,7 +869,7 @@ def explore_clusters(
         m = _new_map(
             bounds,
             tiles=tiles,
-            title=title if title is not None else _i18n.t("title_clusters", lang),
+            title=title if title is not None else i18n.t("title_clusters", lang),
             lang=lang,
             offline=offline,
             map_kwds=map_kwds,
@@ -879,7 +879,7 @@ def explore_clusters(
         # background lines: coarser than the clusters they frame
         ctx_tol = 3 * (tol if tol > 0 else _tolerance(units.total_bounds, simplify))
         lines, _ = _context_outlines(units, ctx_tol)
-        fg = _feature_group(m, _i18n.t("context", lang))
+        fg = _feature_group(m, i18n.t("context", lang))
         _add_geojson(
             fg,
             _geojson(lines, [None] * len(lines)),
@@ -930,7 +930,7 @@ def explore_clusters(
                     interactive=False,
                 )
     if legend_items:
-        _add_legend(m, _i18n.t("legend_clusters", lang), legend_items, None)
+        _add_legend(m, i18n.t("legend_clusters", lang), legend_items, None)
     return _finish(m, layer_control)
 
 
@@ -1001,7 +1001,7 @@ def _classify(values: pd.Series, scheme: str, k: int) -> tuple[np.ndarray, list[
 
 
 def _class_labels(bins: list[float], lang: str, fixed: bool) -> list[str]:
-    f = _i18n.fmt_num
+    f = i18n.fmt_num
     out = []
     for i, hi in enumerate(bins):
         if i == 0:
@@ -1075,7 +1075,7 @@ def explore_lq(
     >>> all(s in page for s in ["0,8 – 1,25", "1,25 – 2", "QL 2,5 [1,9 – 3,2]"])
     True
     """
-    _i18n.check_lang(lang)
+    i18n.check_lang(lang)
     if scheme.lower() != "lq" and not 3 <= int(k) <= 7:
         raise ValueError(f"k must be between 3 and 7; {k!r} was given.")
     rows, sector = _sector_rows(result.table, sector)
@@ -1089,32 +1089,32 @@ def explore_lq(
     idx, bins = _classify(lq, scheme, k)
     fixed = scheme.lower() == "lq"
     colors = _LQ_COLORS if fixed else _SEQ_COLORS.get(len(bins), _SEQ_COLORS[7])
-    f_num = _i18n.fmt_num
+    f_num = i18n.fmt_num
     props = []
     for uid, cls in zip(units.index, idx):
         text = f"{names.loc[uid]} ({uid})"
         if uid in rows.index:
             r = rows.loc[uid]
-            text += f" — {_i18n.t('lq_short', lang)} {f_num(r.get(LQ), lang)}"
+            text += f" — {i18n.t('lq_short', lang)} {f_num(r.get(LQ), lang)}"
             if LQ_LOW in r.index and LQ_HIGH in r.index:
                 text += f" [{f_num(r[LQ_LOW], lang)} – {f_num(r[LQ_HIGH], lang)}]"
             if ESTABLISHMENTS in r.index:
-                word = _i18n.t("establishments", lang).lower()
-                text += f" ; {_i18n.fmt_int(r[ESTABLISHMENTS], lang)} {word}"
+                word = i18n.t("establishments", lang).lower()
+                text += f" ; {i18n.fmt_int(r[ESTABLISHMENTS], lang)} {word}"
         else:
-            text += f" — {_i18n.t('no_data', lang)}"
+            text += f" — {i18n.t('no_data', lang)}"
         props.append({"t": text, "c": colors[cls] if cls >= 0 else _NO_DATA_COLOR})
     bounds = _bounds(display.to_numpy())
     if m is None:
         m = _new_map(
             bounds,
             tiles=tiles,
-            title=title if title is not None else _i18n.t("title_lq", lang, sector=label),
+            title=title if title is not None else i18n.t("title_lq", lang, sector=label),
             lang=lang,
             offline=offline,
             map_kwds=map_kwds,
         )
-    fg = _feature_group(m, f"{_i18n.t('lq_short', lang)} {label}")
+    fg = _feature_group(m, f"{i18n.t('lq_short', lang)} {label}")
     _add_geojson(
         fg,
         _geojson(display.to_numpy(), props),
@@ -1123,12 +1123,12 @@ def explore_lq(
     )
     items = list(zip(colors, _class_labels(bins, lang, fixed)))
     if (idx < 0).any():
-        items.append((_NO_DATA_COLOR, _i18n.t("no_data", lang)))
+        items.append((_NO_DATA_COLOR, i18n.t("no_data", lang)))
     _add_legend(
         m,
-        f"{_i18n.t('legend_lq', lang)} — {label}",
+        f"{i18n.t('legend_lq', lang)} — {label}",
         items,
-        _i18n.t("legend_lq_note", lang),
+        i18n.t("legend_lq_note", lang),
     )
     return _finish(m, layer_control)
 
@@ -1364,7 +1364,7 @@ def explore_local(
     >>> "Cluster (fort entouré de fort)" in page and "Non significatif" in page
     True
     """
-    _i18n.check_lang(lang)
+    i18n.check_lang(lang)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1; {alpha!r} was given.")
     if hasattr(local, "table") and hasattr(local, "units") and hasattr(local, "clusters"):
@@ -1383,16 +1383,16 @@ def explore_local(
     present = ["hot", "cold", "ns"] if is_gi else ["HH", "LH", "LL", "HL", "ns"]
     props = []
     for uid, c, p in zip(units_w.index, cat, frame[P_VALUE]):
-        text = f"{names.loc[uid]} ({uid}) — {_i18n.t(c, lang)}"
+        text = f"{names.loc[uid]} ({uid}) — {i18n.t(c, lang)}"
         if pd.notna(p):
-            text += f" ; p = {_i18n.fmt_p(p, lang)}"
+            text += f" ; p = {i18n.fmt_p(p, lang)}"
         props.append({"t": text, "c": LOCAL_COLORS[c]})
     bounds = _bounds(display.to_numpy())
     if m is None:
         m = _new_map(
             bounds,
             tiles=tiles,
-            title=title if title is not None else _i18n.t("title_local", lang, sector=sector),
+            title=title if title is not None else i18n.t("title_local", lang, sector=sector),
             lang=lang,
             offline=offline,
             map_kwds=map_kwds,
@@ -1405,14 +1405,14 @@ def explore_local(
         cls=f"cm-local cm-layer-{_css_token(sector)}",
         style={"color": "#666666", "weight": 0.5, "fillOpacity": 0.75},
     )
-    corr = correction if correction else _i18n.t("none", lang)
-    note = _i18n.t("significance_note", lang, alpha=_i18n.fmt_num(alpha, lang, 3), correction=corr)
+    corr = correction if correction else i18n.t("none", lang)
+    note = i18n.t("significance_note", lang, alpha=i18n.fmt_num(alpha, lang, 3), correction=corr)
     counts = pd.Series(cat).value_counts()
     items = [
-        (LOCAL_COLORS[c], f"{_i18n.t(c, lang)} ({_i18n.fmt_int(counts.get(c, 0), lang)})")
+        (LOCAL_COLORS[c], f"{i18n.t(c, lang)} ({i18n.fmt_int(counts.get(c, 0), lang)})")
         for c in present
     ]
-    _add_legend(m, f"{_i18n.t('legend_local', lang)} ({stat_name}) — {sector}", items, note)
+    _add_legend(m, f"{i18n.t('legend_local', lang)} ({stat_name}) — {sector}", items, note)
     return _finish(m, layer_control)
 
 
@@ -1477,7 +1477,7 @@ def explore_establishments(
     """
     import geopandas as gpd
 
-    _i18n.check_lang(lang)
+    i18n.check_lang(lang)
     est = data.establishments if hasattr(data, "establishments") else data
     if est is None:
         raise ValueError(
@@ -1516,7 +1516,7 @@ def explore_establishments(
         m = _new_map(
             bounds,
             tiles=tiles,
-            title=title if title is not None else _i18n.t("title_establishments", lang),
+            title=title if title is not None else i18n.t("title_establishments", lang),
             lang=lang,
             offline=offline,
             map_kwds=map_kwds,
@@ -1532,7 +1532,7 @@ def explore_establishments(
             text = names[i] if names is not None else code
             text = f"{text} — {code}"
             if emps is not None and pd.notna(emps[i]):
-                text += f" — {_i18n.t('employees', lang)} : {_i18n.fmt_int(emps[i], lang)}"
+                text += f" — {i18n.t('employees', lang)} : {i18n.fmt_int(emps[i], lang)}"
             tips.append(text if lang == "fr" else text.replace(" : ", ": "))
         spec = {
             "x": xs[sel].tolist(),
@@ -1546,12 +1546,12 @@ def explore_establishments(
             "cell": 60,
             "maxZoom": 15,
         }
-        fg = _feature_group(m, _i18n.t("establishments_layer", lang, sector=code))
+        fg = _feature_group(m, i18n.t("establishments_layer", lang, sector=code))
         _js_call(fg, "points", spec, opts, with_map=True)
     if order:
         _add_legend(
             m,
-            _i18n.t("legend_establishments", lang),
+            i18n.t("legend_establishments", lang),
             [(palette[c], c) for c in order],
             None,
         )

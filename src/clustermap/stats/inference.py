@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 __all__ = ["adjust_pvalues"]
 

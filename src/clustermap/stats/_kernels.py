@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._numba_cache import CACHE
+from ..core.numba_cache import CACHE
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -186,7 +186,8 @@ def _oriented(cg, cl, flip, s, drawn):
     """(#(sim >= obs), #(sim <= obs)) of the statistic in column s, from the counts of the
     raw sums, cg = #(T_sim >= T_obs) and cl = #(T_sim <= T_obs): ``flip`` 1 keeps them,
     -1 swaps them (the statistic is -T up to a positive factor: Moran with z_i < 0), 0
-    gives every draw to both (the statistic is 0 whatever the draw: Moran with z_i = 0)."""
+    gives every draw to both (the statistic is 0 whatever the draw: Moran with z_i = 0).
+    """
     f = flip[s]
     if f > 0:
         return np.int64(cg[s]), np.int64(cl[s])

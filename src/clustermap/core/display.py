@@ -20,9 +20,9 @@ _BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def display_text(value: Any, max_len: int = MAX_DISPLAY) -> str:
-    """``value`` as text safe to show: no control or bidi characters, at most ``max_len``.
+    r"""``value`` as text safe to show: no control or bidi characters, at most ``max_len``.
 
-    >>> display_text("Bar\\x1b[31m rouge\\u202e")
+    >>> display_text("Bar\x1b[31m rouge\u202e")
     'Bar [31m rouge'
     >>> display_text("x" * 500)[-3:], len(display_text("x" * 500))
     ('xx…', 300)
@@ -34,9 +34,9 @@ def display_text(value: Any, max_len: int = MAX_DISPLAY) -> str:
 
 
 def display_json(obj: Any, max_len: int = MAX_DISPLAY) -> Any:
-    """Every string inside ``obj`` (dicts, lists, tuples) passed through :func:`display_text`.
+    r"""Every string inside ``obj`` (dicts, lists, tuples) passed through :func:`display_text`.
 
-    >>> display_json({"t": "a\\u202eb", "n": [1, "c\\x07"]})
+    >>> display_json({"t": "a\u202eb", "n": [1, "c\x07"]})
     {'t': 'ab', 'n': [1, 'c ']}
     """
     if isinstance(obj, str):
@@ -48,3 +48,10 @@ def display_json(obj: Any, max_len: int = MAX_DISPLAY) -> Any:
             return obj
         return [display_json(v, max_len) for v in obj]
     return obj
+
+
+def format_ids(ids: Any, limit: int = 5) -> str:
+    """``'a', 'b', ... (12 in all)``: the first ids of a list, for error messages."""
+    ids = list(ids)
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")

@@ -26,9 +26,9 @@ from pathlib import Path
 import numba
 from numba.core import caching
 
-from .errors import ClustermapWarning
+from ..errors import ClustermapWarning
 
-_HERE = str(Path(__file__).with_name("_kernels.py"))
+_HERE = str(Path(__file__).parent.parent / "stats" / "_kernels.py")
 
 
 def _probe() -> None:  # pragma: no cover - never called, only located

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ._schema import (
+from .core.geo import no_location
+from .core.schema import (
     DETAIL,
     EMPLOYEES,
     EMPLOYEES_HIGH,
@@ -31,7 +32,8 @@ from ._schema import (
     UNIT_ID,
 )
 from .errors import ClustermapWarning, CRSError, SchemaError
-from .units import _establishments, _no_location
+from .io.counts import CountTables
+from .io.registry import as_establishments
 
 __all__ = ["REASON_UNMAPPED_SECTOR", "aggregate", "assign_units"]
 
@@ -100,7 +102,7 @@ def assign_units(registry: Any, units: gpd.GeoDataFrame) -> pd.Series:
     >>> cm.assign_units(est, units).tolist()  # the border point goes to "a", listed first
     ['a', 'a', <NA>]
     """
-    est = _establishments(registry)
+    est = as_establishments(registry)
     units = _check_units(units)
     positions = _assign_positions(est, units)
     ids = pd.Index(units.index.astype(str).to_numpy(dtype=object), dtype=object)
@@ -131,7 +133,7 @@ def _assign_positions(est: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndar
     if not points.crs.equals(units.crs):
         points = points.to_crs(units.crs)
     pts = points.to_numpy()
-    pos = np.flatnonzero(~_no_location(pts))
+    pos = np.flatnonzero(~no_location(pts))
     tree = shapely.STRtree(units.geometry.to_numpy())
     point_idx, unit_idx = tree.query(pts[pos], predicate="intersects")
     assigned = np.full(len(est), -1, dtype=np.int64)
@@ -160,6 +162,43 @@ def _reject_frame(est: pd.DataFrame, mask: np.ndarray, reason: str, detail: Any)
         {ROW: rows, ESTABLISHMENT_ID: ids, REASON: reason, DETAIL: details},
         index=pd.RangeIndex(n),
     )
+
+
+def as_table(counts: Any, name: str) -> pd.DataFrame:
+    """A validated units × sectors table (numbers, no NaN, no negative value).
+
+    :class:`~clustermap.io.counts.CountTables` give their establishments table. Raises
+    :class:`~clustermap.errors.SchemaError` naming ``name`` and the first bad column.
+    """
+    if isinstance(counts, CountTables):
+        counts = counts.establishments
+    if not isinstance(counts, pd.DataFrame):
+        raise SchemaError(
+            f"{name!r} must be a units x sectors pandas DataFrame (rows = units, columns = "
+            f"sectors); got {type(counts).__name__}. Build one with clustermap.aggregate() or "
+            "clustermap.read_counts()."
+        )
+    try:
+        values = counts.to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        bad = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
+        raise SchemaError(
+            f"{name!r} must hold numbers only; column(s) {bad[:5]} are not numeric. Put unit "
+            "ids in the index (df.set_index('unit_id')) and keep one numeric column per sector."
+        ) from err
+    if np.isnan(values).any():
+        col = counts.columns[np.isnan(values).any(axis=0)][0]
+        raise SchemaError(
+            f"{name!r} has missing values (NaN), e.g. in column {col!r}. Counts must be "
+            "complete: fill empty cells with 0 (df.fillna(0)) if they mean 'no activity'."
+        )
+    if (values < 0).any():
+        col = counts.columns[(values < 0).any(axis=0)][0]
+        raise SchemaError(
+            f"{name!r} has negative values, e.g. in column {col!r}. Location quotients need "
+            "non-negative counts or employment."
+        )
+    return counts
 
 
 def aggregate(
@@ -256,7 +295,7 @@ def aggregate(
 
     if measure not in _MEASURES:
         raise ValueError(f"'measure' needs to be one of {_MEASURES}; {measure!r} was given.")
-    est = _establishments(registry)
+    est = as_establishments(registry)
     units = _check_units(units)
     if SECTOR not in est.columns:
         raise SchemaError(
@@ -283,7 +322,7 @@ def aggregate(
 
     rejects = []
     if outside.any():
-        noloc = _no_location(est.geometry.to_numpy())
+        noloc = no_location(est.geometry.to_numpy())
         detail = np.where(noloc[outside], "no location", "outside every unit").astype(object)
         full = np.empty(n, dtype=object)
         full[outside] = detail

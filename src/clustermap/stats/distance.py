@@ -67,9 +67,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._parallel import numba_threads
-from ._schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
-from .errors import ClustermapWarning, CRSError, SchemaError
+from ..core.parallel import numba_threads
+from ..core.schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
+from ..errors import ClustermapWarning, CRSError, SchemaError
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.axes

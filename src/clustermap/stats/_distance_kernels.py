@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._numba_cache import CACHE
+from ..core.numba_cache import CACHE
 
 EARTH_RADIUS_KM = 6371.0088
 #: Gaussian kernel truncation of the exact Kd sums, in bandwidths (exp(-50) ~ 2e-22).

@@ -1,0 +1,1 @@
+"""clustermap.core."""

@@ -1,0 +1,858 @@
+"""Read and validate establishment registries (SIRENE first).
+
+:func:`read_registry` reads a file (CSV, gzip/zip CSV, Parquet, GeoParquet, GeoPackage or
+anything pyogrio reads) or a (Geo)DataFrame, maps its columns to the standard names of
+:mod:`clustermap._schema`, validates every row and returns a :class:`Registry`: the kept
+establishments as points, plus a table of every rejected row with its reason and a table of
+rows kept after a repair. Nothing is dropped silently.
+
+Presets (``format=``), detected from the header when ``format`` is not given:
+
+``"sirene"``
+    The Etalab geolocated SIRENE file (``geo_siret_*.csv.gz``): ``siret``,
+    ``activitePrincipaleEtablissement``, ``nomenclatureActivitePrincipaleEtablissement``,
+    ``trancheEffectifsEtablissement``, ``etatAdministratifEtablissement``,
+    ``codeCommuneEtablissement``, ``denominationUsuelleEtablissement`` (else
+    ``enseigne1Etablissement``), ``longitude``, ``latitude`` (WGS84, EPSG:4326).
+``"sirene_stock"``
+    The INSEE ``StockEtablissement`` file, with coordinates either from the INSEE
+    geolocation file passed as ``geolocation=`` (``siret``, ``x``, ``y`` and ``epsg``: the
+    projection of each row, Lambert-93 EPSG:2154 in metropolitan France and UTM zones in
+    the DOM) joined on ``siret``, or from the ``coordonneeLambertAbscisseEtablissement`` /
+    ``coordonneeLambertOrdonneeEtablissement`` columns of recent stock files, whose
+    projection is taken from the commune code (971, 972, 977, 978: EPSG:5490; 973:
+    EPSG:2972; 974: EPSG:2975; 975: EPSG:4467; 976: EPSG:4471; elsewhere EPSG:2154, the
+    INSEE convention). When the rows use several projections, points are returned in
+    ``crs`` (default EPSG:4326); with a single projection, in that projection.
+``"sirene2016"``
+    The old (2016) SIRENE names: ``siret``, ``apet700``, ``tefet``, ``depcomet``,
+    ``enseigne`` (else ``nomen_long``), ``longitude``, ``latitude`` (WGS84).
+
+Any other layout is read by naming its columns with the keywords ``x``, ``y``, ``sector``,
+``id``, ``employees`` or ``size_band``, ``name``, ``commune``, ``state``, and its CRS with
+``crs``; keywords also override a preset.
+
+Validation
+----------
+Each dropped row is in :attr:`Registry.rejects` with one reason (constants of
+:mod:`clustermap._schema`), the first that applies in this order:
+
+``closed_establishments``
+    The state column holds ``F`` (SIRENE *fermé*); kept with ``include_closed=True``.
+``missing_coordinates``
+    An empty or non-numeric coordinate, an empty geometry, or (stock + geolocation) no
+    geolocation row for the ``siret``.
+``zero_stripped_commune`` (a repair, never a reject)
+    A 4-digit numeric commune code (``1001``) is a code of départements 01-09 whose
+    leading zero was lost by a spreadsheet or a numeric column: it is completed
+    (``01001``), kept and listed in :attr:`Registry.repairs`.
+``swapped_lat_lon`` (only with ``swapped="reject"``)
+    The point is outside the expected area but inside it once x and y are exchanged. By
+    default (``swapped="fix"``) the coordinates are exchanged, the row is kept and listed
+    in :attr:`Registry.repairs`.
+``coordinates_out_of_bounds``
+    The point is outside the expected area: France including the DOM for the SIRENE
+    presets (boxes in :data:`FRANCE_AREAS`), the area of use of the CRS otherwise
+    (pyproj ``area_of_use``), or the boxes given as ``bounds=``.
+``other_nomenclature``
+    The SIRENE ``nomenclatureActivitePrincipaleEtablissement`` is not ``NAFRev2`` (codes of
+    NAF rév. 1, NAF 1993 or NAP cannot be read as NAF rév. 2).
+``invalid_sector_code``
+    The code is not a code of the nomenclature at the expected level (NAF: a sous-classe
+    such as ``25.62A``; ``25.62`` without its letter is rejected), or is empty.
+``duplicated_id``
+    The establishment id already appeared on an earlier data row of the source (the
+    earlier row wins even when it was itself rejected for another reason; ``detail`` names
+    it). Rows with an empty id are never duplicates.
+
+``row`` is the 1-based number of the data row in the source: the header is not counted,
+so data row 1 is the second line of a CSV file (records spanning several lines because of
+quoted line breaks count once; blank lines are skipped and not counted). For a DataFrame it
+is the 1-based position.
+
+Employees
+---------
+SIRENE size bands (``trancheEffectifsEtablissement``, ``tefet``) become head-counts by
+``employee_rule``: ``"mid"`` (arithmetic midpoint, default), ``"low"`` or ``"high"`` of the
+band in :data:`SIZE_BANDS`. ``employees_low`` and ``employees_high`` always hold the band
+bounds, so every employment-weighted result can report its sensitivity. Band ``53``
+(10 000 employees or more) is open: it is capped at ``open_band_cap`` (default 20 000, so
+its midpoint is 15 000). ``NN`` (non-employer), ``00`` (no employee) and an empty band all
+count 0 employees; empty bands and unknown codes are counted separately in the summary.
+A numeric ``employees=`` column is used as is (low = high = value).
+
+Malformed files raise :class:`clustermap.errors.DataFileError` naming the file and the line
+(physical line, header = line 1); a missing column raises
+:class:`clustermap.errors.SchemaError` naming it and listing the columns found.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from ..core import schema as S
+from ..errors import ClustermapWarning, CRSError, SchemaError
+from ..taxonomy import LEVELS
+from .presets import _PRESETS, REJECT_REASONS
+from .sources import _open_source
+from .validate import (
+    _concat,
+    _Context,
+    _crs_name,
+    _detect_format,
+    _expected_boxes,
+    _list_columns,
+    _process_chunk,
+    _read_geolocation,
+    _resolve_columns,
+    _transformer,
+)
+
+__all__ = ["Registry", "as_establishments", "read_registry"]
+
+# =========================================================================== Registry
+
+
+@dataclass
+class Registry:
+    """Establishments read from a registry, with every rejected and repaired row.
+
+    Attributes
+    ----------
+    establishments : geopandas.GeoDataFrame
+        One row per kept establishment: ``establishment_id`` (str), ``sector`` (canonical
+        code, e.g. ``25.62A``), ``employees`` (float, by ``employee_rule``),
+        ``employees_low``, ``employees_high`` (float), ``size_band`` (str or missing),
+        ``name`` (str, may be empty), ``commune`` (str or missing), the columns asked for
+        with ``keep=``, and ``geometry`` (points in :attr:`crs`).
+    rejects : pandas.DataFrame
+        Every dropped row: ``row`` (1-based data-row number in the source, header
+        excluded), ``establishment_id``, ``reason`` (see :data:`REJECT_REASONS`),
+        ``detail``.
+    repairs : pandas.DataFrame
+        Rows kept after a fix, same columns (e.g. ``swapped_lat_lon`` fixed).
+    source : str
+        File name (or ``"DataFrame"``).
+    crs : pyproj.CRS
+        CRS of the points.
+    nomenclature : str
+        Nomenclature of the ``sector`` codes.
+    employee_rule : str
+        ``"mid"``, ``"low"`` or ``"high"``.
+    n_rows : int
+        Number of data rows read.
+    format : str or None
+        Preset used (``"sirene"``, ``"sirene_stock"``, ``"sirene2016"``) or None.
+    notes : dict
+        Other counts: ``size_band_missing`` (kept rows with an empty band, counted as 0
+        employees), ``size_band_unknown`` (kept rows with a code not in
+        :data:`SIZE_BANDS`, also 0), ``employees_missing`` (numeric column empty).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"siret": ["1", "2", "2"], "naf": ["25.62A", "2562B", "25.62A"],
+    ...                    "lon": [6.6, 6.5, 6.5], "lat": [46.1, 46.0, 46.0]})
+    >>> reg = cm.read_registry(df, id="siret", sector="naf", x="lon", y="lat", crs=4326)
+    >>> reg
+    <Registry: 2 establishments kept of 3 rows from DataFrame (1 rejected, 0 repaired), EPSG:4326>
+    >>> reg.summary_dict()["rejects"]
+    {'duplicated_id': 1}
+    >>> len(reg.to_crs(2154))
+    2
+    """
+
+    establishments: gpd.GeoDataFrame
+    rejects: pd.DataFrame
+    repairs: pd.DataFrame
+    source: str
+    crs: CRS
+    nomenclature: str = "naf"
+    employee_rule: str = "mid"
+    n_rows: int = 0
+    format: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.establishments)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Registry: {len(self):,} establishments kept of {self.n_rows:,} rows from "
+            f"{self.source} ({len(self.rejects):,} rejected, {len(self.repairs):,} repaired), "
+            f"{_crs_name(self.crs)}>"
+        )
+
+    def to_crs(self, crs: Any) -> Registry:
+        """Return a copy with the points in another CRS.
+
+        Parameters
+        ----------
+        crs : Any
+            Anything :class:`pyproj.CRS` accepts (``2154``, ``"EPSG:2154"``...).
+
+        Returns
+        -------
+        Registry
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"naf": ["25.62A"], "lon": [2.35], "lat": [48.85]})
+        >>> reg = cm.read_registry(df, sector="naf", x="lon", y="lat", crs=4326)
+        >>> reg.to_crs(2154).establishments.geometry.x.round(-3).tolist()
+        [652000.0]
+        """
+        establishments = self.establishments.to_crs(crs)
+        return replace(self, establishments=establishments, crs=establishments.crs)
+
+    def summary_dict(self) -> dict[str, Any]:
+        """Return what was read as a dict (used by the HTML report).
+
+        Returns
+        -------
+        dict
+            ``source``, ``format``, ``rows`` (data rows read), ``kept``, ``rejects``
+            (reason -> count, in :data:`REJECT_REASONS` order), ``repairs`` (reason ->
+            count), ``crs`` (string), ``bounds`` (minx, miny, maxx, maxy of the kept points
+            or None), ``nomenclature``, ``employee_rule`` and the counts of :attr:`notes`.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"naf": ["25.62A", "bad"], "lon": [2.0, 3.0], "lat": [48.0, 47.0]})
+        >>> d = cm.read_registry(df, sector="naf", x="lon", y="lat", crs=4326).summary_dict()
+        >>> d["rows"], d["kept"], d["rejects"], d["bounds"]
+        (2, 1, {'invalid_sector_code': 1}, (2.0, 48.0, 2.0, 48.0))
+        """
+        rejects = self.rejects[S.REASON].value_counts()
+        repairs = self.repairs[S.REASON].value_counts()
+        order = [r for r in REJECT_REASONS if r in rejects.index]
+        order += sorted(set(rejects.index) - set(order))
+        bounds = None
+        if len(self.establishments):
+            bounds = tuple(float(v) for v in self.establishments.total_bounds)
+        return {
+            "source": self.source,
+            "format": self.format,
+            "rows": int(self.n_rows),
+            "kept": len(self.establishments),
+            "rejects": {r: int(rejects[r]) for r in order},
+            "repairs": {r: int(n) for r, n in repairs.items()},
+            "crs": _crs_name(self.crs),
+            "bounds": bounds,
+            "nomenclature": self.nomenclature,
+            "employee_rule": self.employee_rule,
+            **{k: v for k, v in self.notes.items() if not k.startswith("_")},
+        }
+
+    def summary(self) -> str:
+        """Return a person-readable account of what was read, kept, rejected and repaired.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"naf": ["25.62A", "bad"], "lon": [2.0, 3.0], "lat": [48.0, 47.0]})
+        >>> print(cm.read_registry(df, sector="naf", x="lon", y="lat", crs=4326).summary())
+        Registry read from DataFrame
+          2 data rows; 1 establishment kept (50.0 %), 1 row rejected, 0 repaired
+          rejected rows by reason:
+            invalid_sector_code          1  (sector code not in NAF at the expected level)
+          employees: none given (no size band or employee column)
+          sectors: nomenclature naf
+          CRS: EPSG:4326; bounds of kept points: 2, 48, 2, 48
+        """
+        d = self.summary_dict()
+        rows, kept = d["rows"], d["kept"]
+        share = f" ({100 * kept / rows:.1f} %)" if rows else ""
+        fmt = f" (format {d['format']})" if d["format"] else ""
+        lines = [
+            f"Registry read from {d['source']}{fmt}",
+            f"  {rows:,} data rows; {kept:,} establishment{'s' * (kept != 1)} kept{share}, "
+            f"{len(self.rejects):,} row{'s' * (len(self.rejects) != 1)} rejected, "
+            f"{len(self.repairs):,} repaired",
+        ]
+        if d["rejects"]:
+            lines.append("  rejected rows by reason:")
+            for reason, n in d["rejects"].items():
+                lines.append(f"    {reason:<26}{n:>5,}  ({_REASON_TEXT.get(reason, '')})")
+        if d["repairs"]:
+            lines.append("  repaired rows (kept):")
+            for reason, n in d["repairs"].items():
+                lines.append(f"    {reason:<26}{n:>5,}  (x and y exchanged)")
+        lines.append(f"  employees: {self._employees_text()}")
+        lines.append(f"  sectors: nomenclature {self.nomenclature}")
+        bounds = "none" if d["bounds"] is None else ", ".join(f"{b:.6g}" for b in d["bounds"])
+        lines.append(f"  CRS: {d['crs']}; bounds of kept points: {bounds}")
+        return "\n".join(lines)
+
+    def _employees_text(self) -> str:
+        source = self.notes.get("employees_source")
+        if source == "size_band":
+            text = (
+                f"from size bands, rule '{self.employee_rule}' "
+                f"(band 53 capped at {self.notes.get('open_band_cap', 20000):,.0f})"
+            )
+            missing = self.notes.get("size_band_missing", 0)
+            unknown = self.notes.get("size_band_unknown", 0)
+            if missing:
+                text += f"; {missing:,} kept rows without a size band (counted as 0)"
+            if unknown:
+                text += f"; {unknown:,} kept rows with an unknown band code (counted as 0)"
+            return text
+        if source == "column":
+            missing = self.notes.get("employees_missing", 0)
+            extra = f"; {missing:,} kept rows without a value" if missing else ""
+            return f"numeric column used as is{extra}"
+        return "none given (no size band or employee column)"
+
+
+_REASON_TEXT = {
+    S.REASON_CLOSED: "closed establishments; include_closed=True keeps them",
+    S.REASON_MISSING_COORDINATES: "empty or non-numeric coordinates",
+    S.REASON_SWAPPED: "x and y exchanged; swapped='fix' repairs them",
+    S.REASON_OUT_OF_BOUNDS: "outside the expected area",
+    S.REASON_OTHER_NOMENCLATURE: "codes of another nomenclature version",
+    S.REASON_INVALID_SECTOR: "sector code not in NAF at the expected level",
+    S.REASON_DUPLICATED: "establishment id seen on an earlier row",
+    S.REPAIR_COMMUNE_ZERO: "4-digit commune code whose leading zero was lost (1001 -> 01001)",
+}
+
+
+# =========================================================================== read_registry
+
+
+def as_establishments(data: Any, *, require_sector: bool = False) -> gpd.GeoDataFrame:
+    """The establishments GeoDataFrame of a :class:`Registry`, or a GeoDataFrame as it is.
+
+    The one adapter the aggregation and detection steps use to accept either a registry or
+    its establishments.
+
+    Parameters
+    ----------
+    data : Registry or geopandas.GeoDataFrame
+        A registry from :func:`read_registry`, or establishments as points.
+    require_sector : bool, default False
+        Also require the ``sector`` column.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The establishments (not a copy).
+
+    Raises
+    ------
+    clustermap.errors.SchemaError
+        Anything else, or no ``sector`` column when it is required.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point
+    >>> pts = gpd.GeoDataFrame({"sector": ["10.71C"]}, geometry=[Point(0, 0)], crs=2154)
+    >>> as_establishments(pts) is pts
+    True
+    """
+    est = getattr(data, "establishments", data)
+    if not isinstance(est, gpd.GeoDataFrame):
+        raise SchemaError(
+            "Expected a clustermap Registry (from clustermap.read_registry) or a GeoDataFrame "
+            f"of establishments with point geometries; got {type(data).__name__}."
+        )
+    if require_sector and S.SECTOR not in est.columns:
+        raise SchemaError(
+            f"The registry has no {S.SECTOR!r} column; columns are {list(est.columns)[:12]}. "
+            "Read it with clustermap.read_registry(path, sector=...)."
+        )
+    return est
+
+
+def read_registry(
+    source: str | Path | pd.DataFrame,
+    *,
+    format: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    crs: Any = None,
+    sector: str | None = None,
+    employees: str | None = None,
+    size_band: str | None = None,
+    id: str | None = None,
+    name: str | Sequence[str] | None = None,
+    commune: str | None = None,
+    state: str | None = None,
+    nomenclature: str = "naf",
+    sector_level: str | int | None = "default",
+    nomenclature_column: str | None = None,
+    keep: Sequence[str] | None = None,
+    include_closed: bool = False,
+    swapped: str = "fix",
+    employee_rule: str = "mid",
+    open_band_cap: float = 20000,
+    geolocation: str | Path | pd.DataFrame | None = None,
+    bounds: Any = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    chunksize: int = 500_000,
+) -> Registry:
+    """Read a registry of establishments, validate every row and report what was dropped.
+
+    See the module documentation (:mod:`clustermap.io`) for the presets, the reject reasons
+    and the size-band rule.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or pandas.DataFrame
+        A CSV file (also ``.csv.gz``, ``.csv.zip``…, separator detected from the header),
+        a Parquet or GeoParquet file, a GeoPackage or any file pyogrio reads, or a
+        (Geo)DataFrame. Files are read in chunks of about ``chunksize`` rows, so a
+        registry of 10 million rows takes the memory of its kept rows only.
+    format : {"sirene", "sirene_stock", "sirene2016"}, optional
+        Column preset; detected from the column names when not given.
+    x, y : str, optional
+        Columns of the coordinates (longitude and latitude for a geographic CRS). Not
+        needed with a preset or a GeoDataFrame / geometry file.
+    crs : optional
+        CRS of ``x`` and ``y`` (``4326``, ``2154``, ``"EPSG:2154"``…); required with
+        ``x``/``y`` outside the presets. With ``format="sirene_stock"``, the CRS the points
+        are returned in when the rows use several projections.
+    sector : str, optional
+        Column of the sector codes (any spelling :func:`clustermap.normalize_codes`
+        accepts; read as text).
+    employees : str, optional
+        Numeric head-count column, used as is.
+    size_band : str, optional
+        Column of SIRENE size-band codes (ignored for head-counts when ``employees`` is
+        given).
+    id : str, optional
+        Column of establishment ids (e.g. ``siret``); default: the row number.
+    name : str or list of str, optional
+        Name column(s); the first non-empty one wins.
+    commune : str, optional
+        Column of the commune code (5 characters, read as text).
+    state : str, optional
+        Column of the administrative state; ``F`` marks a closed establishment.
+    nomenclature : {"naf", "nace", "naics", "prefix"}, default "naf"
+        Nomenclature of the sector codes.
+    sector_level : str, int or None, optional
+        Level the sector codes must be at. Default: ``"subclass"`` for NAF, ``"class"``
+        for NACE, any level for NAICS and prefix codes. None accepts any level.
+    nomenclature_column : str, optional
+        Column naming the nomenclature version of each row (SIRENE presets:
+        ``nomenclatureActivitePrincipaleEtablissement``); rows not ``NAFRev2`` are
+        rejected as ``other_nomenclature``.
+    keep : list of str, optional
+        Other source columns to carry into ``establishments`` (as read).
+    include_closed : bool, default False
+        Keep closed establishments (state ``F``).
+    swapped : {"fix", "reject"}, default "fix"
+        What to do with points whose x and y are exchanged (see module documentation).
+    employee_rule : {"mid", "low", "high"}, default "mid"
+        Head-count from a size band.
+    open_band_cap : float, default 20000
+        Upper bound of the open size band ``53`` (10 000 or more).
+    geolocation : str, pathlib.Path or pandas.DataFrame, optional
+        The INSEE geolocation file for the stock (``siret``, ``x``, ``y``, ``epsg``),
+        joined on ``siret``; implies ``format="sirene_stock"`` when not given.
+    bounds : str, tuple or list of tuples, optional
+        Expected area: ``"france"`` (France incl. DOM) or (west, south, east, north) box(es)
+        in degrees. Default: France for the SIRENE presets, else the CRS's area of use.
+    sep : str, optional
+        CSV separator; detected from the header by default.
+    encoding : str, default "utf-8"
+        CSV encoding (``"latin-1"`` for old INSEE files).
+    chunksize : int, default 500000
+        Rows per chunk for Parquet files and DataFrames (CSV files are streamed in blocks
+        of 16 MB).
+
+    Returns
+    -------
+    Registry
+        ``establishments`` (GeoDataFrame of kept points), ``rejects``, ``repairs``,
+        ``summary()``.
+
+    Raises
+    ------
+    clustermap.errors.SchemaError
+        A mapped column is missing, or no sector / coordinate column was found.
+    clustermap.errors.DataFileError
+        The file is malformed (the message names the file and the line).
+    clustermap.errors.CRSError
+        Coordinates are given without a CRS, or the CRS is unknown.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({
+    ...     "siret": ["11", "12", "13", "14"],
+    ...     "naf": ["25.62A", "2562B", "99.99Z", "25.62A"],
+    ...     "tefet": ["12", "01", "01", "NN"],
+    ...     "lon": [6.58, 46.07, 6.6, None],
+    ...     "lat": [46.06, 6.57, 46.1, None],
+    ... })
+    >>> reg = cm.read_registry(df, id="siret", sector="naf", size_band="tefet",
+    ...                        x="lon", y="lat", crs=4326, bounds="france")
+    >>> reg.establishments[["establishment_id", "sector", "employees"]]
+      establishment_id  sector  employees
+    0               11  25.62A       34.5
+    1               12  25.62B        1.5
+    >>> reg.rejects[["row", "reason"]]
+       row               reason
+    0    3  invalid_sector_code
+    1    4  missing_coordinates
+    >>> reg.repairs[["row", "reason"]]
+       row           reason
+    0    2  swapped_lat_lon
+    """
+    if swapped not in ("fix", "reject"):
+        raise ValueError(f"'swapped' needs to be 'fix' or 'reject'; {swapped!r} was given.")
+    if employee_rule not in ("mid", "low", "high"):
+        raise ValueError(
+            f"'employee_rule' needs to be 'mid', 'low' or 'high'; {employee_rule!r} was given."
+        )
+    if format is not None and format not in _PRESETS:
+        raise ValueError(
+            f"'format' needs to be one of {tuple(_PRESETS)} or None (detect from the "
+            f"header); {format!r} was given."
+        )
+    if nomenclature not in LEVELS and nomenclature not in ("naics", "prefix"):
+        raise ValueError(
+            "'nomenclature' needs to be one of ('naf', 'nace', 'naics', 'prefix'); "
+            f"{nomenclature!r} was given."
+        )
+    if sector_level == "default":
+        sector_level = {"naf": "subclass", "nace": "class"}.get(nomenclature)
+
+    reader, _kind = _open_source(source, sep, encoding, chunksize)
+    fmt = format or _detect_format(reader.columns, geolocation)
+    if geolocation is not None and fmt is None:
+        fmt = "sirene_stock"
+    given = {
+        "id": id,
+        "sector": sector,
+        "x": x,
+        "y": y,
+        "employees": employees,
+        "size_band": size_band,
+        "name": name,
+        "commune": commune,
+        "state": state,
+        "nomenclature_column": nomenclature_column,
+    }
+    if geolocation is not None and (x is not None or y is not None):
+        raise ValueError(
+            "Pass either geolocation= (coordinates from the INSEE geolocation file) or x= "
+            "and y= (coordinates in the registry itself), not both."
+        )
+    spec = _resolve_columns(
+        reader.columns, reader.name, fmt, given, reader.has_geometry, geolocation
+    )
+    keep_cols = list(keep or [])
+    standard = {
+        S.ESTABLISHMENT_ID,
+        S.SECTOR,
+        S.EMPLOYEES,
+        S.EMPLOYEES_LOW,
+        S.EMPLOYEES_HIGH,
+        S.SIZE_BAND,
+        S.NAME,
+        S.COMMUNE,
+        S.GEOMETRY,
+    }
+    for col in keep_cols:
+        if col not in reader.columns:
+            raise SchemaError(
+                f"{reader.name}: column {col!r} given in keep= is not in the data. Columns "
+                f"found: {_list_columns(reader.columns)}."
+            )
+        if col in standard:
+            raise SchemaError(
+                f"keep= column {col!r} has the name of a standard column of the registry; "
+                "rename it in the source first."
+            )
+
+    # --- coordinates and CRS
+    per_row = None
+    geo_index = geo_xy = geo_epsg = None
+    uses_geometry = False
+    src_crs: CRS | None = None
+    if geolocation is not None:
+        spec.pop("x", None)
+        spec.pop("y", None)
+        geo_index, geo_xy, geo_epsg, _ = _read_geolocation(
+            geolocation, None, encoding, chunksize, None
+        )
+        per_row = "geolocation"
+    elif fmt == "sirene_stock" and x is None and "x" in spec:
+        per_row = "commune"  # Lambert columns of the stock: projection from the commune
+    elif "x" in spec and "y" in spec:
+        declared = crs if crs is not None else _PRESETS.get(fmt or "", {}).get("crs")
+        if declared is None and reader.has_geometry and reader.geometry_crs is not None:
+            src_crs = CRS.from_user_input(reader.geometry_crs)
+        elif declared is None:
+            raise CRSError(
+                f"{reader.name}: the coordinates in {spec['x']!r} and {spec['y']!r} have "
+                "no CRS. Pass crs=, e.g. crs=4326 for longitude/latitude in degrees or "
+                "crs=2154 for Lambert-93 metres."
+            )
+        else:
+            src_crs = _parse_crs(declared)
+    else:
+        uses_geometry = True
+        if reader.geometry_crs is None and crs is None:
+            raise CRSError(
+                f"{reader.name}: the geometries have no CRS. Pass crs= (e.g. crs=2154) "
+                "or set it on the GeoDataFrame with .set_crs()."
+            )
+        if (
+            reader.geometry_crs is not None
+            and crs is not None
+            and CRS.from_user_input(reader.geometry_crs) != _parse_crs(crs)
+        ):
+            raise CRSError(
+                f"{reader.name}: the geometries are in {_crs_name(reader.geometry_crs)} "
+                f"but crs={crs!r} was given. Omit crs=, or reproject the data first "
+                "with .to_crs()."
+            )
+        src_crs = CRS.from_user_input(reader.geometry_crs or _parse_crs(crs))
+    boxes, area_text = _expected_boxes(bounds, fmt, src_crs)
+
+    ctx = _Context(
+        spec=spec,
+        fmt=fmt,
+        nomenclature=nomenclature,
+        sector_level=sector_level,
+        include_closed=include_closed,
+        swapped=swapped,
+        employee_rule=employee_rule,
+        open_band_cap=open_band_cap,
+        keep=keep_cols,
+        crs=src_crs,
+        boxes=boxes,
+        area_text=area_text,
+        per_row_epsg=per_row,
+        geo_index=geo_index,
+        geo_xy=geo_xy,
+        geo_epsg=geo_epsg,
+        uses_geometry=uses_geometry,
+    )
+    columns = _needed_columns(spec, keep_cols)
+    kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
+    offset = 0
+    for chunk in reader.chunks(columns):
+        if len(chunk) == 0:
+            continue
+        kept, rejects, repairs, id_hash = _process_chunk(chunk, offset, ctx)
+        offset += len(chunk)
+        kept_parts.append(kept)
+        reject_parts.append(rejects)
+        repair_parts.append(repairs)
+        hashes.append(id_hash)
+    return _assemble(
+        kept_parts,
+        reject_parts,
+        repair_parts,
+        hashes,
+        n_rows=offset,
+        ctx=ctx,
+        source_name=reader.name,
+        output_crs=crs,
+    )
+
+
+def _parse_crs(value: Any) -> CRS:
+    try:
+        return CRS.from_user_input(value)
+    except Exception as err:
+        raise CRSError(
+            f"crs={value!r} is not a CRS pyproj knows. Pass an EPSG code such as 4326 or 2154."
+        ) from err
+
+
+def _needed_columns(spec: dict[str, Any], keep: list[str]) -> list[str]:
+    cols: list[str] = []
+    for value in spec.values():
+        for col in value if isinstance(value, list) else [value]:
+            if col not in cols:
+                cols.append(col)
+    for col in keep:
+        if col not in cols:
+            cols.append(col)
+    return cols
+
+
+def _order_columns(ctx: _Context) -> list[str]:
+    return [
+        S.ESTABLISHMENT_ID,
+        S.SECTOR,
+        S.EMPLOYEES,
+        S.EMPLOYEES_LOW,
+        S.EMPLOYEES_HIGH,
+        S.SIZE_BAND,
+        S.NAME,
+        S.COMMUNE,
+        *ctx.keep,
+    ]
+
+
+def _assemble(
+    kept_parts: list[pd.DataFrame],
+    reject_parts: list[pd.DataFrame],
+    repair_parts: list[pd.DataFrame],
+    hashes: list[np.ndarray],
+    *,
+    n_rows: int,
+    ctx: _Context,
+    source_name: str,
+    output_crs: Any,
+) -> Registry:
+    kept = (
+        pd.concat(kept_parts, ignore_index=True)
+        if kept_parts
+        else pd.DataFrame({"_pos": np.array([], dtype=np.int64), "_x": [], "_y": []})
+    )
+    rejects = _concat(reject_parts)
+    repairs = _concat(repair_parts)
+    for parts in (kept_parts, reject_parts, repair_parts):
+        parts.clear()  # the chunks are in the concatenated frames now
+
+    # duplicated ids over the whole source, first data row wins
+    keep_rows = None
+    if hashes and "id" in ctx.spec:
+        all_hash = np.concatenate(hashes)
+        hashes.clear()
+        dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
+        if dup.any():
+            drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
+            if drop.any():
+                keep_rows = ~drop
+        del all_hash, dup
+    if keep_rows is not None:  # one selection (copy) of the kept rows, not two
+        kept = kept.loc[
+            keep_rows,
+            [*_order_columns(ctx), "_x", "_y", "_band_status"]
+            + (["_epsg"] if "_epsg" in kept else []),
+        ]
+
+    # geometry, with per-row projections brought to one CRS
+    xs = kept["_x"].to_numpy(dtype=float) if len(kept) else np.array([])
+    ys = kept["_y"].to_numpy(dtype=float) if len(kept) else np.array([])
+    crs = ctx.crs
+    if ctx.per_row_epsg is not None:
+        codes = np.unique(kept["_epsg"]) if "_epsg" in kept else np.array([])
+        if output_crs is not None:
+            crs = _parse_crs(output_crs)
+        elif len(codes) == 1:
+            crs = CRS.from_epsg(int(codes[0]))
+        else:
+            crs = CRS(4326)
+        xs, ys = xs.copy(), ys.copy()
+        for code in codes:
+            sel = kept["_epsg"].to_numpy() == code
+            src = CRS.from_epsg(int(code))
+            if src != crs:
+                xs[sel], ys[sel] = _transformer(src, crs).transform(xs[sel], ys[sel])
+    geometry = gpd.points_from_xy(xs, ys, crs=crs)
+
+    notes: dict[str, Any] = {}
+    status = kept["_band_status"] if "_band_status" in kept else pd.Series([], dtype=object)
+    if "employees" in ctx.spec:
+        notes["employees_source"] = "column"
+        notes["employees_missing"] = int((status == "employees_missing").sum())
+    elif "size_band" in ctx.spec:
+        notes["employees_source"] = "size_band"
+        notes["size_band_missing"] = int((status == "missing").sum())
+        notes["size_band_unknown"] = int((status == "unknown").sum())
+        notes["open_band_cap"] = float(ctx.open_band_cap)
+        if notes["size_band_unknown"]:
+            unknown = kept.loc[status == "unknown", S.SIZE_BAND].value_counts().head(5)
+            warnings.warn(
+                f"{source_name}: {notes['size_band_unknown']:,} kept rows have a size-band code "
+                f"that is not a SIRENE band (e.g. {dict(unknown)}); they count 0 employees. "
+                "Check the size_band= column.",
+                ClustermapWarning,
+                stacklevel=3,
+            )
+    else:
+        notes["employees_source"] = None
+
+    order = _order_columns(ctx)
+    if len(kept):
+        frame = kept[order]
+    else:
+        frame = pd.DataFrame({col: pd.Series([], dtype=object) for col in order})
+    del kept
+    for col in (S.ESTABLISHMENT_ID, S.SECTOR, S.NAME):
+        frame[col] = frame[col].astype(str)
+    for col in (S.SIZE_BAND, S.COMMUNE):
+        frame[col] = frame[col].astype("string")
+    for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH):
+        frame[col] = frame[col].astype(float)
+    frame.index = pd.RangeIndex(len(frame))
+    establishments = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+
+    rejects = rejects.sort_values(S.ROW, kind="stable").reset_index(drop=True)
+    repairs = repairs.sort_values(S.ROW, kind="stable").reset_index(drop=True)
+    rejects[S.ROW] = rejects[S.ROW].astype(np.int64)
+    repairs[S.ROW] = repairs[S.ROW].astype(np.int64)
+    return Registry(
+        establishments=establishments,
+        rejects=rejects,
+        repairs=repairs,
+        source=source_name,
+        crs=CRS.from_user_input(crs) if crs is not None else None,  # type: ignore[arg-type]
+        nomenclature=ctx.nomenclature,
+        employee_rule=ctx.employee_rule,
+        n_rows=n_rows,
+        format=ctx.fmt,
+        notes=notes,
+    )
+
+
+def _drop_duplicates(
+    kept: pd.DataFrame,
+    rejects: pd.DataFrame,
+    repairs: pd.DataFrame,
+    all_hash: np.ndarray,
+    dup: np.ndarray,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Find kept rows whose id appeared earlier (exact check of the hashes).
+
+    Returns the mask of kept rows to drop, the rejects with those rows added, and the
+    repairs without them.
+    """
+    candidates = np.flatnonzero(np.isin(all_hash, np.unique(all_hash[dup])))
+    # exact ids of the candidate rows (kept or rejected) in source order
+    kept_pos = kept["_pos"].to_numpy()
+    ids = pd.Series(index=candidates, dtype=object)
+    in_kept = np.isin(kept_pos, candidates)
+    ids.loc[kept_pos[in_kept]] = kept.loc[in_kept, S.ESTABLISHMENT_ID].to_numpy()
+    rej_pos = rejects[S.ROW].to_numpy() - 1
+    in_rej = np.isin(rej_pos, candidates)
+    ids.loc[rej_pos[in_rej]] = rejects.loc[in_rej, S.ESTABLISHMENT_ID].to_numpy()
+    ids = ids.sort_index()
+    exact_dup = ids.duplicated(keep="first")
+    first_row = ids.groupby(ids.to_numpy(), sort=False).transform(lambda s: s.index[0] + 1)
+    dup_pos = ids.index[exact_dup.to_numpy()].to_numpy()
+    drop = np.isin(kept_pos, dup_pos)
+    if not drop.any():
+        return drop, rejects, repairs
+    moved = kept.loc[drop, ["_pos", S.ESTABLISHMENT_ID]]
+    new_rejects = pd.DataFrame(
+        {
+            S.ROW: moved["_pos"].to_numpy() + 1,
+            S.ESTABLISHMENT_ID: moved[S.ESTABLISHMENT_ID].to_numpy(),
+            S.REASON: S.REASON_DUPLICATED,
+            S.DETAIL: [f"same establishment_id as row {first_row.loc[p]}" for p in moved["_pos"]],
+        }
+    )
+    repairs = repairs[~np.isin(repairs[S.ROW].to_numpy() - 1, dup_pos)]
+    return drop, _concat([rejects, new_rejects]), repairs
