@@ -18,7 +18,7 @@ from scipy import stats
 from shapely.geometry import Point, box
 
 import clustermap as cm
-from clustermap.detect.pipeline import _bh_reject
+from clustermap.detect.window import bh_reject as _bh_reject
 from clustermap.detect.result import CLUSTER_COLUMNS
 from clustermap.errors import ClustermapWarning, SchemaError
 from conftest import shared_file
@@ -163,7 +163,9 @@ def test_artefact_sectors_flagged_or_excluded(lattice, lattice_result):
     assert not lattice_result.clusters.loc[
         lattice_result.clusters["sector"] == "25.62A", "artefact"
     ].any()
-    res = cm.detect_clusters(counts, units, exclude_artefacts=True, local_statistic=None)
+    res = cm.detect_clusters(
+        counts, units, options={"exclude_artefacts": True}, local_statistic=None
+    )
     assert (res.clusters["sector"] != "70.10Z").all()
     sectors = res.sectors.set_index("sector")
     assert not sectors.loc["70.10Z", "analysed"] and sectors.loc["70.10Z", "artefact"]
@@ -223,7 +225,9 @@ def test_score_units_comparison_zoning(lattice):
         ],
         crs=2154,
     )
-    res = cm.detect_clusters(counts, units, score_units=quads, local_statistic=None)
+    res = cm.detect_clusters(
+        counts, units, options={"score_units": quads}, local_statistic=None
+    )
     row = res.clusters.set_index("cluster_id").loc["25.62A-1"]
     # reference: the quadrants' own table, scored with the public functions
     quad_of = [(r >= 10) * 1 + (c >= 10) * 2 for r in range(SIDE) for c in range(SIDE)]
@@ -407,7 +411,7 @@ def test_demo_with_commune_points_when_no_polygons():
 
 
 def test_score_units_auto_uses_departements_for_commune_codes():
-    from clustermap.detect.pipeline import _membership
+    from clustermap.detect.profile import membership as _membership
 
     ids = ["01001", "01002", "2A004", "2B010", "97411", "97101", "74081"]
     units = gpd.GeoDataFrame(
@@ -427,7 +431,8 @@ def test_score_units_auto_uses_departements_for_commune_codes():
 
 
 def test_score_units_auto_squares_hold_about_50_units(lattice):
-    from clustermap.detect.pipeline import AUTO_ZONE_UNITS, _membership
+    from clustermap.detect.profile import AUTO_ZONE_UNITS
+    from clustermap.detect.profile import membership as _membership
 
     units, _ = lattice
     member, rule = _membership(units, "auto")
@@ -440,7 +445,7 @@ def test_score_units_auto_squares_hold_about_50_units(lattice):
 
 def test_local_sectors_all_adds_gi_for_every_sector(lattice, lattice_result):
     units, counts = lattice
-    res = cm.detect_clusters(counts, units, random_state=7, local_sectors="all")
+    res = cm.detect_clusters(counts, units, random_state=7, options={"local_sectors": "all"})
     # same clusters: Gi* is reported, not part of the rule
     assert res.clusters["cluster_id"].tolist() == lattice_result.clusters["cluster_id"].tolist()
     from clustermap.detect.pipeline import OTHER
@@ -461,4 +466,21 @@ def test_local_sectors_all_adds_gi_for_every_sector(lattice, lattice_result):
     b = lattice_result.table[lattice_result.table["sector"] == "25.62A"].set_index(key)
     np.testing.assert_allclose(a, b["statistic"].reindex(a.index), rtol=1e-12)
     with pytest.raises(ValueError, match="local_sectors"):
-        cm.detect_clusters(counts, units, local_sectors="some")
+        cm.detect_clusters(counts, units, options={"local_sectors": "some"})
+
+
+def test_old_keywords_still_work_with_a_future_warning_and_give_the_same_result(lattice):
+    units, counts = lattice
+    new = cm.detect_clusters(
+        counts, units, local_statistic=None, options={"link_order": 1, "min_unit_lq": 2.0}
+    )
+    with pytest.warns(FutureWarning, match=r"options=\{'link_order'"):
+        old = cm.detect_clusters(counts, units, local_statistic=None, link_order=1, min_unit_lq=2.0)
+    pd.testing.assert_frame_equal(
+        old.clusters.drop(columns="geometry"), new.clusters.drop(columns="geometry")
+    )
+    assert old.parameters["link_order"] == new.parameters["link_order"] == 1
+    with pytest.raises(TypeError, match="unexpected keyword argument 'link_ordre'"):
+        cm.detect_clusters(counts, units, link_ordre=1)
+    with pytest.raises(ValueError, match="link_order must be 1 or 2"):
+        cm.detect_clusters(counts, units, options={"link_order": 3})

@@ -21,7 +21,6 @@ clustermap ...
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import signal
 import sys
@@ -89,10 +88,6 @@ _MESSAGES = {
         "impossible d'écrire dans le dossier de {flag} {path} ({reason}) : "
         "choisissez un dossier accessible en écriture.",
         "cannot write to the folder of {flag} {path} ({reason}): choose a writable folder.",
-    ),
-    "unsupported": (
-        "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",
-        "option {opt} is not supported by this version of detect_clusters",
     ),
 }
 
@@ -181,23 +176,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: str) -> dict:
+def _detect_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Options given on the command line, under the names detect_clusters accepts."""
-    params = inspect.signature(detect).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    wanted = {
-        "--level": ("level", args.level),
-        "--permutations": ("permutations", args.permutations),
-        "--seed": ("random_state", args.seed),
-        "--alpha": ("alpha", args.alpha),
-    }
-    out = {}
-    for opt, (name, value) in wanted.items():
-        if value is None:
-            continue
-        if name not in params and not accepts_any:
-            raise ValueError(_msg("unsupported", lang, opt=opt))
-        out[name] = value
+    out: dict[str, Any] = {}
+    if args.level is not None:
+        out["level"] = args.level
+    if args.seed is not None:
+        out["random_state"] = args.seed
+    if args.alpha is not None:
+        out["alpha"] = args.alpha
+    if args.permutations is not None:
+        out["options"] = {"permutations": args.permutations}
     return out
 
 
@@ -311,7 +300,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress = _Progress(steps, lang, args.quiet, err)
         demo = progress.run("load_demo", cm.load_demo)
         registry, units = demo.registry, demo.units
-    detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
+    detect_kwargs = _detect_kwargs(args)
     result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
     progress.run("report", lambda: result.to_html(report, lang=lang))
     if gpkg is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -35,7 +36,20 @@ from .errors import ClustermapWarning, CRSError, SchemaError
 from .io.counts import CountTables
 from .io.registry import as_establishments
 
-__all__ = ["REASON_UNMAPPED_SECTOR", "aggregate", "assign_units"]
+__all__ = [
+    "OTHER",
+    "REASON_UNMAPPED_SECTOR",
+    "SectorTable",
+    "aggregate",
+    "as_table",
+    "assign_units",
+    "counts_table",
+    "registry_table",
+]
+
+#: Bucket of the codes that do not map to the analysis level (``unmapped="other"``): they
+#: count in every unit's total activity but are never analysed.
+OTHER = "(other)"
 
 _MEASURES = (ESTABLISHMENTS, EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH)
 
@@ -169,6 +183,13 @@ def as_table(counts: Any, name: str) -> pd.DataFrame:
 
     :class:`~clustermap.io.counts.CountTables` give their establishments table. Raises
     :class:`~clustermap.errors.SchemaError` naming ``name`` and the first bad column.
+
+    Examples
+    --------
+    >>> as_table(pd.DataFrame({"25.62A": [3, -1]}, index=["a", "b"]), "counts")
+    Traceback (most recent call last):
+    ...
+    clustermap.errors.SchemaError: 'counts' has negative values, e.g. in column '25.62A'. ...
     """
     if isinstance(counts, CountTables):
         counts = counts.establishments
@@ -291,101 +312,297 @@ def aggregate(
     b        1.5   4.0
     c        0.0   0.0
     """
-    from .taxonomy import roll_up
-
     if measure not in _MEASURES:
         raise ValueError(f"'measure' needs to be one of {_MEASURES}; {measure!r} was given.")
     est = as_establishments(registry)
-    units = _check_units(units)
-    if SECTOR not in est.columns:
-        raise SchemaError(
-            f"The registry has no {SECTOR!r} column; columns are {list(est.columns)}. Read it "
-            "with clustermap.read_registry, which names the sector column 'sector'."
-        )
     if measure != ESTABLISHMENTS and measure not in est.columns:
+        _check_units(units)
+        if SECTOR not in est.columns:
+            raise SchemaError(_no_sector_message(est))
         raise SchemaError(
             f"measure={measure!r} needs a {measure!r} column in the registry; columns are "
             f"{list(est.columns)}. read_registry imputes it from the size bands."
         )
+    tab = registry_table(
+        registry, units, level, unmapped="drop", nomenclature=nomenclature, stacklevel=3
+    )
+    missing = tab.missing.get(measure, 0)
+    if missing:
+        warnings.warn(
+            f"{missing} establishments have no {measure!r} value (missing size "
+            "band); they count as 0 in the table.",
+            ClustermapWarning,
+            stacklevel=2,
+        )
+    matrix = tab.measures[measure]
+    index = pd.Index(tab.unit_ids.to_numpy(dtype=object), name=UNIT_ID)
+    columns = pd.Index(tab.sectors.to_numpy(dtype=object), name=SECTOR)
+    dtype = np.int64 if measure == ESTABLISHMENTS else np.float64
+    if sparse:
+        table = pd.DataFrame.sparse.from_spmatrix(
+            matrix.astype(dtype).tocsc(), index=index, columns=columns
+        )
+    else:
+        table = pd.DataFrame(matrix.toarray().astype(dtype), index=index, columns=columns)
+    table.attrs["rejects"] = tab.rejects
+    return table
 
+
+@dataclass(frozen=True)
+class SectorTable:
+    """The units × sectors table behind :func:`aggregate` and :func:`clustermap.detect_clusters`.
+
+    Attributes
+    ----------
+    unit_ids : pandas.Index
+        All unit ids (``str``), in the units' order: the rows.
+    sectors : pandas.Index
+        Sector codes (or groups) at the level, sorted: the columns. With
+        ``unmapped="other"`` it may hold :data:`OTHER`.
+    measures : dict of scipy.sparse.csr_matrix
+        ``establishments`` and, when the registry has them, ``employees``,
+        ``employees_low`` and ``employees_high`` (missing values counted as 0).
+    rejects : pandas.DataFrame
+        Establishments left out: ``row``, ``establishment_id``, ``reason``, ``detail``.
+    outside_level : list
+        Codes with no group at the level (pooled in :data:`OTHER` or dropped).
+    missing : dict
+        Measure -> number of kept establishments without a value (counted as 0).
+    unit_of, sector_of : numpy.ndarray or None
+        Per establishment of a registry: its unit's row (-1 when left out) and its sector
+        at the level (None when left out).
+
+    Examples
+    --------
+    >>> tab = counts_table(pd.DataFrame({"25.62A": [3, 0], "10.71C": [1, 2]}, index=["a", "b"]))
+    >>> list(tab.unit_ids), list(tab.sectors), tab.measures["establishments"].toarray().tolist()
+    (['a', 'b'], ['10.71C', '25.62A'], [[1.0, 3.0], [2.0, 0.0]])
+    """
+
+    unit_ids: pd.Index
+    sectors: pd.Index
+    measures: dict[str, Any]
+    rejects: pd.DataFrame
+    outside_level: list[Any] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    unit_of: np.ndarray | None = None
+    sector_of: np.ndarray | None = None
+
+    def count(self, reason: str) -> int:
+        """Number of establishments left out for ``reason``."""
+        return int((self.rejects[REASON] == reason).sum()) if len(self.rejects) else 0
+
+
+def _no_sector_message(est: pd.DataFrame) -> str:
+    return (
+        f"The registry has no {SECTOR!r} column; columns are {list(est.columns)}. Read it "
+        "with clustermap.read_registry, which names the sector column 'sector'."
+    )
+
+
+def _sector_of(
+    codes: pd.Series, level: Any, nomenclature: str, unmapped: str
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Sector at the level of each code; mask of the unmapped; the unmapped codes."""
+    from .taxonomy import roll_up
+
+    unique = pd.unique(codes.dropna().astype(str))
+    if level is None:
+        rolled = codes.astype(object)
+    else:
+        rolled = roll_up(codes, level, nomenclature).astype(object)
+    values = rolled.to_numpy(dtype=object)
+    mask = pd.isna(values)
+    if level is None:
+        bad_codes = []
+    else:
+        mapped = roll_up(pd.Series(unique, dtype=object), level, nomenclature)
+        bad_codes = list(unique[mapped.isna().to_numpy()])
+    if unmapped == "other":
+        values = values.copy()
+        values[mask] = OTHER
+    return values, mask, bad_codes
+
+
+def registry_table(
+    registry: Any,
+    units: gpd.GeoDataFrame,
+    level: Any = "subclass",
+    *,
+    unmapped: str = "drop",
+    nomenclature: str = "naf",
+    stacklevel: int = 2,
+) -> SectorTable:
+    """Units × sectors sparse tables of every measure of a registry.
+
+    Establishments outside every unit are left out and listed (reason ``outside_units``);
+    codes with no group at ``level`` are left out and listed (``unmapped="drop"``, reason
+    ``unmapped_sector``) or pooled in :data:`OTHER` (``unmapped="other"``: they still count
+    in each unit's total activity, the LQ denominators, as detection needs).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point, box
+    >>> units = gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=2154,
+    ...     index=pd.Index(["a", "b"], name="unit_id"))
+    >>> est = gpd.GeoDataFrame({"sector": ["25.62A", "25.62A", "99.99Z"]},
+    ...     geometry=[Point(0.5, 0.5), Point(1.5, 0.5), Point(1.2, 0.2)], crs=2154)
+    >>> tab = registry_table(est, units, "division", unmapped="other")
+    >>> list(tab.sectors), tab.measures["establishments"].toarray().tolist()
+    (['(other)', '25'], [[0, 1], [1, 1]])
+    """
+    if unmapped not in ("drop", "other"):
+        raise ValueError(f"unmapped must be 'drop' or 'other'; {unmapped!r} was given.")
+    est = as_establishments(registry)
+    units = _check_units(units)
+    if SECTOR not in est.columns:
+        raise SchemaError(_no_sector_message(est))
     n = len(est)
-    unit_codes = _assign_positions(est, units)
-
-    sectors = roll_up(est[SECTOR], level, nomenclature)
-    outside = unit_codes < 0
-    unmapped = sectors.isna().to_numpy() & ~outside
-    keep = ~(outside | unmapped)
-    # columns: the sectors of the establishments kept, sorted
-    sector_codes = np.full(n, -1, dtype=np.int64)
-    kept_codes, sector_values = pd.factorize(sectors[keep], sort=True)
-    sector_codes[keep] = kept_codes
-
+    unit_pos = _assign_positions(est, units)
+    sectors, unmapped_mask, bad_codes = _sector_of(est[SECTOR], level, nomenclature, unmapped)
+    outside = unit_pos < 0
+    dropped_unmapped = unmapped_mask & ~outside if unmapped == "drop" else np.zeros(n, bool)
+    keep = ~(outside | dropped_unmapped)
     rejects = []
     if outside.any():
         noloc = no_location(est.geometry.to_numpy())
-        detail = np.where(noloc[outside], "no location", "outside every unit").astype(object)
         full = np.empty(n, dtype=object)
-        full[outside] = detail
+        full[outside] = np.where(noloc[outside], "no location", "outside every unit")
         rejects.append(_reject_frame(est, outside, REASON_OUTSIDE_UNITS, full))
+    if dropped_unmapped.any():
+        codes = est[SECTOR].astype("string").to_numpy(dtype=object, na_value=None)
+        full = np.empty(n, dtype=object)
+        full[dropped_unmapped] = [
+            f"sector {c!r} has no group at level {level!r}" for c in codes[dropped_unmapped]
+        ]
+        rejects.append(_reject_frame(est, dropped_unmapped, REASON_UNMAPPED_SECTOR, full))
+    _warn_left_out(est, outside, dropped_unmapped, level, stacklevel + 1)
+    col_codes, sector_values = pd.factorize(pd.Series(sectors[keep], dtype=object), sort=True)
+    shape = (len(units), len(sector_values))
+    rows, cols = unit_pos[keep], col_codes
+    measures = {ESTABLISHMENTS: _csr(np.ones(len(rows), dtype=np.int64), rows, cols, shape)}
+    missing = {}
+    for name in (EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH):
+        if name in est.columns:
+            values = pd.to_numeric(est[name], errors="coerce").to_numpy(dtype=float)[keep]
+            bad = ~np.isfinite(values)
+            missing[name] = int(bad.sum())
+            measures[name] = _csr(np.where(bad, 0.0, values), rows, cols, shape)
+    sector_of = np.where(keep, sectors, None)
+    return SectorTable(
+        unit_ids=pd.Index(units.index.astype(str).to_numpy(dtype=object), dtype=object),
+        sectors=pd.Index(np.asarray(sector_values, dtype=object), dtype=object),
+        measures=measures,
+        rejects=_concat_rejects(rejects),
+        outside_level=bad_codes,
+        missing=missing,
+        unit_of=np.where(keep, unit_pos, -1),
+        sector_of=sector_of,
+    )
+
+
+def _csr(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
+    from scipy import sparse as sp
+
+    out = sp.coo_matrix((values, (rows, cols)), shape=shape).tocsr()
+    out.sum_duplicates()
+    return out
+
+
+def _concat_rejects(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame({ROW: [], ESTABLISHMENT_ID: [], REASON: [], DETAIL: []})
+
+
+def _warn_left_out(
+    est: pd.DataFrame, outside: np.ndarray, unmapped: np.ndarray, level: Any, stacklevel: int
+) -> None:
+    n = len(est)
+    if outside.any():
         share = outside.sum() / max(n, 1)
         warnings.warn(
             f"{int(outside.sum())} of {n} establishments ({share:.1%}) fall outside every "
             "unit (or have no location); they are listed in table.attrs['rejects'] "
             f"(reason {REASON_OUTSIDE_UNITS!r}).",
             ClustermapWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     if unmapped.any():
         codes = est[SECTOR].astype("string").to_numpy(dtype=object, na_value=None)
-        full = np.empty(n, dtype=object)
-        full[unmapped] = [f"sector {c!r} has no group at level {level!r}" for c in codes[unmapped]]
-        rejects.append(_reject_frame(est, unmapped, REASON_UNMAPPED_SECTOR, full))
         examples = pd.Series(codes[unmapped]).value_counts().head(5)
         warnings.warn(
             f"{int(unmapped.sum())} establishments have a sector code with no group at level "
             f"{level!r} (most frequent: {dict(examples)}); they are listed in "
             f"table.attrs['rejects'] (reason {REASON_UNMAPPED_SECTOR!r}).",
             ClustermapWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
 
-    n_units, n_sectors = len(units), len(sector_values)
-    flat = unit_codes[keep] * n_sectors + sector_codes[keep]
-    if measure == ESTABLISHMENTS:
-        weights = None
-    else:
-        values = pd.to_numeric(est[measure], errors="coerce").to_numpy(dtype=float)[keep]
-        missing = ~np.isfinite(values)
-        if missing.any():
-            warnings.warn(
-                f"{int(missing.sum())} establishments have no {measure!r} value (missing size "
-                "band); they count as 0 in the table.",
-                ClustermapWarning,
-                stacklevel=2,
-            )
-            values = np.where(missing, 0.0, values)
-        weights = values
 
-    index = pd.Index(units.index.astype(str).to_numpy(dtype=object), name=UNIT_ID)
-    columns = pd.Index(np.asarray(sector_values, dtype=object), name=SECTOR)
-    if sparse:
-        from scipy import sparse as sp
+def counts_table(
+    counts: Any,
+    *,
+    employees: pd.DataFrame | None = None,
+    level: Any = None,
+    unmapped: str = "other",
+    nomenclature: str = "naf",
+) -> SectorTable:
+    """The :class:`SectorTable` of a pre-aggregated units × sectors table.
 
-        data = np.ones(len(flat), dtype=np.int64) if weights is None else weights
-        matrix = sp.coo_matrix(
-            (data, (flat // max(n_sectors, 1), flat % max(n_sectors, 1))),
-            shape=(n_units, n_sectors),
-        ).tocsc()
-        matrix.sum_duplicates()
-        table = pd.DataFrame.sparse.from_spmatrix(matrix, index=index, columns=columns)
-    else:
-        counts = np.bincount(flat, weights=weights, minlength=n_units * n_sectors)
-        counts = counts.astype(np.int64 if weights is None else np.float64, copy=False)
-        table = pd.DataFrame(counts.reshape(n_units, n_sectors), index=index, columns=columns)
+    ``counts`` is a DataFrame (units × sectors establishment counts) or the
+    :class:`~clustermap.io.counts.CountTables` of :func:`clustermap.read_counts` (its
+    employment is used unless ``employees`` is given). Columns are rolled up to ``level``
+    (None keeps them); codes with no group are pooled in :data:`OTHER` or dropped.
 
-    if rejects:
-        rej = pd.concat(rejects, ignore_index=True)
-    else:
-        rej = pd.DataFrame({ROW: [], ESTABLISHMENT_ID: [], REASON: [], DETAIL: []})
-    table.attrs["rejects"] = rej
-    return table
+    Examples
+    --------
+    >>> t = pd.DataFrame({"25.62A": [3, 0], "25.62B": [1, 2], "99.99Z": [1, 1]}, index=["a", "b"])
+    >>> tab = counts_table(t, level="class")
+    >>> list(tab.sectors), tab.outside_level
+    (['(other)', '25.62'], ['99.99Z'])
+    """
+    if unmapped not in ("drop", "other"):
+        raise ValueError(f"unmapped must be 'drop' or 'other'; {unmapped!r} was given.")
+    emp = employees
+    if isinstance(counts, CountTables):
+        emp = counts.employees if emp is None else emp
+        counts = counts.establishments
+    if not isinstance(counts, pd.DataFrame):
+        raise SchemaError(
+            "Expected a registry (clustermap.read_registry), a units x sectors DataFrame of "
+            f"establishment counts, or clustermap.read_counts(...); got {type(counts).__name__}."
+        )
+    as_table(counts, "counts")
+    codes = pd.Series(counts.columns.astype(str).to_numpy(dtype=object))
+    sectors, mask, bad = _sector_of(codes, level, nomenclature, unmapped)
+    keep = ~mask if unmapped == "drop" else np.ones(len(codes), dtype=bool)
+    col_codes, sector_values = pd.factorize(pd.Series(sectors[keep], dtype=object), sort=True)
+    merge = _merge_columns(np.flatnonzero(keep), col_codes, len(codes), len(sector_values))
+    measures = {ESTABLISHMENTS: _as_csr(counts) @ merge}
+    if emp is not None:
+        as_table(emp, "employees")
+        e = _as_csr(emp.reindex(index=counts.index, columns=counts.columns, fill_value=0))
+        for name in (EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH):
+            measures[name] = e @ merge
+    return SectorTable(
+        unit_ids=pd.Index(counts.index.astype(str).to_numpy(dtype=object), dtype=object),
+        sectors=pd.Index(np.asarray(sector_values, dtype=object), dtype=object),
+        measures=measures,
+        rejects=_concat_rejects([]),
+        outside_level=bad,
+    )
+
+
+def _as_csr(frame: pd.DataFrame):
+    from scipy import sparse as sp
+
+    return sp.csr_matrix(frame.to_numpy(dtype=float))
+
+
+def _merge_columns(kept: np.ndarray, target: np.ndarray, n_in: int, n_out: int):
+    """Sparse 0/1 matrix summing the input columns into their sector at the level."""
+    from scipy import sparse as sp
+
+    return sp.csr_matrix((np.ones(len(kept)), (kept, target)), shape=(n_in, n_out))

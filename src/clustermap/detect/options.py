@@ -1,0 +1,115 @@
+"""The settings of :func:`clustermap.detect_clusters`, validated once and frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["DetectionOptions"]
+
+#: old keyword of detect_clusters -> its place in DetectionOptions
+LEGACY = {
+    name: f"options.{name}"
+    for name in (
+        "min_unit_lq",
+        "grow_alpha",
+        "link_order",
+        "min_establishments",
+        "region_alpha",
+        "conf_level",
+        "gi_alpha",
+        "local_sectors",
+        "permutations",
+        "exclude_artefacts",
+        "score_units",
+        "nomenclature",
+    )
+}
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """Calibration of the cluster detection beyond its everyday arguments.
+
+    Every field is checked when the object is made, so a wrong value fails before any work.
+    ``detect_clusters(..., options={"link_order": 1})`` builds one from a dict.
+
+    Attributes
+    ----------
+    min_unit_lq : float, default 1.5
+        LQ floor of a specialised unit: a unit never joins a cluster just for being next to
+        one. 1.5 and 2 find the same planted clusters of the bundled data; the floor stops
+        regions from spreading over unspecialised neighbours.
+    grow_alpha : float, optional
+        Uncorrected window p-value under which a specialised unit joins a seed's region;
+        default the detection's ``alpha``.
+    link_order : {1, 2}, default 2
+        Link candidate units that are neighbours (1), or neighbours or neighbours of a common
+        unit (2: a scattered cluster with empty communes between its establishments forms
+        one region).
+    min_establishments : int, default 10
+        Minimum establishments of the sector in a cluster region (critical mass).
+    region_alpha : float, optional
+        Level of the region's exact Poisson test; default ``alpha`` divided by the number of
+        sectors analysed (Bonferroni across sectors).
+    conf_level : float, default 0.95
+        Coverage of the LQ intervals.
+    gi_alpha : float, optional
+        When set, candidate units also need a Gi* permutation p-value ``<= gi_alpha``.
+    local_sectors : {"clusters", "all"}, default "clusters"
+        Sectors whose Gi* is added to the table: those with clusters, or every analysed one.
+    permutations : int, default 999
+        Permutations of the Gi* inference.
+    exclude_artefacts : bool, default False
+        Skip head offices, holdings and temporary-work sectors instead of flagging them.
+    score_units : "auto", geopandas.GeoDataFrame, pandas.Series or None, default "auto"
+        Comparison zoning of the strong-cluster percentiles and the stars (see
+        :func:`clustermap.detect_clusters`).
+    nomenclature : str, default "naf"
+        Nomenclature of the codes (``"naf"``, ``"nace"``, ``"naics"``, ``"prefix"``).
+
+    Examples
+    --------
+    >>> DetectionOptions(link_order=1).link_order
+    1
+    >>> DetectionOptions(link_order=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: link_order must be 1 or 2; got 3.
+    """
+
+    min_unit_lq: float = 1.5
+    grow_alpha: float | None = None
+    link_order: int = 2
+    min_establishments: int = 10
+    region_alpha: float | None = None
+    conf_level: float = 0.95
+    gi_alpha: float | None = None
+    local_sectors: str = "clusters"
+    permutations: int = 999
+    exclude_artefacts: bool = False
+    score_units: Any = "auto"
+    nomenclature: str = "naf"
+
+    def __post_init__(self) -> None:
+        if self.link_order not in (1, 2):
+            raise ValueError(f"link_order must be 1 or 2; got {self.link_order!r}.")
+        if self.local_sectors not in ("clusters", "all"):
+            raise ValueError(
+                f"local_sectors must be 'clusters' or 'all'; {self.local_sectors!r} was given."
+            )
+        for name in ("grow_alpha", "region_alpha", "gi_alpha"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1]; got {value!r}.")
+        if not 0 < self.conf_level < 1:
+            raise ValueError(f"conf_level must be in (0, 1); got {self.conf_level!r}.")
+        if int(self.permutations) != self.permutations or self.permutations < 1:
+            raise ValueError(f"permutations must be a positive integer; got {self.permutations!r}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict (``score_units`` given as polygons or a Series shows its type)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not isinstance(self.score_units, str | type(None)):
+            out["score_units"] = type(self.score_units).__name__
+        return out
