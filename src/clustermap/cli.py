@@ -21,6 +21,7 @@ clustermap ...
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import signal
 import sys
@@ -88,6 +89,10 @@ _MESSAGES = {
         "impossible d'écrire dans le dossier de {flag} {path} ({reason}) : "
         "choisissez un dossier accessible en écriture.",
         "cannot write to the folder of {flag} {path} ({reason}): choose a writable folder.",
+    ),
+    "unsupported": (
+        "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",
+        "option {opt} is not supported by this version of detect_clusters",
     ),
 }
 
@@ -176,17 +181,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _detect_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Options given on the command line, under the names detect_clusters accepts."""
+def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: str) -> dict:
+    """Options given on the command line, under the names ``detect`` accepts.
+
+    An option is passed as a keyword of ``detect`` when it has one, else in its
+    ``options=`` (:class:`~clustermap.detect.options.DetectionOptions`); an option ``detect``
+    cannot take is refused before any work.
+    """
+    from .detect.options import DetectionOptions
+
+    params = inspect.signature(detect).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    in_options = set(DetectionOptions.__dataclass_fields__) if "options" in params else set()
+    wanted = {
+        "--level": ("level", args.level),
+        "--permutations": ("permutations", args.permutations),
+        "--seed": ("random_state", args.seed),
+        "--alpha": ("alpha", args.alpha),
+    }
     out: dict[str, Any] = {}
-    if args.level is not None:
-        out["level"] = args.level
-    if args.seed is not None:
-        out["random_state"] = args.seed
-    if args.alpha is not None:
-        out["alpha"] = args.alpha
-    if args.permutations is not None:
-        out["options"] = {"permutations": args.permutations}
+    for opt, (name, value) in wanted.items():
+        if value is None:
+            continue
+        if name in params:
+            out[name] = value
+        elif name in in_options:
+            out.setdefault("options", {})[name] = value
+        elif accepts_any:
+            out[name] = value
+        else:
+            raise ValueError(_msg("unsupported", lang, opt=opt))
     return out
 
 
@@ -300,7 +324,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress = _Progress(steps, lang, args.quiet, err)
         demo = progress.run("load_demo", cm.load_demo)
         registry, units = demo.registry, demo.units
-    detect_kwargs = _detect_kwargs(args)
+    detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
     result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
     progress.run("report", lambda: result.to_html(report, lang=lang))
     if gpkg is not None:
