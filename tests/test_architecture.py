@@ -54,7 +54,7 @@ def _modules() -> list[tuple[str, Path]]:
         rel = path.relative_to(PACKAGE).with_suffix("")
         parts = list(rel.parts)
         if parts[-1] == "__init__" and len(parts) > 1:
-            parts = parts[:-1] + ["__init__"]
+            parts = [*parts[:-1], "__init__"]
         out.append((".".join(parts), path))
     return out
 
@@ -153,8 +153,8 @@ def test_public_functions_take_few_parameters():
         ]
         if len(params) > MAX_PUBLIC_PARAMS:
             bad.append(f"{name}: {len(params)} parameters")
-    assert not bad, f"public functions with more than {MAX_PUBLIC_PARAMS} parameters:\n" + "\n".join(
-        bad
+    assert not bad, (
+        f"public functions with more than {MAX_PUBLIC_PARAMS} parameters:\n" + "\n".join(bad)
     )
 
 

@@ -18,8 +18,8 @@ from scipy import stats
 from shapely.geometry import Point, box
 
 import clustermap as cm
-from clustermap.detect.window import bh_reject as _bh_reject
 from clustermap.detect.result import CLUSTER_COLUMNS
+from clustermap.detect.window import bh_reject as _bh_reject
 from clustermap.errors import ClustermapWarning, SchemaError
 from conftest import shared_file
 
@@ -225,9 +225,7 @@ def test_score_units_comparison_zoning(lattice):
         ],
         crs=2154,
     )
-    res = cm.detect_clusters(
-        counts, units, options={"score_units": quads}, local_statistic=None
-    )
+    res = cm.detect_clusters(counts, units, options={"score_units": quads}, local_statistic=None)
     row = res.clusters.set_index("cluster_id").loc["25.62A-1"]
     # reference: the quadrants' own table, scored with the public functions
     quad_of = [(r >= 10) * 1 + (c >= 10) * 2 for r in range(SIDE) for c in range(SIDE)]

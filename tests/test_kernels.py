@@ -18,6 +18,7 @@ from shapely.geometry import box
 
 import clustermap as cm
 from clustermap.errors import ClustermapWarning
+from clustermap.graph import graph_arrays
 from clustermap.stats import _kernels as K
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +218,7 @@ def test_early_stop_counts_equal_reference_with_negative_and_zero_z(alternative)
     # them where z_i < 0; every draw on both sides where z_i = 0), also inside the early
     # stop test: check counts and stopping draws against the exact reference, with units
     # whose value is exactly the mean (integer mean) and one-sided tails.
-    from clustermap.stats.autocorrelation import _CHECK, _stop_count
+    from clustermap.stats._permutation import _CHECK, _stop_count
 
     n, P, alpha = 40, 160, 0.3
     g = _knn_graph(n, 4, seed=12)
@@ -367,7 +368,7 @@ def test_local_moran_values_equal_loop_reference():
 def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
     # one kernel call serves four storage groups (uint8, uint16, float32, float64 values)
     # with the same draws; tiles, padding and block size must not change any count
-    from clustermap.stats import autocorrelation as ac
+    from clustermap.stats import _permutation as engine
 
     n = 120
     g = cm.build_graph(
@@ -386,16 +387,16 @@ def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
         ]
     ).astype(float)
     Y = pd.DataFrame(Y, index=g.unique_ids)
-    store = ac._storage_dtypes("moran", Y.to_numpy(), ac.graph_arrays(g))
+    store = engine._storage_dtypes("moran", Y.to_numpy(), graph_arrays(g))
     assert set(store[[0, 70, 73, 76]]) == {0, 1, 2, 3}
     kw = {"permutations": 99, "random_state": 8}
     whole = cm.local_moran(Y, g, **kw)
     alone = pd.concat([cm.local_moran(Y[[c]], g, **kw).p_value for c in Y.columns], axis=1)
     pd.testing.assert_frame_equal(whole.p_value, alone)
-    monkeypatch.setattr(ac, "_TILE_BYTES", 1)  # tiles of one 64-byte line per row
-    monkeypatch.setattr(ac, "_BLOCK_MIN", 7)
-    monkeypatch.setattr(ac, "_BLOCK_MAX", 7)
-    assert ac._tile_widths(n, [70, 3, 3, 10], [1, 2, 4, 8]) == ([35, 3, 3, 5], [0, 2, 3, 4])
+    monkeypatch.setattr(engine, "_TILE_BYTES", 1)  # tiles of one 64-byte line per row
+    monkeypatch.setattr(engine, "_BLOCK_MIN", 7)
+    monkeypatch.setattr(engine, "_BLOCK_MAX", 7)
+    assert engine._tile_widths(n, [70, 3, 3, 10], [1, 2, 4, 8]) == ([35, 3, 3, 5], [0, 2, 3, 4])
     tiled = cm.local_moran(Y, g, **kw)
     pd.testing.assert_frame_equal(whole.p_value, tiled.p_value)
     pd.testing.assert_frame_equal(
@@ -440,7 +441,7 @@ def _continuous_with_ties(n, seed):
 def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     # float64 values gathered as float32 with an error bound (storage group A) must count
     # exactly as the float64 gathers, ties included, on equal and unequal row weights
-    from clustermap.stats import autocorrelation as ac
+    from clustermap.stats import _permutation as engine
 
     n = 60
     pts = gpd.GeoSeries.from_xy(*np.random.default_rng(6).uniform(0, 10, (2, n)))
@@ -450,13 +451,13 @@ def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
         g = cm.build_graph(pts, method="kernel", k=6)
     Y = pd.DataFrame(_continuous_with_ties(n, 9), index=g.unique_ids)
     kw = {"permutations": 199, "random_state": 4}
-    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
-    store = ac._storage_dtypes(stat, Y.to_numpy(), ac.graph_arrays(g))
-    assert (store == ac._APPROX).all()
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    store = engine._storage_dtypes(stat, Y.to_numpy(), graph_arrays(g))
+    assert (store == engine._APPROX).all()
     approx = _call(stat, Y, g, **kw)
-    real = ac._storage_dtypes
+    real = engine._storage_dtypes
     monkeypatch.setattr(
-        ac, "_storage_dtypes", lambda *a: np.where(real(*a) == ac._APPROX, 3, real(*a))
+        engine, "_storage_dtypes", lambda *a: np.where(real(*a) == engine._APPROX, 3, real(*a))
     )
     exact = _call(stat, Y, g, **kw)
     pd.testing.assert_frame_equal(approx.p_value, exact.p_value)
@@ -470,9 +471,9 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
     # whose float32 sums are exact join group A (one group per draw instead of two) and
     # are compared exactly there: counts must equal those of the separate groups and of
     # the exact reference, ties (frequent in sparse counts) on both sides
-    from clustermap.stats import autocorrelation as ac
+    from clustermap.stats import _permutation as engine
 
-    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
     n = 80
     pts = gpd.GeoSeries.from_xy(*np.random.default_rng(7).uniform(0, 10, (2, n)))
     g = cm.build_graph(pts, method="knn", k=6, transform="r")
@@ -486,17 +487,19 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
             rng.lognormal(size=(n, 2)),  # group A
         ]
     ).astype(float)
-    ga = ac.graph_arrays(g)
-    store = ac._storage_dtypes(stat, Y, ga)
-    assert store.tolist() == [0, 0, 1, 2, ac._APPROX, ac._APPROX]
-    merged, exact, _ = ac._merge_float32(store, n, ga)
-    assert (merged == ac._APPROX).all() and exact.tolist() == [True] * 4 + [False] * 2
+    ga = graph_arrays(g)
+    store = engine._storage_dtypes(stat, Y, ga)
+    assert store.tolist() == [0, 0, 1, 2, engine._APPROX, engine._APPROX]
+    merged, exact, _ = engine._merge_float32(store, n, ga)
+    assert (merged == engine._APPROX).all() and exact.tolist() == [True] * 4 + [False] * 2
     P, seed = 199, 5
     kw = {"permutations": P, "random_state": seed}
     frame = pd.DataFrame(Y, index=g.unique_ids)
     together = _call(stat, frame, g, **kw)
     monkeypatch.setattr(
-        ac, "_merge_float32", lambda st, n, ga: (st, np.zeros(st.size, bool), ac._TILE_BYTES)
+        engine,
+        "_merge_float32",
+        lambda st, n, ga: (st, np.zeros(st.size, bool), engine._TILE_BYTES),
     )
     apart = _call(stat, frame, g, **kw)
     pd.testing.assert_frame_equal(together.p_greater, apart.p_greater)
@@ -514,12 +517,12 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
 
 def test_float32_gathers_equal_reference(monkeypatch):
     # the same cells against the exact rational reference
-    from clustermap.stats import autocorrelation as ac
+    from clustermap.stats import _permutation as engine
 
-    monkeypatch.setattr(ac, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
     g = _knn_graph(20, 4, seed=2)
     Y = _data("normal", g.n)
-    assert (ac._storage_dtypes("moran", Y, ac.graph_arrays(g)) == ac._APPROX).all()
+    assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == engine._APPROX).all()
     P, seed = 40, 2024
     res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
     ge, le = _counts(res, P)

@@ -52,8 +52,9 @@ shared table of draws built by esda's ``vec_permutations`` with ``random_state``
 
 from __future__ import annotations
 
-import math
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,15 @@ from ..core.schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
 from ..errors import ClustermapWarning, SchemaError
 from ..graph import GraphArrays, graph_arrays
 from . import _kernels as K
+from ._permutation import (
+    PermutationOptions,
+    _check_alternative,
+    _local_p,
+    _p_values,
+    _resolve_seed,
+    _seed_key,
+    permutation_counts,
+)
 from .inference import adjust_pvalues
 
 __all__ = [
@@ -78,19 +88,6 @@ __all__ = [
     "local_getis_ord",
     "local_moran",
 ]
-
-_ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
-# Passes over tiles of sectors for all units, sized to stay in the shared cache while a block
-# of units gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
-# Measured on a 2-core VM (N = 35 000, 240 float64 sectors, P = 999): one 67 MB tile and
-# blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128-256 units 19-24 s (13 MB tiles
-# were as slow as one: two of them and the draw caches no longer fit the shared cache).
-_TILE_BYTES = 6 * 2**20
-# Units per parallel task: their draws are made once and reused for every tile, so larger
-# blocks re-read each tile fewer times; small inputs get smaller blocks to keep every
-# thread busy. Results never depend on it (each unit has its own random stream).
-_BLOCK_MIN, _BLOCK_MAX = 16, 256
-_CHECK = 16
 
 ISOLATE = "isolate"
 CONSTANT = "constant"
@@ -177,351 +174,6 @@ def _as_table(
         cols = columns[(~np.isfinite(X)).any(axis=0)]
         raise SchemaError(f"{name} holds infinite values in column(s) {list(cols[:5])}.")
     return X, columns, one_d
-
-
-def _resolve_seed(random_state: Any) -> int:
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise SchemaError(f"random_state must be a non-negative integer; got {random_state}.")
-        return int(random_state)
-    raise SchemaError(
-        "random_state must be None, a non-negative int or a numpy Generator; got "
-        f"{type(random_state).__name__}."
-    )
-
-
-def _seed_key(seed: int) -> np.uint64:
-    return np.uint64(seed % 2**64)
-
-
-def _check_alternative(alternative: str) -> None:
-    if alternative not in _ALTERNATIVES:
-        raise SchemaError(f"alternative must be one of {_ALTERNATIVES}; {alternative!r} was given.")
-
-
-def _stop_count(alpha: float, permutations: int, alternative: str) -> int:
-    """Smallest tail count m at which p (computed with all P draws) exceeds alpha."""
-    if alternative == "two-sided":
-        # 2 (m + 1) / (P + 1) > alpha
-        m = math.floor(alpha * (permutations + 1) / 2.0 - 1.0) + 1
-    else:
-        m = math.floor(alpha * (permutations + 1) - 1.0) + 1
-    return max(m, 1)
-
-
-def _tail_code(alternative: str) -> int:
-    return {"greater": K.TAIL_GREATER, "lesser": K.TAIL_LESSER}.get(alternative, K.TAIL_BOTH)
-
-
-# --------------------------------------------------------------------------------------
-# permutation driver
-
-
-def _permutation_counts(
-    kind: str,
-    X: np.ndarray,
-    center: np.ndarray | None,
-    ga: GraphArrays,
-    *,
-    permutations: int,
-    seed: int,
-    permutation_method: str,
-    alternative: str,
-    early_stop: float | None,
-    adaptive: bool,
-    max_permutations: int,
-    skip: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n, S = X.shape
-    ge = np.zeros((n, S), dtype=np.int32)
-    le = np.zeros((n, S), dtype=np.int32)
-    nperm = np.zeros((n, S), dtype=np.int32)
-    if permutations == 0 or n < 2:
-        return ge, le, nperm
-    if permutation_method == "table":
-        from esda.crand import vec_permutations
-
-        kmax = int(ga.cardinalities.max()) if n else 0
-        table = np.ascontiguousarray(
-            vec_permutations(max(kmax, 1), n, permutations, seed), dtype=np.int64
-        )
-    else:
-        table = np.empty((0, 0), dtype=np.int64)
-    key = _seed_key(seed)
-    tail = _tail_code(alternative)
-    if adaptive and early_stop is None:
-        early_stop = 0.05
-    h = _stop_count(early_stop, permutations, alternative) if early_stop is not None else 0
-    common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
-    run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
-    store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
-    store, exact, budget = _merge_float32(store, n, ga)
-    # one kernel call: each storage group is cut into tiles, and one draw of neighbours
-    # per (unit, permutation) serves every tile of every group
-    groups = [run[store == code] for code in range(len(_STORAGE))]
-    exact_a = exact[store == _APPROX]  # columns of group A compared exactly
-    widths, starts = _tile_widths(
-        n, [g.size for g in groups], [np.dtype(d).itemsize for d in _STORAGE], budget
-    )
-    arrays: list[np.ndarray] = []
-    for code, (group, tile, dtype) in enumerate(zip(groups, widths, _STORAGE)):
-        approx = code == _APPROX
-        n_tiles = -(-group.size // tile) if group.size else 0
-        shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
-        X3 = np.zeros(shape, dtype=dtype)
-        S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
-        C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
-        C3[: group.size] = group
-        X64 = np.zeros(shape if approx else (0, n + 1, 1))  # exact values of group A
-        M3 = np.zeros(n_tiles * shape[2])  # max |x| of each column of group A
-        for tt in range(n_tiles):
-            for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
-                sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
-                block = X[:, sel]
-                X3[tt, :n, c0 : c0 + sel.size] = block
-                if approx:
-                    X64[tt, :n, c0 : c0 + sel.size] = block
-                    at = slice(tt * tile + c0, tt * tile + c0 + sel.size)
-                    # -1: an integer column whose float32 sums are exact (compared exactly)
-                    M3[at] = np.where(exact_a[at], -1.0, np.abs(block).max(axis=0))
-                if kind != "geary":
-                    S3[tt, :, c0 : c0 + sel.size] = (
-                        1 if center is None else np.sign(block - center[sel])
-                    )
-        arrays += [X3, S3, C3.reshape(n_tiles, shape[2])]
-        if approx:
-            arrays += [X64, M3.reshape(n_tiles, shape[2])]
-    if run.size:
-        K.tiled_counts(
-            tuple(arrays),
-            np.array(starts, dtype=np.int64),
-            kind == "geary",
-            *common,
-            0,
-            permutations,
-            tail,
-            h,
-            _CHECK,
-            _block_size(n),
-            ge,
-            le,
-            nperm,
-        )
-    del arrays
-    if adaptive and max_permutations > permutations:
-        if tail == K.TAIL_BOTH:
-            m = np.minimum(ge, le)
-        elif tail == K.TAIL_GREATER:
-            m = ge
-        else:
-            m = le
-        need = (m < h) & (nperm > 0) & ~skip
-        cptr = np.zeros(n + 1, dtype=np.int64)
-        cptr[1:] = np.cumsum(need.sum(axis=1))
-        cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
-        if cols.size:
-            geary = kind == "geary"
-            if geary:
-                sgn = X
-            elif center is None:
-                sgn = np.ones_like(X)
-            else:
-                sgn = np.sign(X - center)
-            K.subset_counts(
-                X,
-                sgn,
-                geary,
-                *common,
-                permutations,
-                max_permutations,
-                tail,
-                h,
-                _CHECK,
-                cptr,
-                cols,
-                ge,
-                le,
-                nperm,
-            )
-    return ge, le, nperm
-
-
-# storage dtype of each group of X in the kernel (memory traffic is the bottleneck; integer
-# groups sum in int32); the last, _APPROX, is float64 values gathered as float32 with an
-# error bound
-_STORAGE = (np.uint8, np.uint16, np.float32, np.float64, np.float32)
-_APPROX = 4
-_APPROX_MIN_BYTES = 2**20
-
-
-def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
-    """Per column, the index in ``_STORAGE`` of the smallest exact storage.
-
-    Integer values with equal weights in every row sum exactly in integers (uint8 up to 255,
-    uint16 up to 65 535) or in float32 (sums below 2**24). Other non-integer values are
-    gathered as float32 with an error bound (``_APPROX``; when max |x| times the row weight
-    sums stays between 1e-30 and 1e30, so float32 neither overflows nor underflows); any
-    other column, and local Geary, stays float64. Every choice gives the same counts as
-    float64 arithmetic. (Integer columns on unequal weights stay float64: their sums tie
-    often, and a tie would always be summed twice.)
-    """
-    S = X.shape[1]
-    out = np.full(S, 3, dtype=np.int8)
-    if kind == "geary" or X.size == 0:
-        return out
-    integer = np.ones(S, dtype=bool)
-    for c0 in range(0, S, 64):  # in chunks: no full-size temporary
-        block = X[:, c0 : c0 + 64]
-        integer[c0 : c0 + 64] = np.equal(np.rint(block), block).all(axis=0)
-    lo = X.min(axis=0)
-    hi = X.max(axis=0)
-    big = np.maximum(hi, -lo)
-    linked = ga.cardinalities > 0
-    rows = np.repeat(np.arange(ga.cardinalities.size), ga.cardinalities)
-    w1 = np.bincount(rows, weights=np.abs(ga.weights), minlength=ga.cardinalities.size)
-    w1 = np.where(ga.equal, ga.cardinalities, w1)  # equal rows sum the raw values
-    w1min, w1max = (float(w1[linked].min()), float(w1[linked].max())) if linked.any() else (1, 1)
-    # float32 halves the bytes gathered; it pays once the float64 values outgrow a core's
-    # private cache (measured: one column of 35 000 units is faster in float64)
-    approx = ~integer & (big * min(w1min, 1.0) > 1e-30) & (big * max(w1max, 1.0) < 1e30)
-    if approx.sum() * X.shape[0] * 8 > _APPROX_MIN_BYTES:
-        out[approx] = _APPROX
-    if not ga.equal[linked].all():
-        return out
-    kmax = max(int(ga.cardinalities.max()), 1)
-    nonneg = lo >= 0
-    out[integer & (big * kmax < 2**24)] = 2
-    out[integer & nonneg & (hi <= 65535)] = 1
-    out[integer & nonneg & (hi <= 255)] = 0
-    return out
-
-
-def _merge_float32(
-    store: np.ndarray, n: int, ga: GraphArrays
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Move integer columns into group A when that makes one cheaper pass.
-
-    A draw pays a fixed cost per storage group (its loops over the sectors: about 25 ns
-    per group and draw, against 0.4 ns per sector), so when float64 values are gathered as
-    float32 (group A), integer columns whose raw sums are exact in float32 join them and
-    are compared exactly there (no error bound). That widens uint8 / uint16 values to four
-    bytes, so it is done only when one pass still holds everything within twice the tile
-    budget and the rows at most double. Measured at N = 35 000, one pass (uint8 + group A
-    columns): 33 + 17 columns 0.81x the time, 10 + 40 0.85x, 4 + 4 0.80x; 60 + 4 (rows x 3.4)
-    1.10x and 100 + 40 (19.6 MB) 1.50x, which the rule leaves apart.
-
-    Returns the new codes, the mask of columns compared exactly in group A, and the byte
-    budget of one pass for :func:`_tile_widths`.
-    """
-    exact = np.zeros(store.size, dtype=bool)
-    if not (store == _APPROX).any():
-        return store, exact, _TILE_BYTES
-    kmax = max(int(ga.cardinalities.max()), 1) if ga.cardinalities.size else 1
-    # integer groups exist only for equal row weights (raw sums); code 2 is exact by its
-    # definition, uint8 / uint16 sums while their largest possible sum stays below 2**24
-    fits = {0: 255 * kmax < 2**24, 1: 65535 * kmax < 2**24}
-    exact = (store == 2) | ((store == 0) & fits[0]) | ((store == 1) & fits[1])
-    if not exact.any():
-        return store, exact, _TILE_BYTES
-    size = np.array([np.dtype(d).itemsize for d in _STORAGE])
-    merged = np.where(exact, _APPROX, store)
-    row_now, row_merged = int(size[store].sum()), int(size[merged].sum())
-    if row_merged <= 2 * row_now and n * row_merged <= 2 * _TILE_BYTES:
-        return merged, exact, 2 * _TILE_BYTES
-    return store, np.zeros(store.size, dtype=bool), _TILE_BYTES
-
-
-def _tile_widths(
-    n: int, counts: list[int], itemsizes: list[int], budget: int | None = None
-) -> tuple[list[int], list[int]]:
-    """Columns per tile of each storage group, and the first pass of each group.
-
-    When all the groups' values for all units fit ``budget`` bytes (``_TILE_BYTES``, or
-    twice that after :func:`_merge_float32` merged groups), they run in one pass
-    (one draw per unit and permutation for everything; no draw is stored). Otherwise each
-    group is cut into tiles of about ``_TILE_BYTES`` (at least one 64-byte cache line per
-    row), run one group after the other: measured at N = 35 000 with 488 one-byte and 244
-    float64 sectors, passes mixing both groups took 1.16x the time of the earlier
-    one-group passes in float64, one group after the other (float32 gathers) 0.78x. A
-    group's tiles have equal widths, so its last tile is barely padded.
-    """
-    if budget is None:
-        budget = _TILE_BYTES
-    if n * sum(c * size for c, size in zip(counts, itemsizes)) <= budget:
-        return [int(c) for c in counts], [0] * len(counts)
-    widths, starts, first = [], [], 0
-    for c, size in zip(counts, itemsizes):
-        width = max(64 // size, _TILE_BYTES // max(1, n * size))
-        width = int(-(-c // -(-c // width))) if c else 0
-        widths.append(width)
-        starts.append(first)
-        first += -(-c // width) if c else 0
-    return widths, starts
-
-
-def _block_size(n: int) -> int:
-    """Units per parallel task: about 4 tasks per thread, within the block bounds."""
-    import numba
-
-    threads = max(1, numba.get_num_threads())
-    return int(min(_BLOCK_MAX, max(_BLOCK_MIN, n // (4 * threads))))
-
-
-def _denominator(nperm):
-    """P + 1 of each cell: a scalar when every cell used the same number of draws."""
-    n_max = nperm.max() if nperm.size else 0
-    if nperm.size and nperm.min() == n_max:
-        return float(n_max) + 1.0
-    return nperm + 1.0
-
-
-def _local_p(ge, le, nperm, alternative):
-    """The chosen p-value from the tail counts, with few full-size temporaries."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        denom = _denominator(nperm)
-        if alternative == "greater":
-            p = ge + 1.0
-        elif alternative == "lesser":
-            p = le + 1.0
-        elif alternative == "esda":
-            p = np.minimum(ge, nperm - ge) + 1.0
-        else:
-            p = np.minimum(ge, le) + 1.0
-        p /= denom
-        if alternative == "two-sided":
-            p *= 2.0
-            np.minimum(p, 1.0, out=p)
-    return p
-
-
-def _p_values(ge, le, nperm, alternative):
-    """p_greater, p_lesser and the chosen p-value from the tail counts (few temporaries)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        denom = _denominator(nperm)
-        pg = ge + 1.0
-        pg /= denom
-        pl = le + 1.0
-        pl /= denom
-        if alternative == "greater":
-            p = pg.copy()
-        elif alternative == "lesser":
-            p = pl.copy()
-        elif alternative == "directed":
-            p = np.minimum(pg, pl)
-        elif alternative == "esda":
-            p = np.minimum(ge, nperm - ge) + 1.0
-            p /= denom
-        else:
-            p = np.minimum(pg, pl)
-            p *= 2.0
-            np.minimum(p, 1.0, out=p)
-    return pg, pl, p
 
 
 # --------------------------------------------------------------------------------------
@@ -773,44 +425,6 @@ def _frame(arr: np.ndarray, ids: pd.Index, columns: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(arr, index=ids.copy(), columns=columns.copy(), copy=False)
 
 
-def _validate_common(
-    permutations,
-    alternative,
-    permutation_method,
-    random_state,
-    adaptive,
-    max_permutations,
-    early_stop,
-    alpha,
-):
-    _check_alternative(alternative)
-    if not isinstance(permutations, (int, np.integer)) or permutations < 0:
-        raise SchemaError(f"permutations must be a non-negative int; got {permutations!r}.")
-    if permutation_method not in ("rng", "table"):
-        raise SchemaError(
-            f"permutation_method must be 'rng' or 'table'; {permutation_method!r} was given."
-        )
-    if permutation_method == "table":
-        if random_state is None or not isinstance(random_state, (int, np.integer)):
-            raise SchemaError(
-                "permutation_method='table' reproduces esda's permutation table for an esda "
-                "seed: pass random_state=<int> (the seed given to esda)."
-            )
-        if adaptive:
-            raise SchemaError(
-                "adaptive=True continues each unit's own stream; it is not available with "
-                "permutation_method='table'. Use permutation_method='rng'."
-            )
-    if adaptive and max_permutations < permutations:
-        raise SchemaError(
-            f"max_permutations ({max_permutations}) must be at least permutations ({permutations})."
-        )
-    if early_stop is not None and not 0 < early_stop < 1:
-        raise SchemaError(f"early_stop must be None or a level in (0, 1); got {early_stop!r}.")
-    if not 0 < alpha < 1:
-        raise SchemaError(f"alpha must be in (0, 1); got {alpha!r}.")
-
-
 def _warn_islands(ga: GraphArrays, stacklevel: int = 3) -> None:
     iso = ga.isolates
     if iso.any():
@@ -898,51 +512,117 @@ def _finish(
     )
 
 
-def _run_local(
-    kind,
-    values,
-    graph,
-    *,
-    permutations,
-    random_state,
-    alternative,
-    alpha,
-    permutation_method,
-    early_stop,
-    adaptive,
-    max_permutations,
-    n_jobs,
-    star=None,
-):
-    _validate_common(
-        permutations,
-        alternative,
-        permutation_method,
-        random_state,
-        adaptive,
-        max_permutations,
-        early_stop,
-        alpha,
-    )
+@dataclass
+class _Observed:
+    """What a statistic computes before the permutations."""
+
+    stat: np.ndarray  # (n, S) observed values
+    center: np.ndarray | None = None  # per-sector centre of the sign of each cell (Moran)
+    quadrant: np.ndarray | None = None
+    z: np.ndarray | None = None
+    extra: Any = None  # anything the labels need
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One local statistic: its kernel kind, observed values, labels and parameters."""
+
+    kind: str  # kernel kind: "moran", "getis_ord" or "geary"
+    name: str  # parameters["statistic"]
+    observe: Callable[[np.ndarray, GraphArrays, pd.Index], _Observed]
+    label: Callable[..., np.ndarray]  # (obs, ge, le, p, opts) -> int8 codes
+    categories: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _run_local(spec: _Spec, values: Any, graph: Any, opts: PermutationOptions) -> LocalResult:
+    """The permutation driver shared by the local statistics."""
     ga = graph_arrays(graph)
     X, columns, _ = _as_table(values, ga)
     n, S = X.shape
-    seed = _resolve_seed(random_state)
     _warn_islands(ga, stacklevel=4)
     iso = ga.isolates
     const = _constant_columns(X)
     nan_mask = iso[:, None] | const[None, :]
-    return ga, X, columns, n, S, seed, iso, const, nan_mask
+    obs = spec.observe(X, ga, columns)
+    ge, le, nperm = permutation_counts(spec.kind, X, obs.center, ga, opts, skip=nan_mask)
+    del X  # our float64 copy of the input
+    p = _local_p(ge, le, nperm, opts.alternative)
+    if opts.permutations == 0:
+        p[:] = np.nan
+    codes = spec.label(obs, ge, le, p, opts)
+    if obs.z is not None:
+        obs.z[nan_mask] = np.nan
+    params = {
+        "statistic": spec.name,
+        **spec.params,
+        **opts.as_params(),
+        "transform": ga.transform,
+        "n_units": n,
+        "n_sectors": S,
+        "n_isolates": int(iso.sum()),
+        "constant_sectors": list(columns[const]),
+    }
+    return _finish(
+        obs.stat,
+        ge,
+        le,
+        p,
+        nperm,
+        codes,
+        list(spec.categories),
+        nan_mask,
+        iso,
+        const,
+        ga,
+        columns,
+        params,
+        quadrant=obs.quadrant,
+        z=obs.z,
+    )
 
 
-def _params(kind, **kw):
-    out = {"statistic": kind}
-    out.update(kw)
-    return out
+def _options(**kw: Any) -> PermutationOptions:
+    return PermutationOptions.validate(**kw)
 
 
 # --------------------------------------------------------------------------------------
 # public functions
+
+
+def _moran_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index) -> _Observed:
+    n, S = X.shape
+    mean = X.mean(axis=0) if n else np.zeros(S)
+    sd = X.std(axis=0) if n else np.zeros(S)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = X - mean
+        z /= np.where(sd > 0, sd, np.nan)
+        lag = _sparse(ga, ga.self_weights) @ z
+        # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
+        zp = z > 0
+        lp = lag > 0
+        quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
+        del zp, lp
+        den = np.einsum("ij,ij->j", z, z)
+        stat = lag  # in place: I_i = (n - 1) z_i lag_i / sum z^2
+        stat *= z
+        stat *= n - 1
+        stat /= den
+        del z, lag
+    return _Observed(stat, center=mean, quadrant=quadrant)
+
+
+def _moran_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndarray:
+    quadrant = obs.quadrant
+    tail = _significant_tail(ge, le, p, opts.alpha, opts.alternative)
+    positive = (quadrant == 0) | (quadrant == 2)
+    match = ((tail == 1) & positive) | ((tail == -1) & ~positive)
+    codes = np.where(match, quadrant, 4).astype(np.int8)
+    del tail, positive, match
+    return codes
+
+
+_MORAN = _Spec("moran", "moran", _moran_observe, _moran_label, _QUADRANTS)
 
 
 def local_moran(
@@ -1025,10 +705,7 @@ def local_moran(
     >>> r.quadrant["a"].tolist()[:4]
     ['HH', 'HH', 'HH', 'LH']
     """
-    ga, X, columns, n, S, seed, iso, const, nan_mask = _run_local(
-        "moran",
-        values,
-        graph,
+    opts = _options(
         permutations=permutations,
         random_state=random_state,
         alternative=alternative,
@@ -1039,79 +716,7 @@ def local_moran(
         max_permutations=max_permutations,
         n_jobs=n_jobs,
     )
-    mean = X.mean(axis=0) if n else np.zeros(S)
-    sd = X.std(axis=0) if n else np.zeros(S)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = X - mean
-        z /= np.where(sd > 0, sd, np.nan)
-        lag = _sparse(ga, ga.self_weights) @ z
-        # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
-        zp = z > 0
-        lp = lag > 0
-        quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
-        del zp, lp
-        den = np.einsum("ij,ij->j", z, z)
-        stat = lag  # in place: I_i = (n - 1) z_i lag_i / sum z^2
-        stat *= z
-        stat *= n - 1
-        stat /= den
-        del z, lag
-    with numba_threads(n_jobs):
-        ge, le, nperm = _permutation_counts(
-            "moran",
-            X,
-            mean,
-            ga,
-            permutations=permutations,
-            seed=seed,
-            permutation_method=permutation_method,
-            alternative=alternative,
-            early_stop=early_stop,
-            adaptive=adaptive,
-            max_permutations=max_permutations,
-            skip=nan_mask,
-        )
-    del X  # our float64 copy of the input
-    p = _local_p(ge, le, nperm, alternative)
-    if permutations == 0:
-        p[:] = np.nan
-    tail = _significant_tail(ge, le, p, alpha, alternative)
-    positive = (quadrant == 0) | (quadrant == 2)
-    match = ((tail == 1) & positive) | ((tail == -1) & ~positive)
-    codes = np.where(match, quadrant, 4).astype(np.int8)
-    del tail, positive, match
-    params = _params(
-        "moran",
-        permutations=permutations,
-        random_state=seed,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations if adaptive else permutations,
-        transform=ga.transform,
-        n_units=n,
-        n_sectors=S,
-        n_isolates=int(iso.sum()),
-        constant_sectors=list(columns[const]),
-    )
-    return _finish(
-        stat,
-        ge,
-        le,
-        p,
-        nperm,
-        codes,
-        list(_QUADRANTS),
-        nan_mask,
-        iso,
-        const,
-        ga,
-        columns,
-        params,
-        quadrant=quadrant,
-    )
+    return _run_local(_MORAN, values, graph, opts)
 
 
 def _star_self_weights(ga: GraphArrays, star: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -1139,6 +744,60 @@ def _star_self_weights(ga: GraphArrays, star: Any) -> tuple[np.ndarray, np.ndarr
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = np.where(row_sum > 0, 1.0 / row_sum, 0.0)
     return selfw, scale
+
+
+def _gi_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index, *, star: Any) -> _Observed:
+    n = X.shape[0]
+    if (X < 0).any():
+        cols = columns[(X < 0).any(axis=0)]
+        raise SchemaError(
+            f"Getis-Ord G needs non-negative values; column(s) {list(cols[:5])} hold negative "
+            "values. Use local_moran for centred data."
+        )
+    if star is False:
+        selfw = np.zeros(n)
+        scale = np.ones(n)
+        if ga.transform == "r" and np.any(ga.self_weights):
+            row_sum = np.bincount(
+                np.repeat(np.arange(n), ga.cardinalities), weights=ga.weights, minlength=n
+            )
+            with np.errstate(divide="ignore"):
+                scale = np.where(row_sum > 0, 1.0 / row_sum, 0.0)
+    else:
+        selfw, scale = _star_self_weights(ga, star)
+    W = sp.diags(scale) @ _sparse(ga)
+    wself = scale * selfw
+    total = X.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if star is False:
+            stat = (W @ X) / (total - X)
+        else:
+            stat = (W @ X + wself[:, None] * X) / total
+        # Analytic moments under total randomisation for general weights (Ord & Getis
+        # 1995, eq. 3-5): with W_i = sum_j w_ij and S1_i = sum_j w_ij^2 over the j in the
+        # statistic, sum_j w_ij y_j has mean W_i ybar and variance
+        # s^2 (N S1_i - W_i^2) / (N - 1), s^2 the variance (1/N) of the N values. Rescaling
+        # a row (row standardisation) leaves z unchanged; with 0/1 weights S1_i = W_i and
+        # this is esda's Zs.
+        remove_self = star is False
+        N = n - remove_self
+        ysq = (X**2).sum(axis=0)
+        xbar = (total - X * remove_self) / N
+        s2 = (ysq - X**2 * remove_self) / N - xbar**2
+        Wsq = W.copy()
+        Wsq.data **= 2
+        w_i = (np.asarray(W.sum(axis=1)).ravel() + wself)[:, None]
+        s1_i = (np.asarray(Wsq.sum(axis=1)).ravel() + wself**2)[:, None]
+        lag = W @ X + (0.0 if remove_self else wself[:, None] * X)
+        var = s2 * (N * s1_i - w_i**2) / (N - 1)
+        zs = (lag - w_i * xbar) / np.sqrt(var)
+    return _Observed(stat, z=zs)
+
+
+def _gi_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndarray:
+    tail = _significant_tail(ge, le, p, opts.alpha, opts.alternative)
+    codes = np.where(tail == 1, 0, np.where(tail == -1, 1, 2)).astype(np.int8)
+    return codes
 
 
 def local_getis_ord(
@@ -1205,10 +864,7 @@ def local_getis_ord(
     >>> r.label["a"].tolist()[:3]
     ['hot', 'hot', 'ns']
     """
-    ga, X, columns, n, S, seed, iso, const, nan_mask = _run_local(
-        "getis_ord",
-        values,
-        graph,
+    opts = _options(
         permutations=permutations,
         random_state=random_state,
         alternative=alternative,
@@ -1219,105 +875,46 @@ def local_getis_ord(
         max_permutations=max_permutations,
         n_jobs=n_jobs,
     )
-    if (X < 0).any():
-        cols = columns[(X < 0).any(axis=0)]
-        raise SchemaError(
-            f"Getis-Ord G needs non-negative values; column(s) {list(cols[:5])} hold negative "
-            "values. Use local_moran for centred data."
-        )
-    if star is False:
-        selfw = np.zeros(n)
-        scale = np.ones(n)
-        if ga.transform == "r" and np.any(ga.self_weights):
-            row_sum = np.bincount(
-                np.repeat(np.arange(n), ga.cardinalities), weights=ga.weights, minlength=n
-            )
-            with np.errstate(divide="ignore"):
-                scale = np.where(row_sum > 0, 1.0 / row_sum, 0.0)
-    else:
-        selfw, scale = _star_self_weights(ga, star)
-    W = sp.diags(scale) @ _sparse(ga)
-    wself = scale * selfw
-    total = X.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if star is False:
-            stat = (W @ X) / (total - X)
-        else:
-            stat = (W @ X + wself[:, None] * X) / total
-        # Analytic moments under total randomisation for general weights (Ord & Getis
-        # 1995, eq. 3-5): with W_i = sum_j w_ij and S1_i = sum_j w_ij^2 over the j in the
-        # statistic, sum_j w_ij y_j has mean W_i ybar and variance
-        # s^2 (N S1_i - W_i^2) / (N - 1), s^2 the variance (1/N) of the N values. Rescaling
-        # a row (row standardisation) leaves z unchanged; with 0/1 weights S1_i = W_i and
-        # this is esda's Zs.
-        remove_self = star is False
-        N = n - remove_self
-        ysq = (X**2).sum(axis=0)
-        xbar = (total - X * remove_self) / N
-        s2 = (ysq - X**2 * remove_self) / N - xbar**2
-        Wsq = W.copy()
-        Wsq.data **= 2
-        w_i = (np.asarray(W.sum(axis=1)).ravel() + wself)[:, None]
-        s1_i = (np.asarray(Wsq.sum(axis=1)).ravel() + wself**2)[:, None]
-        lag = W @ X + (0.0 if remove_self else wself[:, None] * X)
-        var = s2 * (N * s1_i - w_i**2) / (N - 1)
-        zs = (lag - w_i * xbar) / np.sqrt(var)
-    with numba_threads(n_jobs):
-        ge, le, nperm = _permutation_counts(
-            "getis_ord",
-            X,
-            None,
-            ga,
-            permutations=permutations,
-            seed=seed,
-            permutation_method=permutation_method,
-            alternative=alternative,
-            early_stop=early_stop,
-            adaptive=adaptive,
-            max_permutations=max_permutations,
-            skip=nan_mask,
-        )
-    del X  # our float64 copy of the input
-    p = _local_p(ge, le, nperm, alternative)
-    if permutations == 0:
-        p[:] = np.nan
-    tail = _significant_tail(ge, le, p, alpha, alternative)
-    codes = np.where(tail == 1, 0, np.where(tail == -1, 1, 2)).astype(np.int8)
-    zs[nan_mask] = np.nan
-    params = _params(
+    spec = _Spec(
+        "getis_ord",
         "getis_ord" + ("_star" if star is not False else ""),
-        star=star,
-        permutations=permutations,
-        random_state=seed,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations if adaptive else permutations,
-        transform=ga.transform,
-        n_units=n,
-        n_sectors=S,
-        n_isolates=int(iso.sum()),
-        constant_sectors=list(columns[const]),
-        self_weights="esda" if star is True else star,
+        functools.partial(_gi_observe, star=star),
+        _gi_label,
+        ("hot", "cold"),
+        params={"star": star, "self_weights": "esda" if star is True else star},
     )
-    return _finish(
-        stat,
-        ge,
-        le,
-        p,
-        nperm,
-        codes,
-        ["hot", "cold"],
-        nan_mask,
-        iso,
-        const,
-        ga,
-        columns,
-        params,
-        z=zs,
-    )
+    return _run_local(spec, values, graph, opts)
+
+
+def _geary_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index) -> _Observed:
+    n, S = X.shape
+    mean = X.mean(axis=0) if n else np.zeros(S)
+    sd = X.std(axis=0) if n else np.zeros(S)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (X - mean) / np.where(sd > 0, sd, np.nan)
+    stat = np.zeros((n, S))
+    card = ga.cardinalities
+    for t in range(int(card.max()) if n else 0):  # t-th neighbour of every unit that has one
+        units = np.nonzero(card > t)[0]
+        slot = ga.indptr[units] + t
+        d = z[units] - z[ga.indices[slot]]
+        d *= d
+        d *= ga.weights[slot][:, None]
+        stat[units] += d
+        del d
+    return _Observed(stat, extra=z)
+
+
+def _geary_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndarray:
+    z = obs.extra
+    tail = _significant_tail(ge, le, p, opts.alpha, opts.alternative)
+    # 0 HH, 1 LL, 2 positive (z_i = 0), 3 negative, 4 ns
+    similar = np.where(z > 0, 0, np.where(z < 0, 1, 2))
+    codes = np.where(tail == -1, similar, np.where(tail == 1, 3, 4)).astype(np.int8)
+    return codes
+
+
+_GEARY = _Spec("geary", "geary", _geary_observe, _geary_label, ("HH", "LL", "positive", "negative"))
 
 
 def local_geary(
@@ -1366,10 +963,7 @@ def local_geary(
     >>> r.statistic["a"].round(3).tolist()[:3]
     [0.2, 0.499, 3.992]
     """
-    ga, X, columns, n, S, seed, iso, const, nan_mask = _run_local(
-        "geary",
-        values,
-        graph,
+    opts = _options(
         permutations=permutations,
         random_state=random_state,
         alternative=alternative,
@@ -1380,74 +974,7 @@ def local_geary(
         max_permutations=max_permutations,
         n_jobs=n_jobs,
     )
-    mean = X.mean(axis=0) if n else np.zeros(S)
-    sd = X.std(axis=0) if n else np.zeros(S)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (X - mean) / np.where(sd > 0, sd, np.nan)
-    stat = np.zeros((n, S))
-    card = ga.cardinalities
-    for t in range(int(card.max()) if n else 0):  # t-th neighbour of every unit that has one
-        units = np.nonzero(card > t)[0]
-        slot = ga.indptr[units] + t
-        d = z[units] - z[ga.indices[slot]]
-        d *= d
-        d *= ga.weights[slot][:, None]
-        stat[units] += d
-        del d
-    with numba_threads(n_jobs):
-        ge, le, nperm = _permutation_counts(
-            "geary",
-            X,
-            None,
-            ga,
-            permutations=permutations,
-            seed=seed,
-            permutation_method=permutation_method,
-            alternative=alternative,
-            early_stop=early_stop,
-            adaptive=adaptive,
-            max_permutations=max_permutations,
-            skip=nan_mask,
-        )
-    del X  # our float64 copy of the input
-    p = _local_p(ge, le, nperm, alternative)
-    if permutations == 0:
-        p[:] = np.nan
-    tail = _significant_tail(ge, le, p, alpha, alternative)
-    # 0 HH, 1 LL, 2 positive (z_i = 0), 3 negative, 4 ns
-    similar = np.where(z > 0, 0, np.where(z < 0, 1, 2))
-    codes = np.where(tail == -1, similar, np.where(tail == 1, 3, 4)).astype(np.int8)
-    params = _params(
-        "geary",
-        permutations=permutations,
-        random_state=seed,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations if adaptive else permutations,
-        transform=ga.transform,
-        n_units=n,
-        n_sectors=S,
-        n_isolates=int(iso.sum()),
-        constant_sectors=list(columns[const]),
-    )
-    return _finish(
-        stat,
-        ge,
-        le,
-        p,
-        nperm,
-        codes,
-        ["HH", "LL", "positive", "negative"],
-        nan_mask,
-        iso,
-        const,
-        ga,
-        columns,
-        params,
-    )
+    return _run_local(_GEARY, values, graph, opts)
 
 
 def global_moran(

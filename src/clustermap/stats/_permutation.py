@@ -1,0 +1,483 @@
+"""The conditional-permutation engine shared by the local statistics.
+
+One driver for local Moran, Getis-Ord and Geary: :class:`PermutationOptions` validates the
+inference settings once (and resolves ``random_state`` to the seed actually used), and
+:func:`permutation_counts` lays the values out in storage groups and tiles for the batched
+numba kernel (``_kernels.tiled_counts``), then continues undecided cells when the
+inference is adaptive. A statistic only says how its observed value is computed and how its
+labels are read from the tail counts (see ``autocorrelation.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.parallel import numba_threads
+from ..errors import SchemaError
+from ..graph import GraphArrays
+from . import _kernels as K
+
+_ALTERNATIVES = ("two-sided", "greater", "lesser", "directed", "esda")
+# Passes over tiles of sectors for all units, sized to stay in the shared cache while a block
+# of units gathers from them (the gathers, N * P * k * S values, are bound by memory traffic).
+# Measured on a 2-core VM (N = 35 000, 240 float64 sectors, P = 999): one 67 MB tile and
+# blocks of 32 units 40 s; 6.7 MB tiles and blocks of 128-256 units 19-24 s (13 MB tiles
+# were as slow as one: two of them and the draw caches no longer fit the shared cache).
+_TILE_BYTES = 6 * 2**20
+# Units per parallel task: their draws are made once and reused for every tile, so larger
+# blocks re-read each tile fewer times; small inputs get smaller blocks to keep every
+# thread busy. Results never depend on it (each unit has its own random stream).
+_BLOCK_MIN, _BLOCK_MAX = 16, 256
+_CHECK = 16
+
+
+def _resolve_seed(random_state: Any) -> int:
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise SchemaError(f"random_state must be a non-negative integer; got {random_state}.")
+        return int(random_state)
+    raise SchemaError(
+        "random_state must be None, a non-negative int or a numpy Generator; got "
+        f"{type(random_state).__name__}."
+    )
+
+
+def _seed_key(seed: int) -> np.uint64:
+    return np.uint64(seed % 2**64)
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in _ALTERNATIVES:
+        raise SchemaError(f"alternative must be one of {_ALTERNATIVES}; {alternative!r} was given.")
+
+
+def _stop_count(alpha: float, permutations: int, alternative: str) -> int:
+    """Smallest tail count m at which p (computed with all P draws) exceeds alpha."""
+    if alternative == "two-sided":
+        # 2 (m + 1) / (P + 1) > alpha
+        m = math.floor(alpha * (permutations + 1) / 2.0 - 1.0) + 1
+    else:
+        m = math.floor(alpha * (permutations + 1) - 1.0) + 1
+    return max(m, 1)
+
+
+def _tail_code(alternative: str) -> int:
+    return {"greater": K.TAIL_GREATER, "lesser": K.TAIL_LESSER}.get(alternative, K.TAIL_BOTH)
+
+
+# --------------------------------------------------------------------------------------
+# permutation driver
+
+
+def _permutation_counts(
+    kind: str,
+    X: np.ndarray,
+    center: np.ndarray | None,
+    ga: GraphArrays,
+    *,
+    permutations: int,
+    seed: int,
+    permutation_method: str,
+    alternative: str,
+    early_stop: float | None,
+    adaptive: bool,
+    max_permutations: int,
+    skip: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, S = X.shape
+    ge = np.zeros((n, S), dtype=np.int32)
+    le = np.zeros((n, S), dtype=np.int32)
+    nperm = np.zeros((n, S), dtype=np.int32)
+    if permutations == 0 or n < 2:
+        return ge, le, nperm
+    if permutation_method == "table":
+        from esda.crand import vec_permutations
+
+        kmax = int(ga.cardinalities.max()) if n else 0
+        table = np.ascontiguousarray(
+            vec_permutations(max(kmax, 1), n, permutations, seed), dtype=np.int64
+        )
+    else:
+        table = np.empty((0, 0), dtype=np.int64)
+    key = _seed_key(seed)
+    tail = _tail_code(alternative)
+    if adaptive and early_stop is None:
+        early_stop = 0.05
+    h = _stop_count(early_stop, permutations, alternative) if early_stop is not None else 0
+    common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
+    run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
+    store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
+    store, exact, budget = _merge_float32(store, n, ga)
+    # one kernel call: each storage group is cut into tiles, and one draw of neighbours
+    # per (unit, permutation) serves every tile of every group
+    groups = [run[store == code] for code in range(len(_STORAGE))]
+    exact_a = exact[store == _APPROX]  # columns of group A compared exactly
+    widths, starts = _tile_widths(
+        n, [g.size for g in groups], [np.dtype(d).itemsize for d in _STORAGE], budget
+    )
+    arrays: list[np.ndarray] = []
+    for code, (group, tile, dtype) in enumerate(zip(groups, widths, _STORAGE)):
+        approx = code == _APPROX
+        n_tiles = -(-group.size // tile) if group.size else 0
+        shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
+        X3 = np.zeros(shape, dtype=dtype)
+        S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
+        C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
+        C3[: group.size] = group
+        X64 = np.zeros(shape if approx else (0, n + 1, 1))  # exact values of group A
+        M3 = np.zeros(n_tiles * shape[2])  # max |x| of each column of group A
+        for tt in range(n_tiles):
+            for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
+                sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
+                block = X[:, sel]
+                X3[tt, :n, c0 : c0 + sel.size] = block
+                if approx:
+                    X64[tt, :n, c0 : c0 + sel.size] = block
+                    at = slice(tt * tile + c0, tt * tile + c0 + sel.size)
+                    # -1: an integer column whose float32 sums are exact (compared exactly)
+                    M3[at] = np.where(exact_a[at], -1.0, np.abs(block).max(axis=0))
+                if kind != "geary":
+                    S3[tt, :, c0 : c0 + sel.size] = (
+                        1 if center is None else np.sign(block - center[sel])
+                    )
+        arrays += [X3, S3, C3.reshape(n_tiles, shape[2])]
+        if approx:
+            arrays += [X64, M3.reshape(n_tiles, shape[2])]
+    if run.size:
+        K.tiled_counts(
+            tuple(arrays),
+            np.array(starts, dtype=np.int64),
+            kind == "geary",
+            *common,
+            0,
+            permutations,
+            tail,
+            h,
+            _CHECK,
+            _block_size(n),
+            ge,
+            le,
+            nperm,
+        )
+    del arrays
+    if adaptive and max_permutations > permutations:
+        if tail == K.TAIL_BOTH:
+            m = np.minimum(ge, le)
+        elif tail == K.TAIL_GREATER:
+            m = ge
+        else:
+            m = le
+        need = (m < h) & (nperm > 0) & ~skip
+        cptr = np.zeros(n + 1, dtype=np.int64)
+        cptr[1:] = np.cumsum(need.sum(axis=1))
+        cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
+        if cols.size:
+            geary = kind == "geary"
+            if geary:
+                sgn = X
+            elif center is None:
+                sgn = np.ones_like(X)
+            else:
+                sgn = np.sign(X - center)
+            K.subset_counts(
+                X,
+                sgn,
+                geary,
+                *common,
+                permutations,
+                max_permutations,
+                tail,
+                h,
+                _CHECK,
+                cptr,
+                cols,
+                ge,
+                le,
+                nperm,
+            )
+    return ge, le, nperm
+
+
+# storage dtype of each group of X in the kernel (memory traffic is the bottleneck; integer
+# groups sum in int32); the last, _APPROX, is float64 values gathered as float32 with an
+# error bound
+_STORAGE = (np.uint8, np.uint16, np.float32, np.float64, np.float32)
+_APPROX = 4
+_APPROX_MIN_BYTES = 2**20
+
+
+def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
+    """Per column, the index in ``_STORAGE`` of the smallest exact storage.
+
+    Integer values with equal weights in every row sum exactly in integers (uint8 up to 255,
+    uint16 up to 65 535) or in float32 (sums below 2**24). Other non-integer values are
+    gathered as float32 with an error bound (``_APPROX``; when max |x| times the row weight
+    sums stays between 1e-30 and 1e30, so float32 neither overflows nor underflows); any
+    other column, and local Geary, stays float64. Every choice gives the same counts as
+    float64 arithmetic. (Integer columns on unequal weights stay float64: their sums tie
+    often, and a tie would always be summed twice.)
+    """
+    S = X.shape[1]
+    out = np.full(S, 3, dtype=np.int8)
+    if kind == "geary" or X.size == 0:
+        return out
+    integer = np.ones(S, dtype=bool)
+    for c0 in range(0, S, 64):  # in chunks: no full-size temporary
+        block = X[:, c0 : c0 + 64]
+        integer[c0 : c0 + 64] = np.equal(np.rint(block), block).all(axis=0)
+    lo = X.min(axis=0)
+    hi = X.max(axis=0)
+    big = np.maximum(hi, -lo)
+    linked = ga.cardinalities > 0
+    rows = np.repeat(np.arange(ga.cardinalities.size), ga.cardinalities)
+    w1 = np.bincount(rows, weights=np.abs(ga.weights), minlength=ga.cardinalities.size)
+    w1 = np.where(ga.equal, ga.cardinalities, w1)  # equal rows sum the raw values
+    w1min, w1max = (float(w1[linked].min()), float(w1[linked].max())) if linked.any() else (1, 1)
+    # float32 halves the bytes gathered; it pays once the float64 values outgrow a core's
+    # private cache (measured: one column of 35 000 units is faster in float64)
+    approx = ~integer & (big * min(w1min, 1.0) > 1e-30) & (big * max(w1max, 1.0) < 1e30)
+    if approx.sum() * X.shape[0] * 8 > _APPROX_MIN_BYTES:
+        out[approx] = _APPROX
+    if not ga.equal[linked].all():
+        return out
+    kmax = max(int(ga.cardinalities.max()), 1)
+    nonneg = lo >= 0
+    out[integer & (big * kmax < 2**24)] = 2
+    out[integer & nonneg & (hi <= 65535)] = 1
+    out[integer & nonneg & (hi <= 255)] = 0
+    return out
+
+
+def _merge_float32(
+    store: np.ndarray, n: int, ga: GraphArrays
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Move integer columns into group A when that makes one cheaper pass.
+
+    A draw pays a fixed cost per storage group (its loops over the sectors: about 25 ns
+    per group and draw, against 0.4 ns per sector), so when float64 values are gathered as
+    float32 (group A), integer columns whose raw sums are exact in float32 join them and
+    are compared exactly there (no error bound). That widens uint8 / uint16 values to four
+    bytes, so it is done only when one pass still holds everything within twice the tile
+    budget and the rows at most double. Measured at N = 35 000, one pass (uint8 + group A
+    columns): 33 + 17 columns 0.81x the time, 10 + 40 0.85x, 4 + 4 0.80x; 60 + 4 (rows x 3.4)
+    1.10x and 100 + 40 (19.6 MB) 1.50x, which the rule leaves apart.
+
+    Returns the new codes, the mask of columns compared exactly in group A, and the byte
+    budget of one pass for :func:`_tile_widths`.
+    """
+    exact = np.zeros(store.size, dtype=bool)
+    if not (store == _APPROX).any():
+        return store, exact, _TILE_BYTES
+    kmax = max(int(ga.cardinalities.max()), 1) if ga.cardinalities.size else 1
+    # integer groups exist only for equal row weights (raw sums); code 2 is exact by its
+    # definition, uint8 / uint16 sums while their largest possible sum stays below 2**24
+    fits = {0: 255 * kmax < 2**24, 1: 65535 * kmax < 2**24}
+    exact = (store == 2) | ((store == 0) & fits[0]) | ((store == 1) & fits[1])
+    if not exact.any():
+        return store, exact, _TILE_BYTES
+    size = np.array([np.dtype(d).itemsize for d in _STORAGE])
+    merged = np.where(exact, _APPROX, store)
+    row_now, row_merged = int(size[store].sum()), int(size[merged].sum())
+    if row_merged <= 2 * row_now and n * row_merged <= 2 * _TILE_BYTES:
+        return merged, exact, 2 * _TILE_BYTES
+    return store, np.zeros(store.size, dtype=bool), _TILE_BYTES
+
+
+def _tile_widths(
+    n: int, counts: list[int], itemsizes: list[int], budget: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Columns per tile of each storage group, and the first pass of each group.
+
+    When all the groups' values for all units fit ``budget`` bytes (``_TILE_BYTES``, or
+    twice that after :func:`_merge_float32` merged groups), they run in one pass
+    (one draw per unit and permutation for everything; no draw is stored). Otherwise each
+    group is cut into tiles of about ``_TILE_BYTES`` (at least one 64-byte cache line per
+    row), run one group after the other: measured at N = 35 000 with 488 one-byte and 244
+    float64 sectors, passes mixing both groups took 1.16x the time of the earlier
+    one-group passes in float64, one group after the other (float32 gathers) 0.78x. A
+    group's tiles have equal widths, so its last tile is barely padded.
+    """
+    if budget is None:
+        budget = _TILE_BYTES
+    if n * sum(c * size for c, size in zip(counts, itemsizes)) <= budget:
+        return [int(c) for c in counts], [0] * len(counts)
+    widths, starts, first = [], [], 0
+    for c, size in zip(counts, itemsizes):
+        width = max(64 // size, _TILE_BYTES // max(1, n * size))
+        width = int(-(-c // -(-c // width))) if c else 0
+        widths.append(width)
+        starts.append(first)
+        first += -(-c // width) if c else 0
+    return widths, starts
+
+
+def _block_size(n: int) -> int:
+    """Units per parallel task: about 4 tasks per thread, within the block bounds."""
+    import numba
+
+    threads = max(1, numba.get_num_threads())
+    return int(min(_BLOCK_MAX, max(_BLOCK_MIN, n // (4 * threads))))
+
+
+def _denominator(nperm):
+    """P + 1 of each cell: a scalar when every cell used the same number of draws."""
+    n_max = nperm.max() if nperm.size else 0
+    if nperm.size and nperm.min() == n_max:
+        return float(n_max) + 1.0
+    return nperm + 1.0
+
+
+def _local_p(ge, le, nperm, alternative):
+    """The chosen p-value from the tail counts, with few full-size temporaries."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = _denominator(nperm)
+        if alternative == "greater":
+            p = ge + 1.0
+        elif alternative == "lesser":
+            p = le + 1.0
+        elif alternative == "esda":
+            p = np.minimum(ge, nperm - ge) + 1.0
+        else:
+            p = np.minimum(ge, le) + 1.0
+        p /= denom
+        if alternative == "two-sided":
+            p *= 2.0
+            np.minimum(p, 1.0, out=p)
+    return p
+
+
+def _p_values(ge, le, nperm, alternative):
+    """p_greater, p_lesser and the chosen p-value from the tail counts (few temporaries)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = _denominator(nperm)
+        pg = ge + 1.0
+        pg /= denom
+        pl = le + 1.0
+        pl /= denom
+        if alternative == "greater":
+            p = pg.copy()
+        elif alternative == "lesser":
+            p = pl.copy()
+        elif alternative == "directed":
+            p = np.minimum(pg, pl)
+        elif alternative == "esda":
+            p = np.minimum(ge, nperm - ge) + 1.0
+            p /= denom
+        else:
+            p = np.minimum(pg, pl)
+            p *= 2.0
+            np.minimum(p, 1.0, out=p)
+    return pg, pl, p
+
+
+@dataclass(frozen=True)
+class PermutationOptions:
+    """Inference settings of a local statistic, validated once; ``seed`` is the seed used."""
+
+    permutations: int
+    seed: int
+    alternative: str
+    alpha: float
+    permutation_method: str
+    early_stop: float | None
+    adaptive: bool
+    max_permutations: int
+    n_jobs: int | None
+
+    @classmethod
+    def validate(
+        cls,
+        *,
+        permutations: int,
+        random_state: Any,
+        alternative: str,
+        alpha: float,
+        permutation_method: str,
+        early_stop: float | None,
+        adaptive: bool,
+        max_permutations: int,
+        n_jobs: int | None,
+    ) -> PermutationOptions:
+        """Check every setting and resolve ``random_state`` (None draws a fresh seed)."""
+        _check_alternative(alternative)
+        if not isinstance(permutations, int | np.integer) or permutations < 0:
+            raise SchemaError(f"permutations must be a non-negative int; got {permutations!r}.")
+        if permutation_method not in ("rng", "table"):
+            raise SchemaError(
+                f"permutation_method must be 'rng' or 'table'; {permutation_method!r} was given."
+            )
+        if permutation_method == "table":
+            if random_state is None or not isinstance(random_state, int | np.integer):
+                raise SchemaError(
+                    "permutation_method='table' reproduces esda's permutation table for an "
+                    "esda seed: pass random_state=<int> (the seed given to esda)."
+                )
+            if adaptive:
+                raise SchemaError(
+                    "adaptive=True continues each unit's own stream; it is not available with "
+                    "permutation_method='table'. Use permutation_method='rng'."
+                )
+        if adaptive and max_permutations < permutations:
+            raise SchemaError(
+                f"max_permutations ({max_permutations}) must be at least permutations "
+                f"({permutations})."
+            )
+        if early_stop is not None and not 0 < early_stop < 1:
+            raise SchemaError(f"early_stop must be None or a level in (0, 1); got {early_stop!r}.")
+        if not 0 < alpha < 1:
+            raise SchemaError(f"alpha must be in (0, 1); got {alpha!r}.")
+        return cls(
+            permutations=int(permutations),
+            seed=_resolve_seed(random_state),
+            alternative=alternative,
+            alpha=alpha,
+            permutation_method=permutation_method,
+            early_stop=early_stop,
+            adaptive=adaptive,
+            max_permutations=max_permutations,
+            n_jobs=n_jobs,
+        )
+
+    def as_params(self) -> dict[str, Any]:
+        """The settings as stored in ``LocalResult.parameters``."""
+        return {
+            "permutations": self.permutations,
+            "random_state": self.seed,
+            "alternative": self.alternative,
+            "alpha": self.alpha,
+            "permutation_method": self.permutation_method,
+            "early_stop": self.early_stop,
+            "adaptive": self.adaptive,
+            "max_permutations": self.max_permutations if self.adaptive else self.permutations,
+        }
+
+
+def permutation_counts(
+    kind: str, X: np.ndarray, center: np.ndarray | None, ga: GraphArrays, opts, skip: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tail counts (ge, le) and draws of every cell, on ``opts.n_jobs`` threads."""
+    with numba_threads(opts.n_jobs):
+        return _permutation_counts(
+            kind,
+            X,
+            center,
+            ga,
+            permutations=opts.permutations,
+            seed=opts.seed,
+            permutation_method=opts.permutation_method,
+            alternative=opts.alternative,
+            early_stop=opts.early_stop,
+            adaptive=opts.adaptive,
+            max_permutations=opts.max_permutations,
+            skip=skip,
+        )
