@@ -102,7 +102,9 @@ hot-spot statistic added to the table; 199 keeps this notebook fast.
     (
         "code",
         """
-result = cm.detect_clusters(demo.registry, demo.units, permutations=199, random_state=1)
+result = cm.detect_clusters(
+    demo.registry, demo.units, random_state=1, options={"permutations": 199}
+)
 result
 """,
     ),
@@ -406,9 +408,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")        # e.g. "2 units hold no establishment"
     for name, units in {"communes": communes, "EPCI": epci, "grid 5 km": grid}.items():
         results[name] = cm.detect_clusters(registry, units, level="class",
-                                           permutations=199, random_state=1)
+                                           random_state=1, options={"permutations": 199})
     results["commune points"] = cm.detect_clusters(registry, level="class",
-                                                   permutations=199, random_state=1)
+                                                   random_state=1, options={"permutations": 199})
 
 n_clusters = pd.DataFrame({
     name: res.clusters.groupby("sector").size() for name, res in results.items()

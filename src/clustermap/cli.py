@@ -40,6 +40,9 @@ from .viz import i18n as _i18n
 
 __all__ = ["main"]
 
+#: Seed of the permutations when --seed is not given, so a report can be made again.
+DEFAULT_SEED = 12345
+
 _MESSAGES = {
     "read_registry": ("Lecture du registre", "Reading the registry"),
     "read_units": ("Lecture des unités spatiales", "Reading the spatial units"),
@@ -152,7 +155,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--level", default=None, help="sector level, e.g. subclass, class, division")
         p.add_argument("--permutations", type=int, default=None, help="permutations per test")
-        p.add_argument("--seed", type=int, default=None, help="random seed (reproducible runs)")
+        p.add_argument(
+            "--seed",
+            type=int,
+            default=None,
+            help=f"seed of the permutations (default {DEFAULT_SEED}: reports are reproducible)",
+        )
         p.add_argument("--alpha", type=float, default=None, help="significance level")
         p.add_argument("--lang", choices=_i18n.LANGS, default="fr", help="report language")
         p.add_argument("--gpkg", default=None, help="also write the clusters to this GeoPackage")
@@ -211,6 +219,8 @@ def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: s
             out[name] = value
         else:
             raise ValueError(_msg("unsupported", lang, opt=opt))
+    if args.seed is None and "random_state" in params:
+        out["random_state"] = DEFAULT_SEED  # the same report every run
     return out
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from .core.geo import no_location
+from .core.options import keyword_only
 from .core.schema import (
     DETAIL,
     EMPLOYEES,
@@ -222,9 +223,11 @@ def as_table(counts: Any, name: str) -> pd.DataFrame:
     return counts
 
 
+@keyword_only(2, ["level", "measure", "sparse", "nomenclature"])
 def aggregate(
     registry: Any,
     units: gpd.GeoDataFrame,
+    *,
     level: str | int | Mapping[str, Any] | pd.Series | pd.DataFrame = "subclass",
     measure: str = ESTABLISHMENTS,
     sparse: bool = False,
@@ -410,13 +413,13 @@ def _sector_of(
     if level is None:
         rolled = codes.astype(object)
     else:
-        rolled = roll_up(codes, level, nomenclature).astype(object)
+        rolled = roll_up(codes, level, nomenclature=nomenclature).astype(object)
     values = rolled.to_numpy(dtype=object)
     mask = pd.isna(values)
     if level is None:
         bad_codes = []
     else:
-        mapped = roll_up(pd.Series(unique, dtype=object), level, nomenclature)
+        mapped = roll_up(pd.Series(unique, dtype=object), level, nomenclature=nomenclature)
         bad_codes = list(unique[mapped.isna().to_numpy()])
     if unmapped == "other":
         values = values.copy()

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .core.options import keyword_only
 from .errors import SchemaError
 
 __all__ = [
@@ -285,7 +286,12 @@ def _roll_one(code: Any, level: str | int, nomenclature: str) -> str | None:
 # --------------------------------------------------------------------------- public API
 
 
-def normalize_codes(codes: Any, nomenclature: str = "naf") -> pd.Series:
+@keyword_only(1, ["nomenclature"])
+def normalize_codes(
+    codes: Any,
+    *,
+    nomenclature: str = "naf",
+) -> pd.Series:
     """Return sector codes in canonical form; invalid or unknown codes become ``<NA>``.
 
     Parameters
@@ -409,11 +415,12 @@ def _mapping_table(
     return table
 
 
+@keyword_only(2, ["nomenclature"])
 def roll_up(
     codes: Any,
     level: str | int | Mapping[str, Any] | pd.Series | pd.DataFrame,
-    nomenclature: str = "naf",
     *,
+    nomenclature: str = "naf",
     code_column: str | None = None,
     group_column: str | None = None,
 ) -> pd.Series:
@@ -498,7 +505,13 @@ def _key_levels(table: Mapping[str, Any]) -> list[str]:
     return [_naf().level_of[k] for k in table]
 
 
-def sector_labels(codes: Any, level: str | None = None, nomenclature: str = "naf") -> pd.Series:
+@keyword_only(1, ["level", "nomenclature"])
+def sector_labels(
+    codes: Any,
+    *,
+    level: str | None = None,
+    nomenclature: str = "naf",
+) -> pd.Series:
     """Return the French NAF label of each code.
 
     Parameters

@@ -26,6 +26,7 @@ import shapely
 from pyproj import CRS
 
 from .core.geo import ids_as_str, metric_crs, no_location
+from .core.options import keyword_only
 from .core.schema import COMMUNE, UNIT_ID
 from .errors import ClustermapWarning, CRSError, SchemaError
 from .io.registry import as_establishments
@@ -35,7 +36,12 @@ __all__ = ["make_grid", "metric_crs", "read_units", "units_from_registry"]
 # --------------------------------------------------------------------------- registry units
 
 
-def units_from_registry(registry: Any, column: str = COMMUNE) -> gpd.GeoDataFrame:
+@keyword_only(1, ["column"])
+def units_from_registry(
+    registry: Any,
+    *,
+    column: str = COMMUNE,
+) -> gpd.GeoDataFrame:
     """Point units from a registry column, when no polygons are at hand.
 
     Each unit is one point: the coordinate-wise **median** of its establishments' points
@@ -167,9 +173,11 @@ def _cell_polygons(rows: np.ndarray, cols: np.ndarray, size: float, kind: str) -
     return shapely.polygons(ring)
 
 
+@keyword_only(2, ["kind", "crs", "keep_empty"])
 def make_grid(
     extent: Any,
     cell_size: float,
+    *,
     kind: str = "square",
     crs: Any = None,
     keep_empty: bool = False,

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..core.options import as_options, take_legacy
+from ..core.options import as_options, keyword_only, resolve_seed, take_legacy
 from ..core.schema import (
     CLUSTER_ID,
     COMMUNE,
@@ -96,18 +96,19 @@ __all__ = ["OTHER", "DetectionOptions", "detect_clusters"]
 
 
 # ----------------------------------------------------------------------------- public API
+@keyword_only(2, ["level"])
 def detect_clusters(
     data: Any,
     units: gpd.GeoDataFrame | None = None,
-    level: str | int | Mapping[str, Any] | pd.Series | pd.DataFrame | None = "subclass",
     *,
+    level: str | int | Mapping[str, Any] | pd.Series | pd.DataFrame | None = "subclass",
     employees: pd.DataFrame | None = None,
     sectors: Sequence[str] | None = None,
     graph: Any = None,
     alpha: float = 0.05,
     min_lq: float = 1.5,
     local_statistic: str | None = "getis_ord",
-    random_state: int | None = 12345,
+    random_state: int | None = None,
     n_jobs: int | None = None,
     options: DetectionOptions | Mapping[str, Any] | None = None,
     **legacy: Any,
@@ -162,8 +163,10 @@ def detect_clusters(
     local_statistic : {"getis_ord", None}, default "getis_ord"
         Add Gi* of the EB-smoothed LQ to the table for the sectors with clusters (reported,
         see step 7 above). ``None`` skips it (faster).
-    random_state : int, default 12345
-        Seed of the permutations; results do not depend on the thread count.
+    random_state : int, optional
+        Seed of the Gi* permutations; results do not depend on the thread count. None draws
+        a seed, stored in ``parameters["random_state"]`` so the run can be reproduced (the
+        clusters themselves come from the exact window test and never depend on it).
     options : DetectionOptions or dict, optional
         The calibration beyond the everyday arguments (:class:`DetectionOptions`; a dict of
         its fields works too): ``min_unit_lq`` (LQ floor of a specialised unit, 1.5),
@@ -246,6 +249,7 @@ def detect_clusters(
     if opts.gi_alpha is not None and local_statistic is None:
         raise ValueError("gi_alpha needs local_statistic='getis_ord'.")
     run = _Run(level=level, alpha=alpha, min_lq=min_lq, opts=opts)
+    random_state = resolve_seed(random_state)
     run.params.update(local_statistic=local_statistic, random_state=random_state)
     inp = _read_input(data, units, level, employees, opts, run)
     x = inp.table.measures[ESTABLISHMENTS]
@@ -309,7 +313,7 @@ def detect_clusters(
 def _options(options: Any, legacy: dict[str, Any]) -> DetectionOptions:
     """Validate the options once; old keywords land in them with a FutureWarning."""
     opts = as_options(DetectionOptions, options, "options")
-    moved = take_legacy("detect_clusters", legacy, LEGACY, stacklevel=4).get("options", {})
+    moved = take_legacy("detect_clusters", legacy, LEGACY, stacklevel=5).get("options", {})
     return replace(opts, **moved) if moved else opts
 
 

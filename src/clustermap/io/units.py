@@ -14,6 +14,7 @@ import shapely
 from pyproj import CRS
 
 from ..core.geo import ids_as_str, polygonal
+from ..core.options import keyword_only
 from ..core.schema import GEOMETRY, UNIT_ID, UNIT_NAME
 from ..errors import ClustermapWarning, CRSError, DataFileError, SchemaError
 
@@ -62,8 +63,10 @@ def _find_column(columns: Sequence[str], candidates: Sequence[str]) -> str | Non
 # --------------------------------------------------------------------------- read_units
 
 
+@keyword_only(1, ["unit_id", "name", "crs"])
 def read_units(
     source: str | Path | gpd.GeoDataFrame,
+    *,
     unit_id: str | None = None,
     name: str | None = None,
     crs: Any = None,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.options import resolve_seed as _resolve_seed
 from ..core.parallel import numba_threads
 from ..errors import SchemaError
 from ..graph import GraphArrays
@@ -33,23 +34,6 @@ _TILE_BYTES = 6 * 2**20
 # thread busy. Results never depend on it (each unit has its own random stream).
 _BLOCK_MIN, _BLOCK_MAX = 16, 256
 _CHECK = 16
-
-
-def _resolve_seed(random_state: Any) -> int:
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise SchemaError(f"random_state must be a non-negative integer; got {random_state}.")
-        return int(random_state)
-    raise SchemaError(
-        "random_state must be None, a non-negative int or a numpy Generator; got "
-        f"{type(random_state).__name__}."
-    )
 
 
 def _seed_key(seed: int) -> np.uint64:

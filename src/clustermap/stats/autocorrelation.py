@@ -64,6 +64,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..core.display import format_ids
+from ..core.options import keyword_only
 from ..core.parallel import numba_threads
 from ..core.schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
 from ..errors import ClustermapWarning, SchemaError
@@ -625,12 +626,13 @@ def _moran_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndar
 _MORAN = _Spec("moran", "moran", _moran_observe, _moran_label, _QUADRANTS)
 
 
+@keyword_only(2, ["permutations", "random_state"])
 def local_moran(
     values: Any,
     graph: Any,
+    *,
     permutations: int = 999,
     random_state: Any = None,
-    *,
     alternative: str = "two-sided",
     alpha: float = 0.05,
     permutation_method: str = "rng",
@@ -800,13 +802,14 @@ def _gi_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndarray
     return codes
 
 
+@keyword_only(2, ["star", "permutations", "random_state"])
 def local_getis_ord(
     values: Any,
     graph: Any,
+    *,
     star: bool | float = True,
     permutations: int = 999,
     random_state: Any = None,
-    *,
     alternative: str = "greater",
     alpha: float = 0.05,
     permutation_method: str = "rng",
@@ -917,12 +920,13 @@ def _geary_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndar
 _GEARY = _Spec("geary", "geary", _geary_observe, _geary_label, ("HH", "LL", "positive", "negative"))
 
 
+@keyword_only(2, ["permutations", "random_state"])
 def local_geary(
     values: Any,
     graph: Any,
+    *,
     permutations: int = 999,
     random_state: Any = None,
-    *,
     alternative: str = "two-sided",
     alpha: float = 0.05,
     permutation_method: str = "rng",
@@ -977,12 +981,13 @@ def local_geary(
     return _run_local(_GEARY, values, graph, opts)
 
 
+@keyword_only(2, ["permutations", "random_state"])
 def global_moran(
     values: Any,
     graph: Any,
+    *,
     permutations: int = 999,
     random_state: Any = None,
-    *,
     alternative: str = "two-sided",
     n_jobs: int | None = None,
 ) -> GlobalResult:

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.options import resolve_seed
 from ..core.parallel import numba_threads
 from ..core.schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
 from ..errors import ClustermapWarning, CRSError, SchemaError
@@ -1014,7 +1015,8 @@ def k_density(
     crs : optional
         CRS of ``x``/``y`` (e.g. 2154 or 4326); overrides a GeoDataFrame's CRS.
     random_state : int or numpy.random.Generator, optional
-        Seed of the simulations.
+        Seed of the simulations; None draws one. ``parameters["random_state"]`` holds the
+        seed used, so any run can be reproduced.
     n_jobs : int, optional
         numba threads (default: numba's setting; -1: all). Results do not depend on it.
 
@@ -1063,6 +1065,7 @@ def k_density(
             neighbor = None
     r_arr = np.linspace(0.0, _bbox_diagonal(pts) / 3.0, 512) if r is None else _check_r(r)
     uniform = _is_uniform(r_arr)
+    random_state = resolve_seed(random_state)
     rng = np.random.default_rng(random_state)
     n_sites = len(pts.x)
     rows = []
@@ -1260,7 +1263,8 @@ def m_function(
     x, y, type, weight, crs :
         As in :func:`k_density`.
     random_state : int or numpy.random.Generator, optional
-        Seed of the simulations.
+        Seed of the simulations; None draws one. ``parameters["random_state"]`` holds the
+        seed used, so any run can be reproduced.
     n_jobs : int, optional
         numba threads (default: numba's setting; -1: all). Results do not depend on it.
 
@@ -1305,6 +1309,7 @@ def m_function(
         if np.any(np.diff(r_arr) <= 0):
             raise ValueError("'r' must be strictly increasing.")
         r_arr = np.ascontiguousarray(r_arr)
+    random_state = resolve_seed(random_state)
     rng = np.random.default_rng(random_state)
     order, ukeys, starts, params = K.build_grid(
         pts.x, pts.y, pts.z, max(float(r_arr[-1]), 1e-9), pts.spherical

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.options import keyword_only
 from ..errors import SchemaError
 
 __all__ = ["adjust_pvalues"]
@@ -47,7 +48,13 @@ def _adjust_1d(p: np.ndarray, method: str | None) -> np.ndarray:
     return out
 
 
-def adjust_pvalues(p: Any, method: str | None = "fdr_bh", axis: int | None = 0) -> Any:
+@keyword_only(1, ["method", "axis"])
+def adjust_pvalues(
+    p: Any,
+    *,
+    method: str | None = "fdr_bh",
+    axis: int | None = 0,
+) -> Any:
     r"""Adjust p-values for multiple testing, ignoring NaN.
 
     Parameters
