@@ -20,7 +20,7 @@ BH_1995 = [
 
 
 def test_bh_paper_example_rejects_four():
-    adj = cm.adjust_pvalues(BH_1995, method="fdr_bh")
+    adj = cm.adjust_pvalues(BH_1995, correction="fdr_bh")
     assert (adj <= 0.05).sum() == 4
     assert adj[3] == pytest.approx(0.0095 * 15 / 4)
     # hand value: p_(5) m / 5 = 0.0603, smaller than every later p_(s) m / s
@@ -43,7 +43,7 @@ def test_small_hand_examples():
 
 
 def test_nan_excluded_from_family():
-    out = cm.adjust_pvalues([0.01, np.nan, 0.04], method="fdr_bh")
+    out = cm.adjust_pvalues([0.01, np.nan, 0.04], correction="fdr_bh")
     # family of 2: 0.01 * 2 / 1 = 0.02, 0.04 * 2 / 2 = 0.04
     np.testing.assert_allclose(out, [0.02, np.nan, 0.04])
     assert np.isnan(cm.adjust_pvalues([np.nan, np.nan])).all()
@@ -60,7 +60,7 @@ def test_families_by_axis():
     flat = [0.01, 0.03, 0.02, 0.5, 0.04]  # row-major without the NaN
     expected = ref.bh_adjusted(flat)
     np.testing.assert_allclose(whole.to_numpy().ravel()[[0, 1, 2, 4, 5]], expected)
-    per_unit = cm.adjust_pvalues(df, method="bonferroni", axis=1)
+    per_unit = cm.adjust_pvalues(df, correction="bonferroni", axis=1)
     np.testing.assert_allclose(per_unit.loc["u1"], [0.02, 0.06])
     s = cm.adjust_pvalues(pd.Series([0.2, 0.01], index=["x", "y"], name="p"))
     assert list(s.index) == ["x", "y"] and s.name == "p"
@@ -84,7 +84,22 @@ def test_matches_esda_fdr_when_something_is_rejected():
 def test_bad_input():
     with pytest.raises(SchemaError, match=r"\[0, 1\]"):
         cm.adjust_pvalues([0.5, 1.5])
-    with pytest.raises(SchemaError, match="method"):
-        cm.adjust_pvalues([0.5], method="holm")
+    with pytest.raises(SchemaError, match="correction must be one of"):
+        cm.adjust_pvalues([0.5], correction="sidak")
     with pytest.raises(SchemaError, match="axis"):
         cm.adjust_pvalues([[0.5]], axis=2)
+
+
+def test_one_set_of_corrections_everywhere():
+    """adjust_pvalues, LocalResult.significant and explore_local share names and values."""
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
+    # Holm by hand: sorted 0.01, 0.03, 0.04, 0.5 -> 4 x 0.01, 3 x 0.03, max(0.09, 2 x 0.04), 0.5
+    np.testing.assert_allclose(
+        cm.adjust_pvalues(p, correction="holm"), [0.04, 0.09, 0.09, np.nan, 0.5]
+    )
+    np.testing.assert_allclose(
+        cm.adjust_pvalues(p, correction="BH"), cm.adjust_pvalues(p, correction="fdr_bh")
+    )
+    with pytest.warns(FutureWarning, match="correction="):
+        old = cm.adjust_pvalues(p, method="bonferroni")
+    np.testing.assert_allclose(old, [0.04, 0.16, 0.12, np.nan, 1.0])

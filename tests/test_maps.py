@@ -438,10 +438,16 @@ def test_local_quadrants_with_corrections(correction, expected):
 def test_adjust_matches_hand_values():
     p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
     np.testing.assert_allclose(
-        maps._adjust(p, "fdr_bh"), [0.04, 0.0533333, 0.0533333, np.nan, 0.5], rtol=1e-5
+        cm.adjust_pvalues(p, correction="fdr_bh"),
+        [0.04, 0.0533333, 0.0533333, np.nan, 0.5],
+        rtol=1e-5,
     )
-    np.testing.assert_allclose(maps._adjust(p, "holm"), [0.04, 0.09, 0.09, np.nan, 0.5])
-    np.testing.assert_allclose(maps._adjust(p, "bonferroni"), [0.04, 0.16, 0.12, np.nan, 1.0])
+    np.testing.assert_allclose(
+        cm.adjust_pvalues(p, correction="holm"), [0.04, 0.09, 0.09, np.nan, 0.5]
+    )
+    np.testing.assert_allclose(
+        cm.adjust_pvalues(p, correction="bonferroni"), [0.04, 0.16, 0.12, np.nan, 1.0]
+    )
 
 
 def test_local_hot_and_cold_spots():

@@ -287,7 +287,7 @@ class LocalResult:
         ----------
         alpha : float, default 0.05
             Level (FDR level ``q`` for the FDR corrections).
-        correction : {"fdr_bh", "fdr_by", "bonferroni", None}, default "fdr_bh"
+        correction : {"fdr_bh", "fdr_by", "bonferroni", "holm", None}, default "fdr_bh"
             See :func:`clustermap.adjust_pvalues`.
         family : {"sector", "all"}, default "sector"
             Correct within each sector (over its units) or over the whole table. NaN cells
@@ -311,7 +311,7 @@ class LocalResult:
         if family not in ("sector", "all"):
             raise SchemaError(f"family must be 'sector' or 'all'; {family!r} was given.")
         adj = adjust_pvalues(
-            self.p_value, method=correction, axis=0 if family == "sector" else None
+            self.p_value, correction=correction, axis=0 if family == "sector" else None
         )
         return (adj <= alpha).fillna(False).astype(bool)
 

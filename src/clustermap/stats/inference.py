@@ -14,12 +14,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.options import keyword_only
+from ..core.options import keyword_only, take_legacy
 from ..errors import SchemaError
 
-__all__ = ["adjust_pvalues"]
+__all__ = ["CORRECTIONS", "adjust_pvalues", "check_correction"]
 
-_METHODS = ("fdr_bh", "fdr_by", "bonferroni", None)
+#: The multiple-testing corrections, by their statsmodels names (None: no correction).
+CORRECTIONS = ("fdr_bh", "fdr_by", "bonferroni", "holm", None)
+_ALIASES = {"bh": "fdr_bh", "fdr": "fdr_bh", "by": "fdr_by", "none": None, "": None}
+
+
+def check_correction(correction: str | None) -> str | None:
+    """The canonical name of a correction (case and the aliases bh, fdr, by, none accepted).
+
+    Examples
+    --------
+    >>> check_correction("BH"), check_correction("none")
+    ('fdr_bh', None)
+    """
+    name = correction.lower() if isinstance(correction, str) else correction
+    name = _ALIASES.get(name, name) if isinstance(name, str) else name
+    if name not in CORRECTIONS:
+        raise SchemaError(f"correction must be one of {CORRECTIONS}; {correction!r} was given.")
+    return name
 
 
 def _adjust_1d(p: np.ndarray, method: str | None) -> np.ndarray:
@@ -33,6 +50,13 @@ def _adjust_1d(p: np.ndarray, method: str | None) -> np.ndarray:
         out[ok] = q
     elif method == "bonferroni":
         out[ok] = np.minimum(1.0, q * m)
+    elif method == "holm":
+        # step-down: adjusted p_(r) = max_{s <= r} (m - s + 1) p_(s)
+        order = np.argsort(q, kind="stable")
+        stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
+        adj = np.empty(m)
+        adj[order] = np.minimum(stepped, 1.0)
+        out[ok] = adj
     else:
         order = np.argsort(q, kind="stable")
         ranks = np.arange(1, m + 1, dtype=np.float64)
@@ -48,12 +72,13 @@ def _adjust_1d(p: np.ndarray, method: str | None) -> np.ndarray:
     return out
 
 
-@keyword_only(1, ["method", "axis"])
+@keyword_only(1, ["correction", "axis"])
 def adjust_pvalues(
     p: Any,
     *,
-    method: str | None = "fdr_bh",
+    correction: str | None = "fdr_bh",
     axis: int | None = 0,
+    **legacy: Any,
 ) -> Any:
     r"""Adjust p-values for multiple testing, ignoring NaN.
 
@@ -61,10 +86,11 @@ def adjust_pvalues(
     ----------
     p : array-like, pandas.Series or pandas.DataFrame
         p-values in [0, 1]; NaN marks "no test" (excluded from the family, returned as NaN).
-    method : {"fdr_bh", "fdr_by", "bonferroni", None}, default "fdr_bh"
+    correction : {"fdr_bh", "fdr_by", "bonferroni", "holm", None}, default "fdr_bh"
         Benjamini-Hochberg (1995) false discovery rate; Benjamini-Yekutieli (2001), valid
-        under any dependence; Bonferroni (family-wise error); None returns the p-values
-        unchanged.
+        under any dependence; Bonferroni or Holm (1979) step-down (family-wise error);
+        None returns the p-values unchanged. The same names everywhere in clustermap
+        (``LocalResult.significant``, ``explore_local``). ``method=`` is the old spelling.
     axis : {0, 1, None}, default 0
         Family for 2-D input: ``0`` = each column separately (the units of one sector),
         ``1`` = each row, ``None`` = every cell of the table together. Ignored for 1-D
@@ -84,7 +110,8 @@ def adjust_pvalues(
     -----
     With m non-missing p-values sorted increasingly, BH gives
     :math:`\tilde p_{(r)} = \min_{s \ge r} \min(1, p_{(s)} m / s)`; BY multiplies by
-    :math:`c(m) = \sum_{i=1}^m 1/i`; Bonferroni gives :math:`\min(1, m p)`.
+    :math:`c(m) = \sum_{i=1}^m 1/i`; Bonferroni gives :math:`\min(1, m p)`; Holm gives
+    :math:`\max_{s \le r} \min(1, (m - s + 1) p_{(s)})`.
 
     Permutation p-values have resolution ``1 / (P + 1)``: BH at level q over m units can
     reject only if at least ``m / ((P + 1) q)`` of them sit at the minimum p. With 35 000
@@ -101,11 +128,13 @@ def adjust_pvalues(
     >>> adj = cm.adjust_pvalues(p)
     >>> int((adj <= 0.05).sum())
     4
-    >>> cm.adjust_pvalues([0.01, np.nan, 0.04], method="bonferroni")
+    >>> cm.adjust_pvalues([0.01, np.nan, 0.04], correction="bonferroni")
     array([0.02,  nan, 0.08])
+    >>> cm.adjust_pvalues([0.01, 0.04, 0.03], correction="holm")
+    array([0.03, 0.06, 0.06])
     """
-    if method not in _METHODS:
-        raise SchemaError(f"method must be one of {_METHODS}; {method!r} was given.")
+    old = take_legacy("adjust_pvalues", legacy, {"method": "correction"}, stacklevel=4)
+    method = check_correction(old.get("", {}).get("correction", correction))
     if axis not in (0, 1, None):
         raise SchemaError(f"axis must be 0, 1 or None; {axis!r} was given.")
     is_frame = isinstance(p, pd.DataFrame)

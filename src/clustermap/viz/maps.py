@@ -55,6 +55,7 @@ from ..core.schema import (
     UNIT_NAME,
 )
 from ..errors import ClustermapWarning, CRSError, SchemaError
+from ..stats.inference import adjust_pvalues, check_correction
 from . import i18n
 from .offline import RawElement, inert_html, make_offline, protect_map, script_json
 
@@ -1169,38 +1170,6 @@ def _normalise_label(value: Any) -> str:
     return "ns"
 
 
-def _adjust(p: np.ndarray, correction: str | None) -> np.ndarray:
-    """Adjusted p-values (Bonferroni, Holm or Benjamini-Hochberg); NaN kept."""
-    if correction is None or correction in ("none", ""):
-        return p
-    out = np.full_like(p, np.nan, dtype=float)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    n = len(q)
-    if n == 0:
-        return out
-    c = correction.lower()
-    if c == "bonferroni":
-        adj = np.minimum(q * n, 1.0)
-    elif c == "holm":
-        order = np.argsort(q, kind="stable")
-        stepped = np.maximum.accumulate((n - np.arange(n)) * q[order])
-        adj = np.empty(n)
-        adj[order] = np.minimum(stepped, 1.0)
-    elif c in ("fdr_bh", "bh", "fdr"):
-        order = np.argsort(q, kind="stable")
-        ranked = q[order] * n / np.arange(1, n + 1)
-        stepped = np.minimum.accumulate(ranked[::-1])[::-1]
-        adj = np.empty(n)
-        adj[order] = np.minimum(stepped, 1.0)
-    else:
-        raise ValueError(
-            f"correction must be None, 'bonferroni', 'holm' or 'fdr_bh'; {correction!r} was given."
-        )
-    out[ok] = adj
-    return out
-
-
 def _pick_column(frame: pd.DataFrame, sector: str | None, what: str) -> tuple[pd.Series, str]:
     cols = [str(c) for c in frame.columns]
     if sector is None:
@@ -1251,7 +1220,7 @@ def _local_frame(
         # p-value of the window test: map the local statistic's
         pcol = "statistic_p_value" if "statistic_p_value" in rows.columns else P_VALUE
         p = pd.to_numeric(rows[pcol], errors="coerce").to_numpy(dtype=float)
-        sig = _adjust(p, correction) <= alpha
+        sig = adjust_pvalues(p, correction=correction) <= alpha
         cats = _base_category(
             rows[LABEL].to_numpy() if LABEL in rows else [None] * len(rows),
             rows[QUADRANT].to_numpy() if QUADRANT in rows else None,
@@ -1283,7 +1252,7 @@ def _local_frame(
         sig, _ = _pick_column(local.significant(alpha=alpha, correction=correction), sector, what)
         sig = sig.astype(bool).to_numpy()
     else:
-        sig = _adjust(pvals.to_numpy(dtype=float), correction) <= alpha
+        sig = adjust_pvalues(pvals.to_numpy(dtype=float), correction=correction) <= alpha
     cats = _base_category(labels.to_numpy(), _opt(QUADRANT), _opt("p_greater"), _opt("p_lesser"))
     out = pd.DataFrame(
         {
@@ -1332,7 +1301,7 @@ def explore_local(
         Sector to map (needed when several are present).
     alpha : float, default 0.05
         Significance level.
-    correction : {"fdr_bh", "bonferroni", "holm", None}, default "fdr_bh"
+    correction : {"fdr_bh", "fdr_by", "bonferroni", "holm", None}, default "fdr_bh"
         Multiple-testing correction across the sector's units (a LocalResult applies its
         own :meth:`~clustermap.LocalResult.significant`, which also offers "fdr_by").
         Moran units are coloured by their scatter-plot quadrant (``quadrant``) when known,
@@ -1373,6 +1342,7 @@ def explore_local(
         local = local.table
     if units is None:
         raise ValueError("explore_local needs the unit polygons: pass units=...")
+    correction = check_correction(correction)
     frame, sector = _local_frame(local, sector, alpha, correction)
     units_w = _units_frame(units)
     display = _display_units(units_w, simplify)
