@@ -216,11 +216,13 @@ def test_kd_exact_matches_brute_force(weighted, r):
     df = _toy()
     a = df[df.sector == "A"]
     b = df[df.sector == "B"]
-    res = cm.k_density(df, "A", r=r, weighted=weighted, weight="w", simulations=0)
+    res = cm.k_density(df, "A", r=r, weighted=weighted, columns={"weight": "w"}, simulations=0)
     expected, h = ref.kd_exact(a[["x", "y"]].to_numpy(), a.w.to_numpy(), r, weighted=weighted)
     assert res.bandwidth == pytest.approx(h, rel=1e-12)
     np.testing.assert_allclose(res.curve()["observed"], expected, rtol=1e-10, atol=1e-14)
-    biv = cm.k_density(df, "A", neighbor="B", r=r, weighted=weighted, weight="w", simulations=0)
+    biv = cm.k_density(
+        df, "A", neighbor="B", r=r, weighted=weighted, columns={"weight": "w"}, simulations=0
+    )
     expected, h = ref.kd_exact(
         a[["x", "y"]].to_numpy(), a.w.to_numpy(), r, b[["x", "y"]].to_numpy(), b.w.to_numpy(),
         weighted=weighted,
@@ -234,7 +236,15 @@ def test_kd_binned_matches_numpy_r_density(weighted):
     df = _toy(seed=3)
     a = df[df.sector == "A"]
     r = np.linspace(0, 10, 41)
-    res = cm.k_density(df, "A", r=r, weighted=weighted, weight="w", method="binned", simulations=0)
+    res = cm.k_density(
+        df,
+        "A",
+        r=r,
+        weighted=weighted,
+        columns={"weight": "w"},
+        options={"method": "binned"},
+        simulations=0,
+    )
     expected, _ = ref.kd_dbmss(a[["x", "y"]].to_numpy(), a.w.to_numpy(), r, weighted=weighted)
     np.testing.assert_allclose(res.curve()["observed"], expected, rtol=1e-10, atol=1e-14)
 
@@ -266,7 +276,7 @@ def test_kd_great_circle_distances_for_lon_lat():
     types = np.array(["A"] * n + ["o"] * 240)
     df = pd.DataFrame({"lon": lon, "lat": lat, "sector": types})
     r = np.linspace(0, 40, 41)
-    res = cm.k_density(df, "A", r=r, x="lon", y="lat", crs=4326, simulations=0)
+    res = cm.k_density(df, "A", r=r, columns={"x": "lon", "y": "lat", "crs": 4326}, simulations=0)
     expected, h = ref.kd_exact(np.c_[lon[:n], lat[:n]], np.ones(n), r, spherical=True)
     assert res.parameters["spherical"]
     assert res.bandwidth == pytest.approx(h, rel=1e-9)
@@ -295,7 +305,7 @@ def test_m_matches_brute_force(weighted):
     xy = df[["x", "y"]].to_numpy()
     w = df.w.to_numpy() if weighted else np.ones(len(df))
     for neighbor in (None, "B"):
-        res = cm.m_function(df, "A", neighbor=neighbor, r=r, weighted=weighted, weight="w",
+        res = cm.m_function(df, "A", neighbor=neighbor, r=r, weighted=weighted, columns={"weight": "w"},
                             simulations=0)  # fmt: skip
         m, indiv = ref.m_values(xy, df.sector.to_numpy(), w, r, "A", neighbor)
         np.testing.assert_allclose(res.curve()["observed"], m, rtol=1e-12)
@@ -405,7 +415,9 @@ def test_dropped_rows_are_counted_and_reported():
     df.loc[2, "w"] = -1
     df.loc[3, "sector"] = None
     with pytest.warns(ClustermapWarning, match="4 of 315 establishment"):
-        res = cm.k_density(df, "A", r=[0, 5.0], weighted=True, weight="w", simulations=0)
+        res = cm.k_density(
+            df, "A", r=[0, 5.0], weighted=True, columns={"weight": "w"}, simulations=0
+        )
     assert res.parameters["dropped"] == {
         "missing_coordinates": 2, "missing_type": 1, "invalid_weight": 1,
     }  # fmt: skip
@@ -461,7 +473,9 @@ def test_registry_like_object_is_accepted():
 
     r = np.linspace(0, 10, 11)
     a = cm.k_density(Reg(), "A", r=r, weighted=True, simulations=0).curve()["observed"]
-    b = cm.k_density(df, "A", r=r, weighted=True, weight="w", simulations=0).curve()["observed"]
+    b = cm.k_density(df, "A", r=r, weighted=True, columns={"weight": "w"}, simulations=0).curve()[
+        "observed"
+    ]
     np.testing.assert_allclose(a, b, rtol=1e-9)
 
 

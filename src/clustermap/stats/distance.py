@@ -60,14 +60,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..core.options import resolve_seed
+from ..core.options import as_options, resolve_seed, take_legacy
 from ..core.parallel import numba_threads
 from ..core.schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
 from ..errors import ClustermapWarning, CRSError, SchemaError
@@ -75,7 +75,15 @@ from ..errors import ClustermapWarning, CRSError, SchemaError
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.axes
 
-__all__ = ["KdResult", "MResult", "MSurface", "k_density", "m_function"]
+__all__ = [
+    "KdOptions",
+    "KdResult",
+    "MResult",
+    "MSurface",
+    "PointColumns",
+    "k_density",
+    "m_function",
+]
 
 #: Columns of ``KdResult.table`` and ``MResult.table`` (tidy: one row per sector and r).
 TABLE_COLUMNS = (
@@ -93,6 +101,95 @@ _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class PointColumns:
+    """How to read establishments as points from a table (``k_density``, ``m_function``).
+
+    Attributes
+    ----------
+    x, y : str, default "x", "y"
+        Coordinate columns of a DataFrame (kilometres unless ``crs`` is given).
+    sector : str, default "sector"
+        Column of the sector codes.
+    weight : str, optional
+        Column of the weights of the weighted statistics (default ``employees``).
+    crs : optional
+        CRS of ``x``/``y`` (e.g. 2154 or 4326); overrides a GeoDataFrame's CRS.
+
+    Examples
+    --------
+    >>> PointColumns(sector="naf").sector
+    'naf'
+    """
+
+    x: str = "x"
+    y: str = "y"
+    sector: str = SECTOR
+    weight: str | None = None
+    crs: Any = None
+
+
+@dataclass(frozen=True)
+class KdOptions:
+    """The kernel estimate of :func:`k_density`.
+
+    Attributes
+    ----------
+    method : {"exact", "binned"}, default "exact"
+        "exact" sums the Gaussian kernel over every pair; "binned" reproduces dbmss
+        ``Kdhat(Approximate = 0)`` (R ``density()`` binning + FFT).
+    adjust : float, default 1
+        Multiplier of the Silverman bandwidth (dbmss ``Adjust``).
+    bandwidth : float, optional
+        Fixed bandwidth in km for the observed and simulated curves (overrides the rule).
+
+    Examples
+    --------
+    >>> KdOptions(method="binned").method
+    'binned'
+    """
+
+    method: str = "exact"
+    adjust: float = 1.0
+    bandwidth: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"'method' must be one of {_METHODS}; {self.method!r} was given.")
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ValueError(
+                f"'bandwidth' must be a positive distance in km; got {self.bandwidth}."
+            )
+
+
+#: old keywords of k_density / m_function -> their new place
+_LEGACY_COLUMNS = {
+    "x": "columns.x",
+    "y": "columns.y",
+    "type": "columns.sector",
+    "weight": "columns.weight",
+    "crs": "columns.crs",
+}
+_LEGACY_KD = {
+    **_LEGACY_COLUMNS,
+    "sector": "sectors",
+    "method": "options.method",
+    "adjust": "options.adjust",
+    "bandwidth": "options.bandwidth",
+}
+
+
+def _columns_and_options(func, columns, options, legacy, moved):
+    old = take_legacy(func, legacy, moved, stacklevel=5)
+    cols = as_options(PointColumns, columns, "columns")
+    if old.get("columns"):
+        cols = replace(cols, **old["columns"])
+    opts = as_options(KdOptions, options, "options")
+    if old.get("options"):
+        opts = replace(opts, **old["options"])
+    return cols, opts, old.get("", {})
 
 
 @dataclass
@@ -122,10 +219,19 @@ def _as_frame(data: Any) -> pd.DataFrame:
     return data
 
 
-def _points(
-    data: Any, *, x: str, y: str, type: str, weight: str | None, weighted: bool, crs: Any
-) -> _Points:
+def _check_sims(simulations: int, alpha: float) -> int:
+    if not 0 < alpha < 1:
+        raise ValueError(f"'alpha' must be between 0 and 1; got {alpha}.")
+    simulations = int(simulations)
+    if simulations < 0:
+        raise ValueError(f"'simulations' must be >= 0; got {simulations}.")
+    return simulations
+
+
+def _points(data: Any, cols: PointColumns, *, weighted: bool) -> _Points:
     import geopandas as gpd
+
+    x, y, type, weight, crs = cols.x, cols.y, cols.sector, cols.weight, cols.crs
     from pyproj import CRS
 
     df = _as_frame(data)
@@ -133,7 +239,7 @@ def _points(
     if type not in df.columns:
         raise SchemaError(
             f"Column {type!r} (establishment type / sector) is missing; the data have columns "
-            f"{list(df.columns)[:12]}. Pass type='<column name>'."
+            f"{list(df.columns)[:12]}. Pass columns={{'sector': '<column name>'}}."
         )
     is_geo = isinstance(df, gpd.GeoDataFrame) and df.geometry.name in df.columns
     if is_geo:
@@ -160,8 +266,8 @@ def _points(
             if col not in df.columns:
                 raise SchemaError(
                     f"Coordinate column {col!r} is missing; the data have columns "
-                    f"{list(df.columns)[:12]}. Pass x='<column>' and y='<column>', or a "
-                    "GeoDataFrame of points."
+                    f"{list(df.columns)[:12]}. Pass columns={{'x': '<column>', 'y': '<column>'}}, "
+                    "or a GeoDataFrame of points."
                 )
         the_crs = None if crs is None else CRS.from_user_input(crs)
         cx = pd.to_numeric(df[x], errors="coerce").to_numpy(dtype=float)
@@ -179,7 +285,7 @@ def _points(
         if wcol not in df.columns:
             raise SchemaError(
                 f"Weight column {wcol!r} is missing; the data have columns "
-                f"{list(df.columns)[:12]}. Pass weight='<column>' or weighted=False."
+                f"{list(df.columns)[:12]}. Pass columns={{'weight': '<column>'}} or weighted=False."
             )
         w = pd.to_numeric(df[wcol], errors="coerce").to_numpy(dtype=float)
         bad = ~(np.isfinite(w) & (w >= 0)) & keep
@@ -958,24 +1064,19 @@ class MResult(_BaseResult):
 
 def k_density(
     data: Any,
-    sector: str | Sequence[str] | None = None,
+    sectors: str | Sequence[str] | None = None,
     *,
     neighbor: str | None = None,
     r: Sequence[float] | np.ndarray | None = None,
     weighted: bool = False,
-    method: str = "exact",
     simulations: int = 100,
     alpha: float = 0.05,
-    adjust: float = 1.0,
-    bandwidth: float | None = None,
     min_count: int = 20,
-    x: str = "x",
-    y: str = "y",
-    type: str = SECTOR,
-    weight: str | None = None,
-    crs: Any = None,
+    columns: PointColumns | Mapping[str, Any] | None = None,
     random_state: int | np.random.Generator | None = None,
     n_jobs: int | None = None,
+    options: KdOptions | Mapping[str, Any] | None = None,
+    **legacy: Any,
 ) -> KdResult:
     """Duranton–Overman K-density (Kd, or Kemp when weighted) with random-location bands.
 
@@ -985,40 +1086,36 @@ def k_density(
         Establishments: a clustermap Registry (its ``establishments``), a GeoDataFrame of
         points (any CRS; lon/lat gives great-circle distances), or a DataFrame with ``x`` and
         ``y`` columns (in kilometres unless ``crs`` is given).
-    sector : str, list of str or None
-        Sector(s) to measure (values of the ``type`` column). None: every sector with at
-        least ``min_count`` establishments.
+    sectors : str, list of str or None
+        Sector code(s) to measure (values of the sector column). None: every sector with at
+        least ``min_count`` establishments. (``sector=`` is the old spelling.)
     neighbor : str, optional
-        Second sector for the bivariate (co-localisation) Kd of ``sector`` x ``neighbor``
-        pairs (DO 2008); ``sector`` must then be a single code.
+        Second sector for the bivariate (co-localisation) Kd of ``sectors`` x ``neighbor``
+        pairs (DO 2008); ``sectors`` must then be a single code.
     r : array-like, optional
         Distances in km (sorted, >= 0). Default: 512 values from 0 to a third of the
         bounding-box diagonal of all establishments (dbmss ``MaxRange = "ThirdW"``).
     weighted : bool, default False
-        Kemp: each pair weighs w_a w_b (``weight`` column, default ``employees``).
-    method : {"exact", "binned"}, default "exact"
-        "exact" sums the Gaussian kernel over every pair; "binned" reproduces dbmss
-        ``Kdhat(Approximate = 0)`` (R ``density()`` binning + FFT). See the module notes.
+        Kemp: each pair weighs w_a w_b (weight column, default ``employees``).
     simulations : int, default 100
         Random-location counterfactuals (0: no bands). Each re-draws the sector's
         establishments among all sites (weights attached) and recomputes its bandwidth.
     alpha : float, default 0.05
         Risk level of the local and global bands.
-    adjust : float, default 1
-        Multiplier of the Silverman bandwidth (dbmss ``Adjust``).
-    bandwidth : float, optional
-        Fixed bandwidth in km for the observed and simulated curves (overrides the rule).
     min_count : int, default 20
-        Smallest sector analysed when ``sector=None``.
-    x, y, type, weight : str
-        Column names for DataFrame input (``type`` defaults to ``sector``).
-    crs : optional
-        CRS of ``x``/``y`` (e.g. 2154 or 4326); overrides a GeoDataFrame's CRS.
+        Smallest sector analysed when ``sectors=None``.
+    columns : PointColumns or dict, optional
+        Column names of a DataFrame (``x``, ``y``, ``sector``, ``weight``) and the ``crs``
+        of its coordinates (:class:`PointColumns`; the old keywords ``x=``, ``y=``,
+        ``type=``, ``weight=``, ``crs=`` still work for one release).
     random_state : int or numpy.random.Generator, optional
         Seed of the simulations; None draws one. ``parameters["random_state"]`` holds the
         seed used, so any run can be reproduced.
     n_jobs : int, optional
         numba threads (default: numba's setting; -1: all). Results do not depend on it.
+    options : KdOptions or dict, optional
+        The kernel estimate: ``method`` ("exact" or dbmss' "binned"), ``adjust`` and a
+        fixed ``bandwidth`` (:class:`KdOptions`; the old keywords still work).
 
     Returns
     -------
@@ -1046,16 +1143,11 @@ def k_density(
     >>> round(res.bandwidth, 2)  # km: bw.nrd0 of the 190 pair distances up to 80 km
     9.79
     """
-    if method not in _METHODS:
-        raise ValueError(f"'method' must be one of {_METHODS}; {method!r} was given.")
-    if not 0 < alpha < 1:
-        raise ValueError(f"'alpha' must be between 0 and 1; got {alpha}.")
-    simulations = int(simulations)
-    if simulations < 0:
-        raise ValueError(f"'simulations' must be >= 0; got {simulations}.")
-    if bandwidth is not None and not bandwidth > 0:
-        raise ValueError(f"'bandwidth' must be a positive distance in km; got {bandwidth}.")
-    pts = _points(data, x=x, y=y, type=type, weight=weight, weighted=weighted, crs=crs)
+    cols, opts, renamed = _columns_and_options("k_density", columns, options, legacy, _LEGACY_KD)
+    sector = renamed.get("sectors", sectors)
+    method, adjust, bandwidth = opts.method, opts.adjust, opts.bandwidth
+    simulations = _check_sims(simulations, alpha)
+    pts = _points(data, cols, weighted=weighted)
     if neighbor is not None and (sector is None or not isinstance(sector, str)):
         raise ValueError("A bivariate Kd (neighbor=...) needs a single sector=, e.g. '25.62A'.")
     sectors = _select_sectors(pts, sector, min_count)
@@ -1201,6 +1293,15 @@ def _kd_summary(s, neighbor, ref, nb, pts, h, npairs, sim_bw, r, kd, tab) -> dic
 # ----------------------------------------------------------------------------- m_function
 
 
+def _check_m_r(r: Any) -> np.ndarray:
+    r_arr = np.asarray(r, dtype=float).ravel()
+    if r_arr.size < 1 or not np.all(np.isfinite(r_arr)) or r_arr[0] < 0:
+        raise ValueError(f"'r' must be finite non-negative distances in km; got {r_arr[:6]}.")
+    if np.any(np.diff(r_arr) <= 0):
+        raise ValueError("'r' must be strictly increasing.")
+    return np.ascontiguousarray(r_arr)
+
+
 def _default_m_r(diag: float) -> np.ndarray:
     steps = np.r_[
         0,
@@ -1223,13 +1324,10 @@ def m_function(
     simulations: int = 100,
     alpha: float = 0.05,
     min_count: int = 20,
-    x: str = "x",
-    y: str = "y",
-    type: str = SECTOR,
-    weight: str | None = None,
-    crs: Any = None,
+    columns: PointColumns | Mapping[str, Any] | None = None,
     random_state: int | np.random.Generator | None = None,
     n_jobs: int | None = None,
+    **legacy: Any,
 ) -> MResult:
     """Marcon–Puech M (univariate or bivariate, weighted or not) with its envelope.
 
@@ -1260,7 +1358,7 @@ def m_function(
         Risk level of the bands.
     min_count : int, default 20
         Smallest sector analysed when ``reference=None``.
-    x, y, type, weight, crs :
+    columns : PointColumns or dict, optional
         As in :func:`k_density`.
     random_state : int or numpy.random.Generator, optional
         Seed of the simulations; None draws one. ``parameters["random_state"]`` holds the
@@ -1286,14 +1384,11 @@ def m_function(
     >>> res.curve()["observed"].round(4).tolist()
     [1.9127, 1.8422]
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"'alpha' must be between 0 and 1; got {alpha}.")
-    simulations = int(simulations)
-    if simulations < 0:
-        raise ValueError(f"'simulations' must be >= 0; got {simulations}.")
+    cols, _, _ = _columns_and_options("m_function", columns, None, legacy, _LEGACY_COLUMNS)
+    simulations = _check_sims(simulations, alpha)
     from . import _distance_kernels as K
 
-    pts = _points(data, x=x, y=y, type=type, weight=weight, weighted=weighted, crs=crs)
+    pts = _points(data, cols, weighted=weighted)
     if neighbor is not None and (reference is None or not isinstance(reference, str)):
         raise ValueError("A bivariate M (neighbor=...) needs a single reference=, e.g. '25.62A'.")
     sectors = _select_sectors(pts, reference, min_count)
@@ -1301,14 +1396,7 @@ def m_function(
         _select_sectors(pts, neighbor, 0)
         if neighbor == sectors[0]:
             neighbor = None
-    r_arr = _default_m_r(_bbox_diagonal(pts) / 1.0) if r is None else None
-    if r_arr is None:
-        r_arr = np.asarray(r, dtype=float).ravel()
-        if r_arr.size < 1 or not np.all(np.isfinite(r_arr)) or r_arr[0] < 0:
-            raise ValueError(f"'r' must be finite non-negative distances in km; got {r_arr[:6]}.")
-        if np.any(np.diff(r_arr) <= 0):
-            raise ValueError("'r' must be strictly increasing.")
-        r_arr = np.ascontiguousarray(r_arr)
+    r_arr = _default_m_r(_bbox_diagonal(pts)) if r is None else _check_m_r(r)
     random_state = resolve_seed(random_state)
     rng = np.random.default_rng(random_state)
     order, ukeys, starts, params = K.build_grid(
@@ -1356,48 +1444,21 @@ def m_function(
                 indiv = local / g[:, None]
             individual[s] = pd.DataFrame(indiv, index=pts.ids[ref], columns=r_arr)
             coords[s] = (pts.cx[ref], pts.cy[ref])
-            sims = np.full((simulations, len(r_arr)), np.nan)
-            batch = max(1, min(simulations, 20_000_000 // max(n_sites, 1)))
-            done = 0
-            while done < simulations:
-                nb_ = min(batch, simulations - done)
-                perms = np.stack([rng.permutation(n_sites) for _ in range(nb_)]).astype(np.int64)
-                sims[done : done + nb_] = K.m_simulations(
-                    perms,
-                    w_store,
-                    is_ref,
-                    is_nb,
-                    sx,
-                    sy,
-                    sz,
-                    thr2,
-                    lut,
-                    ukeys,
-                    starts,
-                    params,
-                    neighbor is not None,
-                    w_ref,
-                    w_nb,
-                    w_total,
-                )
-                done += nb_
+            sims = _m_simulated(
+                rng,
+                simulations,
+                len(r_arr),
+                n_sites,
+                w_store,
+                is_ref,
+                is_nb,
+                (sx, sy, sz, thr2, lut, ukeys, starts, params),
+                (neighbor is not None, w_ref, w_nb, w_total),
+            )
             tab = _tidy(s, r_arr, obs, sims, alpha)
             rows.append(tab)
             sims_out[s] = sims
-            ghi, glo = tab["global_hi"].to_numpy(), tab["global_lo"].to_numpy()
-            above = np.isfinite(ghi) & (obs > ghi)
-            below = np.isfinite(glo) & (obs < glo)
-            summaries.append(
-                {
-                    SECTOR: s,
-                    "neighbor": neighbor,
-                    "n": len(ref),
-                    "weight_total": w_ref,
-                    "concentrated": bool(above.any()),
-                    "dispersed": bool(below.any()),
-                    "concentrated_ranges": _runs(r_arr, above),
-                }
-            )
+            summaries.append(_m_summary(s, neighbor, len(ref), w_ref, obs, tab, r_arr))
     params_out = {
         "weighted": weighted,
         "neighbor": neighbor,
@@ -1418,3 +1479,33 @@ def m_function(
         _coords=coords,
         _crs=pts.crs,
     )
+
+
+def _m_simulated(rng, simulations, n_r, n_sites, w_store, is_ref, is_nb, grid, totals):
+    """M of ``simulations`` random relocations of all marks, drawn in batches."""
+    from . import _distance_kernels as K
+
+    sims = np.full((simulations, n_r), np.nan)
+    batch = max(1, min(simulations, 20_000_000 // max(n_sites, 1)))
+    done = 0
+    while done < simulations:
+        nb_ = min(batch, simulations - done)
+        perms = np.stack([rng.permutation(n_sites) for _ in range(nb_)]).astype(np.int64)
+        sims[done : done + nb_] = K.m_simulations(perms, w_store, is_ref, is_nb, *grid, *totals)
+        done += nb_
+    return sims
+
+
+def _m_summary(s, neighbor, n, w_ref, obs, tab, r_arr) -> dict[str, Any]:
+    ghi, glo = tab["global_hi"].to_numpy(), tab["global_lo"].to_numpy()
+    above = np.isfinite(ghi) & (obs > ghi)
+    below = np.isfinite(glo) & (obs < glo)
+    return {
+        SECTOR: s,
+        "neighbor": neighbor,
+        "n": n,
+        "weight_total": w_ref,
+        "concentrated": bool(above.any()),
+        "dispersed": bool(below.any()),
+        "concentrated_ranges": _runs(r_arr, above),
+    }
