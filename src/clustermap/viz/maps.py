@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,7 @@ import pandas as pd
 import shapely
 
 from ..core.display import display_json, display_text
+from ..core.options import as_options, take_legacy
 from ..core.schema import (
     CLUSTER_ID,
     COMMUNE,
@@ -63,7 +65,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import folium
     import geopandas as gpd
 
-__all__ = ["explore_clusters", "explore_establishments", "explore_local", "explore_lq"]
+__all__ = [
+    "MapOptions",
+    "explore_clusters",
+    "explore_establishments",
+    "explore_local",
+    "explore_lq",
+]
 
 #: Categorical palette for sectors (ColorBrewer Set1/Dark2/Paired, readable on a light map).
 PALETTE = (
@@ -277,6 +285,48 @@ var cmUtil = (function () {
           fullscreen: fullscreen, scale: scale, points: points};
 })();
 """
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How a map is drawn; the same options for every ``explore_*`` function.
+
+    Attributes
+    ----------
+    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
+        Base map (``None`` for a plain background).
+    simplify : "auto", float or None, default "auto"
+        Display tolerance in metres for coverage simplification ("auto": 1/10000 of the
+        extent drawn; ``None``: no simplification). Coordinates are always rounded to 5
+        decimals. Only the units drawn are simplified; the data are untouched.
+    offline : bool, default False
+        Embed Leaflet in the page instead of loading it from a CDN (new map only).
+    layer_control : bool, default True
+        Add a layer selector.
+
+    Examples
+    --------
+    >>> MapOptions(offline=True).offline
+    True
+    """
+
+    tiles: Any = "OpenStreetMap"
+    simplify: float | str | None = "auto"
+    offline: bool = False
+    layer_control: bool = True
+
+
+_MAP_LEGACY = {k: f"map_options.{k}" for k in ("tiles", "simplify", "offline", "layer_control")}
+
+
+def _map_options(func: str, map_options: Any, map_kwds: dict[str, Any]) -> tuple:
+    """Resolve ``map_options``; the old keywords are taken out of ``map_kwds``."""
+    legacy = {k: map_kwds.pop(k) for k in list(map_kwds) if k in _MAP_LEGACY}
+    moved = take_legacy(func, legacy, _MAP_LEGACY, stacklevel=4).get("map_options", {})
+    mo = as_options(MapOptions, map_options, "map_options")
+    if moved:
+        mo = replace(mo, **moved)
+    return mo.tiles, mo.simplify, mo.offline, mo.layer_control
 
 
 def _folium() -> Any:
@@ -744,13 +794,10 @@ def explore_clusters(
     color_by: str = SECTOR,
     lang: str = "fr",
     title: str | None = None,
-    tiles: Any = "OpenStreetMap",
-    simplify: float | str | None = "auto",
     show_units: bool = True,
     context: bool = False,
     largest: int = 5,
-    offline: bool = False,
-    layer_control: bool = True,
+    map_options: MapOptions | Mapping[str, Any] | None = None,
     **map_kwds: Any,
 ) -> folium.Map:
     """Map the detected cluster regions, one toggleable layer per sector.
@@ -775,12 +822,6 @@ def explore_clusters(
         Language of labels and number formatting.
     title : str, optional
         Title shown on the map (default "Clusters d'entreprises").
-    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
-        Base map (``None`` for a plain background).
-    simplify : "auto", float or None, default "auto"
-        Display tolerance in metres for coverage simplification ("auto": 1/10000 of the
-        extent drawn; ``None``: no simplification). Coordinates are always rounded to 5
-        decimals. Only the units drawn are simplified.
     show_units : bool, default True
         Draw the outlines of the units each cluster covers.
     context : bool, default False
@@ -788,10 +829,10 @@ def explore_clusters(
         background that needs no internet.
     largest : int, default 5
         Number of establishments listed by name in each fiche.
-    offline : bool, default False
-        Embed Leaflet in the page instead of loading it from a CDN (only for a new map).
-    layer_control : bool, default True
-        Add a layer selector.
+    map_options : MapOptions or dict, optional
+        How the map is drawn: base map, display simplification, offline page, layer
+        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
+        ``layer_control=`` are the old spellings, accepted for one release).
     **map_kwds
         Passed to :class:`folium.Map` when a new map is made.
 
@@ -820,6 +861,9 @@ def explore_clusters(
     >>> "25.62A — Décolletage" in page   # the layer of the sector
     True
     """
+    tiles, simplify, offline, layer_control = _map_options(
+        "explore_clusters", map_options, map_kwds
+    )
     i18n.check_lang(lang)
     clusters = result.clusters
     if color_by not in clusters.columns:
@@ -1023,10 +1067,7 @@ def explore_lq(
     k: int = 5,
     lang: str = "fr",
     title: str | None = None,
-    tiles: Any = "OpenStreetMap",
-    simplify: float | str | None = "auto",
-    offline: bool = False,
-    layer_control: bool = True,
+    map_options: MapOptions | Mapping[str, Any] | None = None,
     **map_kwds: Any,
 ) -> folium.Map:
     """Choropleth of the location quotient of one sector, with a legend in words.
@@ -1049,12 +1090,10 @@ def explore_lq(
         Number of classes for mapclassify schemes (3 to 7).
     lang : {"fr", "en"}, default "fr"
     title : str, optional
-    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
-    simplify : "auto", float or None, default "auto"
-        Display tolerance in metres (see :func:`explore_clusters`).
-    offline : bool, default False
-        Embed Leaflet instead of loading it from a CDN (new map only).
-    layer_control : bool, default True
+    map_options : MapOptions or dict, optional
+        How the map is drawn: base map, display simplification, offline page, layer
+        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
+        ``layer_control=`` are the old spellings, accepted for one release).
     **map_kwds
         Passed to :class:`folium.Map`.
 
@@ -1076,6 +1115,7 @@ def explore_lq(
     >>> all(s in page for s in ["0,8 – 1,25", "1,25 – 2", "QL 2,5 [1,9 – 3,2]"])
     True
     """
+    tiles, simplify, offline, layer_control = _map_options("explore_lq", map_options, map_kwds)
     i18n.check_lang(lang)
     if scheme.lower() != "lq" and not 3 <= int(k) <= 7:
         raise ValueError(f"k must be between 3 and 7; {k!r} was given.")
@@ -1276,10 +1316,7 @@ def explore_local(
     m: folium.Map | None = None,
     lang: str = "fr",
     title: str | None = None,
-    tiles: Any = "OpenStreetMap",
-    simplify: float | str | None = "auto",
-    offline: bool = False,
-    layer_control: bool = True,
+    map_options: MapOptions | Mapping[str, Any] | None = None,
     **map_kwds: Any,
 ) -> folium.Map:
     """Map local Moran quadrants (HH/LL/HL/LH) or Gi* hot and cold spots of one sector.
@@ -1309,10 +1346,10 @@ def explore_local(
     m : folium.Map, optional
     lang : {"fr", "en"}, default "fr"
     title : str, optional
-    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
-    simplify : "auto", float or None, default "auto"
-    offline : bool, default False
-    layer_control : bool, default True
+    map_options : MapOptions or dict, optional
+        How the map is drawn: base map, display simplification, offline page, layer
+        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
+        ``layer_control=`` are the old spellings, accepted for one release).
     **map_kwds
         Passed to :class:`folium.Map`.
 
@@ -1333,6 +1370,7 @@ def explore_local(
     >>> "Cluster (fort entouré de fort)" in page and "Non significatif" in page
     True
     """
+    tiles, simplify, offline, layer_control = _map_options("explore_local", map_options, map_kwds)
     i18n.check_lang(lang)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1; {alpha!r} was given.")
@@ -1400,9 +1438,7 @@ def explore_establishments(
     max_points: int = 200_000,
     lang: str = "fr",
     title: str | None = None,
-    tiles: Any = "OpenStreetMap",
-    offline: bool = False,
-    layer_control: bool = True,
+    map_options: MapOptions | Mapping[str, Any] | None = None,
     **map_kwds: Any,
 ) -> folium.Map:
     """Establishments as points coloured by sector, grouped into counts when numerous.
@@ -1422,9 +1458,10 @@ def explore_establishments(
         Refuse to embed more points than this (filter with ``sectors=`` instead).
     lang : {"fr", "en"}, default "fr"
     title : str, optional
-    tiles : str or folium.TileLayer or None, default "OpenStreetMap"
-    offline : bool, default False
-    layer_control : bool, default True
+    map_options : MapOptions or dict, optional
+        How the map is drawn: base map, display simplification, offline page, layer
+        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
+        ``layer_control=`` are the old spellings, accepted for one release).
     **map_kwds
         Passed to :class:`folium.Map`.
 
@@ -1445,6 +1482,9 @@ def explore_establishments(
     >>> "Décolletage Dupont" in page
     True
     """
+    tiles, _simplify, offline, layer_control = _map_options(
+        "explore_establishments", map_options, map_kwds
+    )
     import geopandas as gpd
 
     i18n.check_lang(lang)

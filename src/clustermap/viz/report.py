@@ -383,11 +383,9 @@ def write_report(
         result,
         lang=lang,
         title=None,
-        simplify=simplify,
-        tiles=tiles,
         context=True,
         largest=largest,
-        offline=True,
+        map_options={"simplify": simplify, "tiles": tiles, "offline": True},
         height="100%",
     )
     fig = m.get_root()
