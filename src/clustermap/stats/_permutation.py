@@ -155,41 +155,50 @@ def _permutation_counts(
         )
     del arrays
     if adaptive and max_permutations > permutations:
-        if tail == K.TAIL_BOTH:
-            m = np.minimum(ge, le)
-        elif tail == K.TAIL_GREATER:
-            m = ge
-        else:
-            m = le
-        need = (m < h) & (nperm > 0) & ~skip
-        cptr = np.zeros(n + 1, dtype=np.int64)
-        cptr[1:] = np.cumsum(need.sum(axis=1))
-        cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
-        if cols.size:
-            geary = kind == "geary"
-            if geary:
-                sgn = X
-            elif center is None:
-                sgn = np.ones_like(X)
-            else:
-                sgn = np.sign(X - center)
-            K.subset_counts(
-                X,
-                sgn,
-                geary,
-                *common,
-                permutations,
-                max_permutations,
-                tail,
-                h,
-                _CHECK,
-                cptr,
-                cols,
-                ge,
-                le,
-                nperm,
-            )
+        _continue_undecided(
+            kind, X, center, common, (permutations, max_permutations, tail, h), skip, ge, le, nperm
+        )
     return ge, le, nperm
+
+
+def _continue_undecided(kind, X, center, common, draws, skip, ge, le, nperm) -> None:
+    """Adaptive inference: more draws, up to ``max_permutations``, for undecided cells."""
+    permutations, max_permutations, tail, h = draws
+    n = X.shape[0]
+    if tail == K.TAIL_BOTH:
+        m = np.minimum(ge, le)
+    elif tail == K.TAIL_GREATER:
+        m = ge
+    else:
+        m = le
+    need = (m < h) & (nperm > 0) & ~skip
+    cptr = np.zeros(n + 1, dtype=np.int64)
+    cptr[1:] = np.cumsum(need.sum(axis=1))
+    cols = np.ascontiguousarray(np.nonzero(need)[1], dtype=np.int64)
+    if cols.size:
+        geary = kind == "geary"
+        if geary:
+            sgn = X
+        elif center is None:
+            sgn = np.ones_like(X)
+        else:
+            sgn = np.sign(X - center)
+        K.subset_counts(
+            X,
+            sgn,
+            geary,
+            *common,
+            permutations,
+            max_permutations,
+            tail,
+            h,
+            _CHECK,
+            cptr,
+            cols,
+            ge,
+            le,
+            nperm,
+        )
 
 
 # storage dtype of each group of X in the kernel (memory traffic is the bottleneck; integer

@@ -786,6 +786,28 @@ def _cluster_geoms_wgs84(clusters: Any) -> list[Any]:
     return list(gs.to_numpy())
 
 
+def _drawn_units(clusters: pd.DataFrame, units: Any, simplify: Any) -> tuple[Any, float]:
+    """The units the clusters cover, simplified for display, and the tolerance used.
+
+    Only the units drawn are simplified (as a coverage of their own: edges shared by two
+    drawn units stay shared); the tolerance follows the extent of what is drawn.
+    """
+    if units is None:
+        return None, 0.0
+    member_ids = list(
+        dict.fromkeys(
+            str(u)
+            for ids in clusters.get("unit_ids", pd.Series(dtype=object))
+            if ids is not None
+            for u in ids
+            if str(u) in units.index
+        )
+    )
+    drawn = units.loc[member_ids]
+    tol = _tolerance(drawn.total_bounds if len(drawn) else units.total_bounds, simplify)
+    return pd.Series(_simplify_coverage(drawn.geometry.to_numpy(), tol), index=drawn.index), tol
+
+
 def explore_clusters(
     result: Any,
     *,
@@ -882,22 +904,7 @@ def explore_clusters(
         clusters = clusters[clusters[SECTOR].astype(str).isin(wanted)]
 
     units = _units_frame(result.units) if result.units is not None and len(result.units) else None
-    display, tol = None, 0.0
-    if units is not None:
-        # only the units drawn are simplified (as a coverage of their own: edges shared by
-        # two drawn units stay shared); the tolerance follows the extent of what is drawn
-        member_ids = list(
-            dict.fromkeys(
-                str(u)
-                for ids in clusters.get("unit_ids", pd.Series(dtype=object))
-                if ids is not None
-                for u in ids
-                if str(u) in units.index
-            )
-        )
-        drawn = units.loc[member_ids]
-        tol = _tolerance(drawn.total_bounds if len(drawn) else units.total_bounds, simplify)
-        display = pd.Series(_simplify_coverage(drawn.geometry.to_numpy(), tol), index=drawn.index)
+    display, tol = _drawn_units(clusters, units, simplify)
     geoms, members = _cluster_geometries(clusters, display, tol)
     if units is not None and tol == 0.0 and len(geoms):
         tol = _tolerance(shapely.total_bounds(np.asarray(geoms, dtype=object)), simplify)
