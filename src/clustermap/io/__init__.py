@@ -15,13 +15,15 @@ Examples
 """
 
 from .presets import FRANCE_AREAS, REJECT_REASONS, SIZE_BANDS, size_band_employees
-from .registry import Registry, read_registry
+from .registry import ReadOptions, Registry, RegistryColumns, read_registry
 
 __all__ = [
     "FRANCE_AREAS",
     "REJECT_REASONS",
     "SIZE_BANDS",
+    "ReadOptions",
     "Registry",
+    "RegistryColumns",
     "read_registry",
     "size_band_employees",
 ]

@@ -89,7 +89,7 @@ Malformed files raise :class:`clustermap.errors.DataFileError` naming the file a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ import pandas as pd
 from pyproj import CRS
 
 from ..core import schema as S
+from ..core.options import as_options, take_legacy
 from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..taxonomy import LEVELS
 from .presets import _PRESETS, REJECT_REASONS
@@ -117,7 +118,7 @@ from .validate import (
     _transformer,
 )
 
-__all__ = ["Registry", "as_establishments", "read_registry"]
+__all__ = ["ReadOptions", "Registry", "RegistryColumns", "as_establishments", "read_registry"]
 
 # =========================================================================== Registry
 
@@ -376,6 +377,160 @@ def as_establishments(data: Any, *, require_sector: bool = False) -> gpd.GeoData
     return est
 
 
+@dataclass(frozen=True)
+class RegistryColumns:
+    """The columns of a custom registry layout beyond ``x``, ``y``, ``sector`` and ``id``.
+
+    None means: the preset's column when a preset applies, else absent.
+
+    Attributes
+    ----------
+    employees : str, optional
+        Numeric head-count column, used as is.
+    size_band : str, optional
+        Column of SIRENE size-band codes (ignored for head-counts when ``employees`` is
+        given).
+    name : str or list of str, optional
+        Name column(s); the first non-empty one wins.
+    commune : str, optional
+        Column of the commune code (5 characters, read as text).
+    state : str, optional
+        Column of the administrative state; ``F`` marks a closed establishment.
+    nomenclature_column : str, optional
+        Column naming the nomenclature version of each row (SIRENE presets:
+        ``nomenclatureActivitePrincipaleEtablissement``); rows not ``NAFRev2`` are
+        rejected as ``other_nomenclature``.
+    keep : sequence of str, default ()
+        Other source columns to carry into ``establishments`` (as read).
+
+    Examples
+    --------
+    >>> RegistryColumns(size_band="tefet").size_band
+    'tefet'
+    """
+
+    employees: str | None = None
+    size_band: str | None = None
+    name: str | Sequence[str] | None = None
+    commune: str | None = None
+    state: str | None = None
+    nomenclature_column: str | None = None
+    keep: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The validation rules of :func:`read_registry`.
+
+    Attributes
+    ----------
+    nomenclature : {"naf", "nace", "naics", "prefix"}, default "naf"
+        Nomenclature of the sector codes.
+    include_closed : bool, default False
+        Keep closed establishments (state ``F``).
+    swapped : {"fix", "reject"}, default "fix"
+        What to do with points whose x and y are exchanged (see the module documentation).
+    employee_rule : {"mid", "low", "high"}, default "mid"
+        Head-count from a size band.
+    open_band_cap : float, default 20000
+        Upper bound of the open size band ``53`` (10 000 or more).
+    bounds : str, tuple or list of tuples, optional
+        Expected area: ``"france"`` (France incl. DOM) or (west, south, east, north) box(es)
+        in degrees. Default: France for the SIRENE presets, else the CRS's area of use.
+    sep : str, optional
+        CSV separator; detected from the header by default.
+    chunksize : int, default 500000
+        Rows per chunk for Parquet files and DataFrames (CSV files are streamed in blocks
+        of 16 MB).
+
+    Examples
+    --------
+    >>> ReadOptions(swapped="reject").swapped
+    'reject'
+    >>> ReadOptions(employee_rule="median")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'employee_rule' needs to be 'mid', 'low' or 'high'; 'median' was given.
+    """
+
+    nomenclature: str = "naf"
+    include_closed: bool = False
+    swapped: str = "fix"
+    employee_rule: str = "mid"
+    open_band_cap: float = 20000
+    bounds: Any = None
+    sep: str | None = None
+    chunksize: int = 500_000
+
+    def __post_init__(self) -> None:
+        if self.swapped not in ("fix", "reject"):
+            raise ValueError(
+                f"'swapped' needs to be 'fix' or 'reject'; {self.swapped!r} was given."
+            )
+        if self.employee_rule not in ("mid", "low", "high"):
+            raise ValueError(
+                "'employee_rule' needs to be 'mid', 'low' or 'high'; "
+                f"{self.employee_rule!r} was given."
+            )
+        if self.nomenclature not in LEVELS and self.nomenclature not in ("naics", "prefix"):
+            raise ValueError(
+                "'nomenclature' needs to be one of ('naf', 'nace', 'naics', 'prefix'); "
+                f"{self.nomenclature!r} was given."
+            )
+
+
+#: old keywords of read_registry -> their new place
+_LEGACY = {
+    **{
+        k: f"columns.{k}"
+        for k in (
+            "employees",
+            "size_band",
+            "name",
+            "commune",
+            "state",
+            "nomenclature_column",
+            "keep",
+        )
+    },
+    **{
+        k: f"options.{k}"
+        for k in (
+            "nomenclature",
+            "include_closed",
+            "swapped",
+            "employee_rule",
+            "open_band_cap",
+            "bounds",
+            "sep",
+            "chunksize",
+        )
+    },
+    "sector_level": "level",
+}
+
+
+def _read_settings(columns: Any, options: Any, level: Any, legacy: dict[str, Any]):
+    """Validate the settings once; the old keywords land in their groups with a warning."""
+    old = take_legacy("read_registry", legacy, _LEGACY, stacklevel=4)
+    cols = as_options(RegistryColumns, columns, "columns")
+    if old.get("columns"):
+        cols = replace(cols, **old["columns"])
+    opts = as_options(ReadOptions, options, "options")
+    if old.get("options"):
+        opts = replace(opts, **old["options"])
+    level = old.get("", {}).get("level", level)
+    if level == "default":
+        warnings.warn(
+            'read_registry(level="default") is now level="auto"; the old value goes in the '
+            "next release.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        level = "auto"
+    return cols, opts, level
+
+
 def read_registry(
     source: str | Path | pd.DataFrame,
     *,
@@ -384,25 +539,13 @@ def read_registry(
     y: str | None = None,
     crs: Any = None,
     sector: str | None = None,
-    employees: str | None = None,
-    size_band: str | None = None,
     id: str | None = None,
-    name: str | Sequence[str] | None = None,
-    commune: str | None = None,
-    state: str | None = None,
-    nomenclature: str = "naf",
-    sector_level: str | int | None = "default",
-    nomenclature_column: str | None = None,
-    keep: Sequence[str] | None = None,
-    include_closed: bool = False,
-    swapped: str = "fix",
-    employee_rule: str = "mid",
-    open_band_cap: float = 20000,
+    level: str | int | None = "auto",
     geolocation: str | Path | pd.DataFrame | None = None,
-    bounds: Any = None,
-    sep: str | None = None,
     encoding: str = "utf-8",
-    chunksize: int = 500_000,
+    columns: RegistryColumns | Mapping[str, Any] | None = None,
+    options: ReadOptions | Mapping[str, Any] | None = None,
+    **legacy: Any,
 ) -> Registry:
     """Read a registry of establishments, validate every row and report what was dropped.
 
@@ -414,7 +557,7 @@ def read_registry(
     source : str, pathlib.Path or pandas.DataFrame
         A CSV file (also ``.csv.gz``, ``.csv.zip``…, separator detected from the header),
         a Parquet or GeoParquet file, a GeoPackage or any file pyogrio reads, or a
-        (Geo)DataFrame. Files are read in chunks of about ``chunksize`` rows, so a
+        (Geo)DataFrame. Files are read in chunks of about ``options.chunksize`` rows, so a
         registry of 10 million rows takes the memory of its kept rows only.
     format : {"sirene", "sirene_stock", "sirene2016"}, optional
         Column preset; detected from the column names when not given.
@@ -428,51 +571,28 @@ def read_registry(
     sector : str, optional
         Column of the sector codes (any spelling :func:`clustermap.normalize_codes`
         accepts; read as text).
-    employees : str, optional
-        Numeric head-count column, used as is.
-    size_band : str, optional
-        Column of SIRENE size-band codes (ignored for head-counts when ``employees`` is
-        given).
     id : str, optional
         Column of establishment ids (e.g. ``siret``); default: the row number.
-    name : str or list of str, optional
-        Name column(s); the first non-empty one wins.
-    commune : str, optional
-        Column of the commune code (5 characters, read as text).
-    state : str, optional
-        Column of the administrative state; ``F`` marks a closed establishment.
-    nomenclature : {"naf", "nace", "naics", "prefix"}, default "naf"
-        Nomenclature of the sector codes.
-    sector_level : str, int or None, optional
-        Level the sector codes must be at. Default: ``"subclass"`` for NAF, ``"class"``
-        for NACE, any level for NAICS and prefix codes. None accepts any level.
-    nomenclature_column : str, optional
-        Column naming the nomenclature version of each row (SIRENE presets:
-        ``nomenclatureActivitePrincipaleEtablissement``); rows not ``NAFRev2`` are
-        rejected as ``other_nomenclature``.
-    keep : list of str, optional
-        Other source columns to carry into ``establishments`` (as read).
-    include_closed : bool, default False
-        Keep closed establishments (state ``F``).
-    swapped : {"fix", "reject"}, default "fix"
-        What to do with points whose x and y are exchanged (see module documentation).
-    employee_rule : {"mid", "low", "high"}, default "mid"
-        Head-count from a size band.
-    open_band_cap : float, default 20000
-        Upper bound of the open size band ``53`` (10 000 or more).
+    level : str, int or None, default "auto"
+        Level the sector codes must be at: ``"auto"`` is ``"subclass"`` for NAF, ``"class"``
+        for NACE and any level for NAICS and prefix codes; None accepts any level.
+        (``sector_level=`` and the value ``"default"`` are the old spellings.)
     geolocation : str, pathlib.Path or pandas.DataFrame, optional
         The INSEE geolocation file for the stock (``siret``, ``x``, ``y``, ``epsg``),
         joined on ``siret``; implies ``format="sirene_stock"`` when not given.
-    bounds : str, tuple or list of tuples, optional
-        Expected area: ``"france"`` (France incl. DOM) or (west, south, east, north) box(es)
-        in degrees. Default: France for the SIRENE presets, else the CRS's area of use.
-    sep : str, optional
-        CSV separator; detected from the header by default.
     encoding : str, default "utf-8"
         CSV encoding (``"latin-1"`` for old INSEE files).
-    chunksize : int, default 500000
-        Rows per chunk for Parquet files and DataFrames (CSV files are streamed in blocks
-        of 16 MB).
+
+    columns : RegistryColumns or dict, optional
+        The other columns of a custom layout: ``employees`` (numeric head-count),
+        ``size_band`` (SIRENE band codes), ``name`` (one or several, the first non-empty
+        wins), ``commune``, ``state`` (``F`` = closed), ``nomenclature_column`` and
+        ``keep`` (source columns carried into ``establishments``). See
+        :class:`RegistryColumns`; the old keywords (``employees=``…) still work.
+    options : ReadOptions or dict, optional
+        The validation rules: ``nomenclature``, ``include_closed``, ``swapped``,
+        ``employee_rule``, ``open_band_cap``, ``bounds``, ``sep`` and ``chunksize``. See
+        :class:`ReadOptions`; the old keywords (``include_closed=``…) still work.
 
     Returns
     -------
@@ -498,8 +618,8 @@ def read_registry(
     ...     "lon": [6.58, 46.07, 6.6, None],
     ...     "lat": [46.06, 6.57, 46.1, None],
     ... })
-    >>> reg = cm.read_registry(df, id="siret", sector="naf", size_band="tefet",
-    ...                        x="lon", y="lat", crs=4326, bounds="france")
+    >>> reg = cm.read_registry(df, id="siret", sector="naf", x="lon", y="lat", crs=4326,
+    ...                        columns={"size_band": "tefet"}, options={"bounds": "france"})
     >>> reg.establishments[["establishment_id", "sector", "employees"]]
       establishment_id  sector  employees
     0               11  25.62A       34.5
@@ -512,25 +632,17 @@ def read_registry(
        row           reason
     0    2  swapped_lat_lon
     """
-    if swapped not in ("fix", "reject"):
-        raise ValueError(f"'swapped' needs to be 'fix' or 'reject'; {swapped!r} was given.")
-    if employee_rule not in ("mid", "low", "high"):
-        raise ValueError(
-            f"'employee_rule' needs to be 'mid', 'low' or 'high'; {employee_rule!r} was given."
-        )
+    cols, opts, level = _read_settings(columns, options, level, legacy)
     if format is not None and format not in _PRESETS:
         raise ValueError(
             f"'format' needs to be one of {tuple(_PRESETS)} or None (detect from the "
             f"header); {format!r} was given."
         )
-    if nomenclature not in LEVELS and nomenclature not in ("naics", "prefix"):
-        raise ValueError(
-            "'nomenclature' needs to be one of ('naf', 'nace', 'naics', 'prefix'); "
-            f"{nomenclature!r} was given."
-        )
-    if sector_level == "default":
-        sector_level = {"naf": "subclass", "nace": "class"}.get(nomenclature)
-
+    nomenclature = opts.nomenclature
+    sector_level = (
+        {"naf": "subclass", "nace": "class"}.get(nomenclature) if level == "auto" else level
+    )
+    sep, chunksize, bounds = opts.sep, opts.chunksize, opts.bounds
     reader, _kind = _open_source(source, sep, encoding, chunksize)
     fmt = format or _detect_format(reader.columns, geolocation)
     if geolocation is not None and fmt is None:
@@ -540,12 +652,12 @@ def read_registry(
         "sector": sector,
         "x": x,
         "y": y,
-        "employees": employees,
-        "size_band": size_band,
-        "name": name,
-        "commune": commune,
-        "state": state,
-        "nomenclature_column": nomenclature_column,
+        "employees": cols.employees,
+        "size_band": cols.size_band,
+        "name": cols.name,
+        "commune": cols.commune,
+        "state": cols.state,
+        "nomenclature_column": cols.nomenclature_column,
     }
     if geolocation is not None and (x is not None or y is not None):
         raise ValueError(
@@ -555,7 +667,58 @@ def read_registry(
     spec = _resolve_columns(
         reader.columns, reader.name, fmt, given, reader.has_geometry, geolocation
     )
-    keep_cols = list(keep or [])
+    keep_cols = list(cols.keep or [])
+    _check_keep(keep_cols, reader)
+
+    per_row, geo_index, geo_xy, geo_epsg, uses_geometry, src_crs = _coordinates(
+        reader, spec, fmt, x, crs, geolocation, encoding, chunksize
+    )
+    boxes, area_text = _expected_boxes(bounds, fmt, src_crs)
+
+    ctx = _Context(
+        spec=spec,
+        fmt=fmt,
+        nomenclature=nomenclature,
+        sector_level=sector_level,
+        include_closed=opts.include_closed,
+        swapped=opts.swapped,
+        employee_rule=opts.employee_rule,
+        open_band_cap=opts.open_band_cap,
+        keep=keep_cols,
+        crs=src_crs,
+        boxes=boxes,
+        area_text=area_text,
+        per_row_epsg=per_row,
+        geo_index=geo_index,
+        geo_xy=geo_xy,
+        geo_epsg=geo_epsg,
+        uses_geometry=uses_geometry,
+    )
+    columns = _needed_columns(spec, keep_cols)
+    kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
+    offset = 0
+    for chunk in reader.chunks(columns):
+        if len(chunk) == 0:
+            continue
+        kept, rejects, repairs, id_hash = _process_chunk(chunk, offset, ctx)
+        offset += len(chunk)
+        kept_parts.append(kept)
+        reject_parts.append(rejects)
+        repair_parts.append(repairs)
+        hashes.append(id_hash)
+    return _assemble(
+        kept_parts,
+        reject_parts,
+        repair_parts,
+        hashes,
+        n_rows=offset,
+        ctx=ctx,
+        source_name=reader.name,
+        output_crs=crs,
+    )
+
+
+def _check_keep(keep_cols: list[str], reader: Any) -> None:
     standard = {
         S.ESTABLISHMENT_ID,
         S.SECTOR,
@@ -579,7 +742,9 @@ def read_registry(
                 "rename it in the source first."
             )
 
-    # --- coordinates and CRS
+
+def _coordinates(reader, spec, fmt, x, crs, geolocation, encoding, chunksize) -> tuple:
+    """Where the points come from: per-row projections, a geolocation file, or one CRS."""
     per_row = None
     geo_index = geo_xy = geo_epsg = None
     uses_geometry = False
@@ -623,49 +788,7 @@ def read_registry(
                 "with .to_crs()."
             )
         src_crs = CRS.from_user_input(reader.geometry_crs or _parse_crs(crs))
-    boxes, area_text = _expected_boxes(bounds, fmt, src_crs)
-
-    ctx = _Context(
-        spec=spec,
-        fmt=fmt,
-        nomenclature=nomenclature,
-        sector_level=sector_level,
-        include_closed=include_closed,
-        swapped=swapped,
-        employee_rule=employee_rule,
-        open_band_cap=open_band_cap,
-        keep=keep_cols,
-        crs=src_crs,
-        boxes=boxes,
-        area_text=area_text,
-        per_row_epsg=per_row,
-        geo_index=geo_index,
-        geo_xy=geo_xy,
-        geo_epsg=geo_epsg,
-        uses_geometry=uses_geometry,
-    )
-    columns = _needed_columns(spec, keep_cols)
-    kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
-    offset = 0
-    for chunk in reader.chunks(columns):
-        if len(chunk) == 0:
-            continue
-        kept, rejects, repairs, id_hash = _process_chunk(chunk, offset, ctx)
-        offset += len(chunk)
-        kept_parts.append(kept)
-        reject_parts.append(rejects)
-        repair_parts.append(repairs)
-        hashes.append(id_hash)
-    return _assemble(
-        kept_parts,
-        reject_parts,
-        repair_parts,
-        hashes,
-        n_rows=offset,
-        ctx=ctx,
-        source_name=reader.name,
-        output_crs=crs,
-    )
+    return per_row, geo_index, geo_xy, geo_epsg, uses_geometry, src_crs
 
 
 def _parse_crs(value: Any) -> CRS:
