@@ -242,44 +242,80 @@ def _numbers(values: pd.Series) -> np.ndarray:
         )
 
 
+class _Flags:
+    """The first reason (and its detail) of each row of a chunk; ``free``: no reason yet."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, None, dtype=object)
+        self.detail = np.full(n, None, dtype=object)
+        self.free = np.ones(n, dtype=bool)
+
+    def flag(self, mask: np.ndarray, why: str, text: Any) -> None:
+        mask = mask & self.free
+        if mask.any():
+            self.free[mask] = False
+            self.reason[mask] = why
+            self.detail[mask] = text(mask) if callable(text) else text
+
+
 def _process_chunk(
     chunk: pd.DataFrame, offset: int, ctx: _Context
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Validate one chunk. Returns (kept, rejects, repairs, id hashes of every row)."""
+    """Validate one chunk. Returns (kept, rejects, repairs, id hashes of every row).
+
+    The reasons are tested in the order of :data:`REJECT_REASONS`: a row gets the first
+    that applies.
+    """
     spec = ctx.spec
     n = len(chunk)
     rows = np.arange(offset + 1, offset + n + 1, dtype=np.int64)
-    reason = np.full(n, None, dtype=object)
-    detail = np.full(n, None, dtype=object)
-    free = np.ones(n, dtype=bool)  # rows without a reason yet
+    flags = _Flags(n)
     if "commune" in spec:
         commune, commune_fixed = _commune_codes(_text(chunk[spec["commune"]]))
     else:
         commune = pd.Series([None] * n, dtype="string")
         commune_fixed = np.zeros(n, dtype=bool)
-
-    def flag(mask: np.ndarray, why: str, text: Any) -> None:
-        mask = mask & free
-        if mask.any():
-            free[mask] = False
-            reason[mask] = why
-            if callable(text):
-                detail[mask] = text(mask)
-            else:
-                detail[mask] = text
-
     ids = _text(chunk[spec["id"]]) if "id" in spec else pd.Series(rows.astype(str), dtype="string")
     ids_filled = ids.fillna("")
     id_hash = pd.util.hash_pandas_object(ids_filled, index=False).to_numpy()
     id_hash = np.where(ids.isna().to_numpy(), np.uint64(0), id_hash)
 
-    # 1. closed
-    if "state" in spec and not ctx.include_closed:
+    if "state" in spec and not ctx.include_closed:  # 1. closed
         state = _text(chunk[spec["state"]]).str.upper()
         closed = (state == "F").fillna(False).to_numpy(dtype=bool)
-        flag(closed, S.REASON_CLOSED, f"{spec['state']} = F (closed)")
+        flags.flag(closed, S.REASON_CLOSED, f"{spec['state']} = F (closed)")
+    x, y, epsg = _check_coordinates(chunk, ctx, ids_filled, commune, flags)  # 2.
+    swapped_fix = _check_area(x, y, epsg, ctx, flags)  # 3.
+    _check_nomenclature(chunk, ctx, flags)  # 4.
+    sector = _check_sectors(chunk, ctx, flags)  # 5.
 
-    # 2. coordinates
+    keep_mask = flags.free
+    kept = _kept_frame(chunk, ctx, rows, keep_mask, ids_filled, sector, commune)
+    xk, yk = x[keep_mask].copy(), y[keep_mask].copy()
+    fix_k = swapped_fix[keep_mask]
+    xk[fix_k], yk[fix_k] = y[keep_mask][fix_k], x[keep_mask][fix_k]
+    kept["_x"] = xk
+    kept["_y"] = yk
+    if epsg is not None:
+        kept["_epsg"] = np.asarray(epsg)[keep_mask]
+    rej_mask = ~keep_mask
+    rejects = pd.DataFrame(
+        {
+            S.ROW: rows[rej_mask],
+            S.ESTABLISHMENT_ID: ids[rej_mask].array,
+            S.REASON: flags.reason[rej_mask],
+            S.DETAIL: flags.detail[rej_mask],
+        }
+    )
+    repairs = _repairs_frame(
+        rows, ids_filled, x, y, swapped_fix & keep_mask, commune, commune_fixed & keep_mask
+    )
+    return kept, rejects, repairs, id_hash
+
+
+def _check_coordinates(chunk, ctx, ids_filled, commune, flags) -> tuple:
+    """Reason 2: missing coordinates. Returns x, y and the per-row EPSG (or None)."""
+    spec = ctx.spec
     epsg = None
     if ctx.uses_geometry:
         x = chunk["__geom_x"].to_numpy(dtype=float)
@@ -291,7 +327,9 @@ def _process_chunk(
         x = np.where(found, ctx.geo_xy[pos, 0], np.nan)  # type: ignore[index]
         y = np.where(found, ctx.geo_xy[pos, 1], np.nan)  # type: ignore[index]
         epsg = np.where(found, ctx.geo_epsg[pos], 0)  # type: ignore[index]
-        flag(~found, S.REASON_MISSING_COORDINATES, "no row for this siret in the geolocation file")
+        flags.flag(
+            ~found, S.REASON_MISSING_COORDINATES, "no row for this siret in the geolocation file"
+        )
         missing_text = "empty x or y in the geolocation file"
     else:
         x = _numbers(chunk[spec["x"]])
@@ -312,60 +350,68 @@ def _process_chunk(
         if ctx.per_row_epsg == "commune":
             epsg = _epsg_from_commune(commune)
     missing = ~(np.isfinite(x) & np.isfinite(y))
-    flag(missing, S.REASON_MISSING_COORDINATES, missing_text)
+    flags.flag(missing, S.REASON_MISSING_COORDINATES, missing_text)
+    return x, y, epsg
 
-    # 3. expected area, swapped coordinates
+
+def _check_area(x, y, epsg, ctx, flags) -> np.ndarray:
+    """Reasons 3: outside the expected area, or swapped. Returns the rows to exchange."""
+    n = len(x)
     swapped_fix = np.zeros(n, dtype=bool)
-    has_xy = ~missing
-    if has_xy.any():
-        lon = np.full(n, np.nan)
-        lat = np.full(n, np.nan)
-        lon_s = np.full(n, np.nan)
-        lat_s = np.full(n, np.nan)
-        for crs, sel in _crs_groups(ctx.crs, epsg, has_xy):
-            lon[sel], lat[sel] = _lonlat(x[sel], y[sel], crs)
-            lon_s[sel], lat_s[sel] = _lonlat(y[sel], x[sel], crs)
-        inside = _inside(lon, lat, ctx.boxes)
-        outside = has_xy & ~inside
-        if outside.any():
-            inside_swapped = outside & _inside(lon_s, lat_s, ctx.boxes)
+    has_xy = np.isfinite(x) & np.isfinite(y)
+    if not has_xy.any():
+        return swapped_fix
+    lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+    lon_s, lat_s = np.full(n, np.nan), np.full(n, np.nan)
+    for crs, sel in _crs_groups(ctx.crs, epsg, has_xy):
+        lon[sel], lat[sel] = _lonlat(x[sel], y[sel], crs)
+        lon_s[sel], lat_s[sel] = _lonlat(y[sel], x[sel], crs)
+    outside = has_xy & ~_inside(lon, lat, ctx.boxes)
+    if not outside.any():
+        return swapped_fix
+    inside_swapped = outside & _inside(lon_s, lat_s, ctx.boxes)
 
-            def coords_text(mask: np.ndarray) -> np.ndarray:
-                return np.asarray(
-                    [f"({a:.6g}, {b:.6g})" for a, b in zip(x[mask], y[mask])], dtype=object
-                )
+    def coords_text(mask: np.ndarray) -> np.ndarray:
+        return np.asarray([f"({a:.6g}, {b:.6g})" for a, b in zip(x[mask], y[mask])], dtype=object)
 
-            if ctx.swapped == "reject":
-                flag(
-                    inside_swapped,
-                    S.REASON_SWAPPED,
-                    lambda m: coords_text(m) + " inside " + ctx.area_text + " once exchanged",
-                )
-            else:
-                swapped_fix = inside_swapped & free
-            flag(
-                outside & ~inside_swapped,
-                S.REASON_OUT_OF_BOUNDS,
-                lambda m: coords_text(m) + " outside " + ctx.area_text,
-            )
+    if ctx.swapped == "reject":
+        flags.flag(
+            inside_swapped,
+            S.REASON_SWAPPED,
+            lambda m: coords_text(m) + " inside " + ctx.area_text + " once exchanged",
+        )
+    else:
+        swapped_fix = inside_swapped & flags.free
+    flags.flag(
+        outside & ~inside_swapped,
+        S.REASON_OUT_OF_BOUNDS,
+        lambda m: coords_text(m) + " outside " + ctx.area_text,
+    )
+    return swapped_fix
 
-    # 4. nomenclature version
-    if "nomenclature_column" in spec and ctx.nomenclature == "naf":
-        version = _text(chunk[spec["nomenclature_column"]])
-        other = (version.notna() & (version.str.upper() != "NAFREV2")).to_numpy(dtype=bool)
-        if other.any():
-            values = version.to_numpy(dtype=object, na_value=None)
-            flag(
-                other,
-                S.REASON_OTHER_NOMENCLATURE,
-                lambda m: np.asarray(
-                    [f"{spec['nomenclature_column']} = {v!r}, not NAFRev2" for v in values[m]],
-                    dtype=object,
-                ),
-            )
 
-    # 5. sector codes
-    raw_sector = chunk[spec["sector"]]
+def _check_nomenclature(chunk, ctx, flags) -> None:
+    """Reason 4: a SIRENE row whose codes are not NAF rév. 2."""
+    spec = ctx.spec
+    if "nomenclature_column" not in spec or ctx.nomenclature != "naf":
+        return
+    version = _text(chunk[spec["nomenclature_column"]])
+    other = (version.notna() & (version.str.upper() != "NAFREV2")).to_numpy(dtype=bool)
+    if other.any():
+        values = version.to_numpy(dtype=object, na_value=None)
+        flags.flag(
+            other,
+            S.REASON_OTHER_NOMENCLATURE,
+            lambda m: np.asarray(
+                [f"{spec['nomenclature_column']} = {v!r}, not NAFRev2" for v in values[m]],
+                dtype=object,
+            ),
+        )
+
+
+def _check_sectors(chunk, ctx, flags) -> pd.Series:
+    """Reason 5: codes that are not codes of the nomenclature at the expected level."""
+    raw_sector = chunk[ctx.spec["sector"]]
     sector = normalize_codes(_text(raw_sector), nomenclature=ctx.nomenclature)
     if ctx.sector_level is not None:
         # canonical codes have one length per level (25.62A: 6, 25.62: 5, 25.6: 4, 25: 2, C: 1)
@@ -374,16 +420,13 @@ def _process_chunk(
         good = (sector.str.len() == length).fillna(False).to_numpy(dtype=bool)
     else:
         good = sector.notna().to_numpy(dtype=bool)
-    bad_sector = ~good
-    if bad_sector.any():
+    if (~good).any():
         raw_values = raw_sector.to_numpy(dtype=object, na_value=None)
-        flag(bad_sector, S.REASON_INVALID_SECTOR, lambda m: _sector_detail(raw_values[m], ctx))
+        flags.flag(~good, S.REASON_INVALID_SECTOR, lambda m: _sector_detail(raw_values[m], ctx))
+    return sector
 
-    # kept rows
-    keep_mask = free
-    xk, yk = x[keep_mask].copy(), y[keep_mask].copy()
-    fix_k = swapped_fix[keep_mask]
-    xk[fix_k], yk[fix_k] = y[keep_mask][fix_k], x[keep_mask][fix_k]
+
+def _kept_frame(chunk, ctx, rows, keep_mask, ids_filled, sector, commune) -> pd.DataFrame:
     # string columns stay arrow-backed (no Python object per row: bounded memory)
     kept = pd.DataFrame(
         {
@@ -393,28 +436,18 @@ def _process_chunk(
         }
     )
     _add_employees(kept, chunk, keep_mask, ctx)
-    kept[S.NAME] = _names(chunk, keep_mask, spec)
-    if "commune" in spec:
+    kept[S.NAME] = _names(chunk, keep_mask, ctx.spec)
+    if "commune" in ctx.spec:
         kept[S.COMMUNE] = commune[keep_mask].array
     else:
         kept[S.COMMUNE] = pd.array([pd.NA] * int(keep_mask.sum()), dtype="string")
     for col in ctx.keep:
         kept[col] = chunk[col][keep_mask].array
-    kept["_x"] = xk
-    kept["_y"] = yk
-    if epsg is not None:
-        kept["_epsg"] = np.asarray(epsg)[keep_mask]
+    return kept
 
-    rej_mask = ~keep_mask
-    rejects = pd.DataFrame(
-        {
-            S.ROW: rows[rej_mask],
-            S.ESTABLISHMENT_ID: ids[rej_mask].array,
-            S.REASON: reason[rej_mask],
-            S.DETAIL: detail[rej_mask],
-        }
-    )
-    fixed = swapped_fix & keep_mask
+
+def _repairs_frame(rows, ids_filled, x, y, fixed, commune, zero) -> pd.DataFrame:
+    """Rows kept after a repair: exchanged coordinates, completed commune codes."""
     repairs = pd.DataFrame(
         {
             S.ROW: rows[fixed],
@@ -426,22 +459,17 @@ def _process_chunk(
             ],
         }
     )
-    zero = commune_fixed & keep_mask
-    if zero.any():
-        repairs = _concat(
-            [
-                repairs,
-                pd.DataFrame(
-                    {
-                        S.ROW: rows[zero],
-                        S.ESTABLISHMENT_ID: ids_filled[zero].to_numpy(dtype=object),
-                        S.REASON: S.REPAIR_COMMUNE_ZERO,
-                        S.DETAIL: [f"{c[1:]!r} completed to {c!r}" for c in commune[zero]],
-                    }
-                ),
-            ]
-        )
-    return kept, rejects, repairs, id_hash
+    if not zero.any():
+        return repairs
+    completed = pd.DataFrame(
+        {
+            S.ROW: rows[zero],
+            S.ESTABLISHMENT_ID: ids_filled[zero].to_numpy(dtype=object),
+            S.REASON: S.REPAIR_COMMUNE_ZERO,
+            S.DETAIL: [f"{c[1:]!r} completed to {c!r}" for c in commune[zero]],
+        }
+    )
+    return _concat([repairs, completed])
 
 
 def _sector_detail(values: np.ndarray, ctx: _Context) -> np.ndarray:
