@@ -126,29 +126,7 @@ def read_units(
     >>> units.index.tolist(), units["name"].tolist()
     (['1', '2'], ['Annecy', 'Cluses'])
     """
-    if isinstance(source, gpd.GeoDataFrame):
-        gdf = source.copy()
-        origin = "the GeoDataFrame"
-    else:
-        path = Path(source)
-        origin = f"file {path.name!r}"
-        if not path.exists():
-            raise FileNotFoundError(
-                f"Units file {str(path)!r} does not exist. Give the path of a polygon layer "
-                "(GeoParquet, GeoPackage, GeoJSON, Shapefile…) or a GeoDataFrame."
-            )
-        try:
-            if path.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
-                gdf = gpd.read_parquet(path)
-            else:
-                gdf = gpd.read_file(path)
-        except Exception as err:  # pyogrio / pyarrow raise many different types
-            raise DataFileError(
-                f"Cannot read units file {str(path)!r} as a vector layer ({err}). Expected a "
-                "GeoParquet, GeoPackage, GeoJSON or Shapefile with polygon geometries."
-            ) from err
-        if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
-            raise DataFileError(f"Units file {str(path)!r} has no geometry column.")
+    gdf, origin = _load_layer(source)
 
     # CRS
     if gdf.crs is None:
@@ -225,6 +203,41 @@ def read_units(
             f"The units in {origin} must be polygons; found geometry types {types}. For "
             "point units use clustermap.units_from_registry; for a grid use make_grid."
         )
+    out = _repair(out, geoms)
+    # a repair can leave nothing polygonal (a zero-area ring): dropped like empty ones
+    return _drop_empty(out, origin, "have no area left after repair (shapely.make_valid)")
+
+
+def _load_layer(source: Any) -> tuple[gpd.GeoDataFrame, str]:
+    """The layer of a GeoDataFrame or a file, and how to name it in messages."""
+    if isinstance(source, gpd.GeoDataFrame):
+        gdf = source.copy()
+        origin = "the GeoDataFrame"
+    else:
+        path = Path(source)
+        origin = f"file {path.name!r}"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"Units file {str(path)!r} does not exist. Give the path of a polygon layer "
+                "(GeoParquet, GeoPackage, GeoJSON, Shapefile…) or a GeoDataFrame."
+            )
+        try:
+            if path.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
+                gdf = gpd.read_parquet(path)
+            else:
+                gdf = gpd.read_file(path)
+        except Exception as err:  # pyogrio / pyarrow raise many different types
+            raise DataFileError(
+                f"Cannot read units file {str(path)!r} as a vector layer ({err}). Expected a "
+                "GeoParquet, GeoPackage, GeoJSON or Shapefile with polygon geometries."
+            ) from err
+        if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
+            raise DataFileError(f"Units file {str(path)!r} has no geometry column.")
+    return gdf, origin
+
+
+def _repair(out: gpd.GeoDataFrame, geoms: np.ndarray) -> gpd.GeoDataFrame:
+    """Invalid polygons made valid (with a warning); collections reduced to polygons."""
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
         fixed = shapely.make_valid(geoms[invalid])
@@ -237,15 +250,14 @@ def read_units(
             f"repaired with shapely.make_valid (units {bad[:10]}"
             f"{' …' if len(bad) > 10 else ''}).",
             ClustermapWarning,
-            stacklevel=2,
+            stacklevel=5,
         )
     collections = shapely.get_type_id(out.geometry.to_numpy()) == 7
     if collections.any():
         geoms = out.geometry.to_numpy().copy()
         geoms[collections] = [polygonal(g) for g in geoms[collections]]
         out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
-    # a repair can leave nothing polygonal (a zero-area ring): dropped like empty ones
-    return _drop_empty(out, origin, "have no area left after repair (shapely.make_valid)")
+    return out
 
 
 def _drop_empty(out: gpd.GeoDataFrame, origin: str, why: str) -> gpd.GeoDataFrame:
@@ -258,7 +270,7 @@ def _drop_empty(out: gpd.GeoDataFrame, origin: str, why: str) -> gpd.GeoDataFram
         f"{len(dropped)} unit(s) of {origin} {why} and were dropped: "
         f"{dropped[:10]}{' …' if len(dropped) > 10 else ''}.",
         ClustermapWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return out.loc[~empty]
 
