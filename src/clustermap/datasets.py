@@ -604,6 +604,50 @@ def make_registry(
     >>> key.loc[key["kind"] == "planted", ["naf", "extra"]].values.tolist()[:2]
     [['25.62A', 400], ['22.29A', 220]]
     """
+    sectors, clusters, n_background = _check_plan(sectors, clusters, n_establishments)
+    if units is None:
+        units = make_territory(n_units=n_units, random_state=random_state)
+    units = _prepare_units(units)
+    ids = units.index.to_numpy(dtype=object)
+    x, y, area_km2 = _metric_points(units)
+    if "population" in units:
+        population = units["population"].to_numpy(dtype=float)
+        population = np.where(np.isfinite(population) & (population > 0), population, 1.0)
+    else:
+        population = _population_surface(x, y, area_km2, _rng(random_state, 2)).astype(float)
+    draw = _Background(sectors, population)
+    # background: sector sizes then units (pop^beta)
+    rng = _rng(random_state, 10)
+    bu, bs = draw(rng.multinomial(n_background, draw.shares), rng)
+    rows = _Rows([bu], [bs], [np.zeros(len(bu), dtype=np.int64)])  # flag k+1 = cluster k
+    answer_rows = _plant(rows, clusters, sectors, units, (x, y, population, ids), random_state)
+    answer_rows += [
+        _answer_row("null_sector", naf=naf) for naf in sectors.loc[sectors["role"] == "null", "naf"]
+    ]
+    n_active = rows.close_planted()
+    rng_x = _rng(random_state, 13)
+    n_closed = round(closed_share * n_active)
+    if n_closed:  # closed establishments: extra rows, background process
+        rows.add(*draw(rng_x.multinomial(n_closed, draw.shares), rng_x), state="F")
+    dirt_counts = _add_dirt(rows, draw, rng_x, n_active) if dirty else {}
+    registry, order = _registry_frame(rows, sectors, units, ids, html_names, random_state)
+    if dirty:
+        registry = _duplicate_rows(registry, rows, order, dirt_counts, rng_x)
+        answer_rows += [
+            _answer_row("dirt", name=reason, extra=int(count))
+            for reason, count in dirt_counts.items()
+        ]
+    answer = pd.DataFrame(answer_rows, columns=_ANSWER_COLUMNS)
+    answer.attrs = {
+        "random_state": int(random_state),
+        "n_active": int(n_active),
+        "closed": int(n_closed),
+        "dirt": dict(dirt_counts),
+    }
+    return registry, answer
+
+
+def _check_plan(sectors: Any, clusters: Any, n_establishments: int) -> tuple:
     sectors = DEMO_SECTORS.copy() if sectors is None else pd.DataFrame(sectors).copy()
     clusters = DEMO_CLUSTERS.copy() if clusters is None else pd.DataFrame(clusters).copy()
     for col in ("naf", "size", "beta", "role"):
@@ -629,42 +673,83 @@ def make_registry(
             f"n_establishments={n_establishments} is not larger than the {n_extra} planted "
             "establishments; raise it or plant fewer."
         )
+    naf_list = sectors["naf"].tolist()
+    for row in clusters.itertuples(index=False):
+        if row.naf not in naf_list:
+            raise SchemaError(
+                f"Planted cluster {row.name!r} uses sector {row.naf!r}, which is not in "
+                "'sectors'; add it there (role 'planted')."
+            )
+    return sectors, clusters, n_background
 
-    if units is None:
-        units = make_territory(n_units=n_units, random_state=random_state)
-    units = _prepare_units(units)
-    ids = units.index.to_numpy(dtype=object)
-    x, y, area_km2 = _metric_points(units)
-    if "population" in units:
-        population = units["population"].to_numpy(dtype=float)
-        population = np.where(np.isfinite(population) & (population > 0), population, 1.0)
-    else:
-        population = _population_surface(x, y, area_km2, _rng(random_state, 2)).astype(float)
 
-    rng = _rng(random_state, 10)
-    # --- background: sector sizes then units (pop^beta)
-    weights = sectors["size"].to_numpy(dtype=float)
-    n_by_sector = rng.multinomial(n_background, weights / weights.sum())
-    unit_parts, sector_parts = [], []
+class _Background:
+    """Draws establishments of each sector over the units in proportion to pop^beta."""
 
-    def draw_background(counts: np.ndarray, g: np.random.Generator) -> tuple[np.ndarray, ...]:
+    def __init__(self, sectors: pd.DataFrame, population: np.ndarray) -> None:
+        weights = sectors["size"].to_numpy(dtype=float)
+        self.shares = weights / weights.sum()
+        self.betas = sectors["beta"].to_numpy(dtype=float)
+        self.population = population
+
+    def __call__(self, counts: np.ndarray, g: np.random.Generator) -> tuple[np.ndarray, ...]:
         u_parts, s_parts = [], []
-        for s, (n_s, beta) in enumerate(zip(counts, sectors["beta"].to_numpy(dtype=float))):
-            p = population**beta
+        n_units = len(self.population)
+        for s, (n_s, beta) in enumerate(zip(counts, self.betas)):
+            p = self.population**beta
             per_unit = g.multinomial(int(n_s), p / p.sum())
-            u_parts.append(np.repeat(np.arange(len(ids)), per_unit))
+            u_parts.append(np.repeat(np.arange(n_units), per_unit))
             s_parts.append(np.full(int(n_s), s))
         return np.concatenate(u_parts), np.concatenate(s_parts)
 
-    bu, bs = draw_background(n_by_sector, rng)
-    unit_parts.append(bu)
-    sector_parts.append(bs)
-    planted_flag = [np.zeros(len(bu), dtype=np.int64)]  # 0 background, k+1 = cluster k
 
-    # --- planted clusters
-    naf_list = sectors["naf"].tolist()
+class _Rows:
+    """The generated rows: unit, sector, planted flag, state and kind of dirt of each."""
+
+    def __init__(self, units: list, sectors: list, flags: list) -> None:
+        self.parts = (units, sectors, flags)
+        self.unit_of = self.sector_of = self.flag = self.state = self.dirt = None
+
+    def close_planted(self) -> int:
+        units, sectors, flags = self.parts
+        self.unit_of = np.concatenate(units)
+        self.sector_of = np.concatenate(sectors)
+        self.flag = np.concatenate(flags)
+        self.state = np.full(len(self.unit_of), "A", dtype=object)
+        self.dirt = np.zeros(len(self.unit_of), dtype=np.int64)  # 0 clean
+        return len(self.unit_of)
+
+    def add(self, unit_of: np.ndarray, sector_of: np.ndarray, *, state: str, dirt: int = 0):
+        n = len(unit_of)
+        self.unit_of = np.concatenate([self.unit_of, unit_of])
+        self.sector_of = np.concatenate([self.sector_of, sector_of])
+        self.flag = np.concatenate([self.flag, np.zeros(n, dtype=np.int64)])
+        self.state = np.concatenate([self.state, np.full(n, state, dtype=object)])
+        self.dirt = np.concatenate([self.dirt, np.full(n, dirt)])
+
+
+def _answer_row(kind: str, **values: Any) -> dict[str, Any]:
+    row = {
+        "kind": kind,
+        "name": "",
+        "naf": "",
+        "centre": "",
+        "radius_km": 0.0,
+        "extra": 0,
+        "strength": "",
+        "communes": [],
+        "core": [],
+    }
+    row.update(values)
+    return row
+
+
+def _plant(rows, clusters, sectors, units, points, random_state) -> list[dict[str, Any]]:
+    """The planted clusters: extra establishments around chosen centres (answer rows)."""
     from .units import metric_crs
 
+    x, y, population, ids = points
+    naf_list = sectors["naf"].tolist()
     extent = shapely.coverage_union_all(units.geometry.to_numpy())
     boundary = gpd.GeoSeries([extent], crs=units.crs).to_crs(metric_crs(units)).boundary
     inner_dist = shapely.distance(shapely.points(x, y), boundary.iloc[0])
@@ -672,12 +757,8 @@ def make_registry(
     centres = _choose_centres(clusters, x, y, population, ids, inner, _rng(random_state, 11))
     answer_rows = []
     rng_c = _rng(random_state, 12)
+    unit_parts, sector_parts, flags = rows.parts
     for k, (row, c) in enumerate(zip(clusters.itertuples(index=False), centres)):
-        if row.naf not in naf_list:
-            raise SchemaError(
-                f"Planted cluster {row.name!r} uses sector {row.naf!r}, which is not in "
-                "'sectors'; add it there (role 'planted')."
-            )
         r_m = float(row.radius_km) * 1000.0
         d = np.hypot(x - x[c], y - y[c])
         w = np.where(d <= r_m, np.exp(-2.0 * d / r_m), 0.0)
@@ -687,118 +768,84 @@ def make_registry(
         core = core[np.argsort(-per_unit[core], kind="stable")]
         unit_parts.append(np.repeat(np.arange(len(ids)), per_unit))
         sector_parts.append(np.full(int(row.extra), naf_list.index(row.naf)))
-        planted_flag.append(np.full(int(row.extra), k + 1))
+        flags.append(np.full(int(row.extra), k + 1))
         answer_rows.append(
-            {
-                "kind": "planted",
-                "name": row.name,
-                "naf": row.naf,
-                "centre": str(ids[c]),
-                "radius_km": float(row.radius_km),
-                "extra": int(row.extra),
-                "strength": str(row.strength),
-                "communes": [str(ids[i]) for i in got[np.argsort(d[got], kind="stable")]],
-                "core": [str(ids[i]) for i in core],
-            }
+            _answer_row(
+                "planted",
+                name=row.name,
+                naf=row.naf,
+                centre=str(ids[c]),
+                radius_km=float(row.radius_km),
+                extra=int(row.extra),
+                strength=str(row.strength),
+                communes=[str(ids[i]) for i in got[np.argsort(d[got], kind="stable")]],
+                core=[str(ids[i]) for i in core],
+            )
         )
-    for naf in sectors.loc[sectors["role"] == "null", "naf"]:
-        answer_rows.append(
-            {
-                "kind": "null_sector",
-                "name": "",
-                "naf": naf,
-                "centre": "",
-                "radius_km": 0.0,
-                "extra": 0,
-                "strength": "",
-                "communes": [],
-                "core": [],
-            }
-        )
+    return answer_rows
 
-    unit_of = np.concatenate(unit_parts)
-    sector_of = np.concatenate(sector_parts)
-    flag = np.concatenate(planted_flag)
-    n_active = len(unit_of)
-    state = np.full(n_active, "A", dtype=object)
 
-    # --- closed establishments (extra rows, background process)
-    rng_x = _rng(random_state, 13)
-    n_closed = round(closed_share * n_active)
-    if n_closed:
-        cu, cs = draw_background(rng_x.multinomial(n_closed, weights / weights.sum()), rng_x)
-        unit_of = np.concatenate([unit_of, cu])
-        sector_of = np.concatenate([sector_of, cs])
-        flag = np.concatenate([flag, np.zeros(n_closed, dtype=np.int64)])
-        state = np.concatenate([state, np.full(n_closed, "F", dtype=object)])
+def _add_dirt(rows: _Rows, draw: _Background, rng_x, n_active: int) -> dict[str, int]:
+    """Dirty rows (extra rows, background process) of each kind readers must catch."""
+    from .core.schema import (
+        REASON_DUPLICATED,
+        REASON_INVALID_SECTOR,
+        REASON_MISSING_COORDINATES,
+        REASON_SWAPPED,
+    )
 
-    # --- dirty rows (extra rows, background process)
-    dirt_kind = np.zeros(len(unit_of), dtype=np.int64)  # 0 clean
-    dirt_counts: dict[str, int] = {}
-    if dirty:
-        from .core.schema import (
-            REASON_DUPLICATED,
-            REASON_INVALID_SECTOR,
-            REASON_MISSING_COORDINATES,
-            REASON_SWAPPED,
-        )
+    base = max(n_active // 1000, 4)
+    plan = [
+        (REASON_MISSING_COORDINATES, 1, 5 * base),
+        (REASON_SWAPPED, 2, base),
+        (REASON_INVALID_SECTOR, 3, 2 * base),
+    ]
+    dirt_counts = {}
+    for reason, code, count in plan:
+        rows.add(*draw(rng_x.multinomial(count, draw.shares), rng_x), state="A", dirt=code)
+        dirt_counts[reason] = count
+    dirt_counts[REASON_DUPLICATED] = base
+    return dirt_counts
 
-        base = max(n_active // 1000, 4)
-        plan = [
-            (REASON_MISSING_COORDINATES, 1, 5 * base),
-            (REASON_SWAPPED, 2, base),
-            (REASON_INVALID_SECTOR, 3, 2 * base),
-        ]
-        for reason, code, count in plan:
-            du, ds = draw_background(rng_x.multinomial(count, weights / weights.sum()), rng_x)
-            unit_of = np.concatenate([unit_of, du])
-            sector_of = np.concatenate([sector_of, ds])
-            flag = np.concatenate([flag, np.zeros(count, dtype=np.int64)])
-            state = np.concatenate([state, np.full(count, "A", dtype=object)])
-            dirt_kind = np.concatenate([dirt_kind, np.full(count, code)])
-            dirt_counts[reason] = count
-        dirt_counts[REASON_DUPLICATED] = base
 
-    n_rows = len(unit_of)
+def _registry_frame(rows, sectors, units, ids, html_names, random_state) -> tuple:
+    """The SIRENE-format table of the rows, shuffled; and the shuffle order."""
+    n_rows = len(rows.unit_of)
     rng_p = _rng(random_state, 14)
-    lon, lat = _place_points(units.geometry.to_numpy(), units.crs, unit_of, rng_p)
+    lon, lat = _place_points(units.geometry.to_numpy(), units.crs, rows.unit_of, rng_p)
     bands = np.where(
-        flag > 0,
+        rows.flag > 0,
         rng_p.choice(_BANDS, size=n_rows, p=_P_PLANTED / _P_PLANTED.sum()),
         rng_p.choice(_BANDS, size=n_rows, p=_P_BACKGROUND / _P_BACKGROUND.sum()),
     ).astype(object)
     rng_n = _rng(random_state, 15)
     siren, siret = _siren_siret(n_rows, rng_n)
     names = _firm_names(n_rows, rng_n)
-    codes = sectors["naf"].to_numpy(dtype=object)[sector_of]
-
+    codes = sectors["naf"].to_numpy(dtype=object)[rows.sector_of]
     if html_names:
         html_rows = []
-        first = np.flatnonzero((flag == 1) & (state == "A"))
-        back = np.flatnonzero((flag == 0) & (state == "A") & (dirt_kind == 0))
+        first = np.flatnonzero((rows.flag == 1) & (rows.state == "A"))
+        back = np.flatnonzero((rows.flag == 0) & (rows.state == "A") & (rows.dirt == 0))
         if len(first) >= 2:
             html_rows += rng_n.choice(first, size=2, replace=False).tolist()
         html_rows += rng_n.choice(back, size=4 - len(html_rows), replace=False).tolist()
         for i, text in zip(html_rows, HTML_NAMES):
             names[i] = text
-
-    if dirty:
-        miss = dirt_kind == 1
-        lon[miss] = np.nan
-        lat[miss] = np.nan
-        swap = dirt_kind == 2
-        lon[swap], lat[swap] = lat[swap].copy(), lon[swap].copy()
-        bad = np.flatnonzero(dirt_kind == 3)
-        invalid = np.array(["99.99Z", "ABCDE", "", "25.62"], dtype=object)
-        codes[bad] = invalid[np.arange(len(bad)) % len(invalid)]
-
+    miss = rows.dirt == 1
+    lon[miss] = np.nan
+    lat[miss] = np.nan
+    swap = rows.dirt == 2
+    lon[swap], lat[swap] = lat[swap].copy(), lon[swap].copy()
+    bad = np.flatnonzero(rows.dirt == 3)
+    invalid = np.array(["99.99Z", "ABCDE", "", "25.62"], dtype=object)
+    codes[bad] = invalid[np.arange(len(bad)) % len(invalid)]
     registry = pd.DataFrame(
         {
             "siren": siren,
             "siret": siret,
             "trancheEffectifsEtablissement": bands,
-            "codeCommuneEtablissement": ids[unit_of],
-            "etatAdministratifEtablissement": state,
+            "codeCommuneEtablissement": ids[rows.unit_of],
+            "etatAdministratifEtablissement": rows.state,
             "denominationUsuelleEtablissement": names,
             "activitePrincipaleEtablissement": codes,
             "nomenclatureActivitePrincipaleEtablissement": "NAFRev2",
@@ -807,38 +854,17 @@ def make_registry(
         }
     )
     order = rng_p.permutation(n_rows)
-    registry = registry.iloc[order].reset_index(drop=True)
-    if dirty:
-        n_dup = dirt_counts["duplicated_id"]
-        clean = np.flatnonzero(
-            (dirt_kind[order] == 0) & (registry["etatAdministratifEtablissement"] == "A")
-        )
-        src = np.sort(rng_x.choice(clean, size=n_dup, replace=False))
-        dups = registry.iloc[src].copy()
-        registry = pd.concat([registry, dups], ignore_index=True)
-        answer_rows += [
-            {
-                "kind": "dirt",
-                "name": reason,
-                "naf": "",
-                "centre": "",
-                "radius_km": 0.0,
-                "extra": int(count),
-                "strength": "",
-                "communes": [],
-                "core": [],
-            }
-            for reason, count in dirt_counts.items()
-        ]
+    return registry.iloc[order].reset_index(drop=True), order
 
-    answer = pd.DataFrame(answer_rows, columns=_ANSWER_COLUMNS)
-    answer.attrs = {
-        "random_state": int(random_state),
-        "n_active": int(n_active),
-        "closed": int(n_closed),
-        "dirt": dict(dirt_counts),
-    }
-    return registry, answer
+
+def _duplicate_rows(registry, rows, order, dirt_counts, rng_x) -> pd.DataFrame:
+    """Clean active rows copied at the end (duplicated ids a reader must catch)."""
+    n_dup = dirt_counts["duplicated_id"]
+    clean = np.flatnonzero(
+        (rows.dirt[order] == 0) & (registry["etatAdministratifEtablissement"] == "A")
+    )
+    src = np.sort(rng_x.choice(clean, size=n_dup, replace=False))
+    return pd.concat([registry, registry.iloc[src].copy()], ignore_index=True)
 
 
 # --------------------------------------------------------------------------- writing
