@@ -44,6 +44,7 @@ from pyproj import CRS, Transformer
 from .core.atomic import atomic_path
 from .core.schema import UNIT_ID
 from .errors import SchemaError
+from .io.presets import SIRENE_COLUMNS
 
 __all__ = [
     "DEMO_CLUSTERS",
@@ -130,19 +131,6 @@ HTML_NAMES = (
     "Dupont & Fils <b>SARL</b>",
     'L\'Atelier "Chez Léa" <i>&</i> Cie',
 )
-
-_SIRENE_COLUMNS = [
-    "siren",
-    "siret",
-    "trancheEffectifsEtablissement",
-    "codeCommuneEtablissement",
-    "etatAdministratifEtablissement",
-    "denominationUsuelleEtablissement",
-    "activitePrincipaleEtablissement",
-    "nomenclatureActivitePrincipaleEtablissement",
-    "longitude",
-    "latitude",
-]
 
 _ANSWER_COLUMNS = [
     "kind",
@@ -839,16 +827,17 @@ def _registry_frame(rows, sectors, units, ids, html_names, random_state) -> tupl
     bad = np.flatnonzero(rows.dirt == 3)
     invalid = np.array(["99.99Z", "ABCDE", "", "25.62"], dtype=object)
     codes[bad] = invalid[np.arange(len(bad)) % len(invalid)]
+    col = SIRENE_COLUMNS
     registry = pd.DataFrame(
         {
             "siren": siren,
-            "siret": siret,
-            "trancheEffectifsEtablissement": bands,
-            "codeCommuneEtablissement": ids[rows.unit_of],
-            "etatAdministratifEtablissement": rows.state,
-            "denominationUsuelleEtablissement": names,
-            "activitePrincipaleEtablissement": codes,
-            "nomenclatureActivitePrincipaleEtablissement": "NAFRev2",
+            col["id"]: siret,
+            col["size_band"]: bands,
+            col["commune"]: ids[rows.unit_of],
+            col["state"]: rows.state,
+            col["name"][0]: names,
+            col["sector"]: codes,
+            col["nomenclature_column"]: "NAFRev2",
             "longitude": lon,
             "latitude": lat,
         }

@@ -9,7 +9,13 @@ import pandas as pd
 
 from ..core import schema as S
 
-__all__ = ["FRANCE_AREAS", "REJECT_REASONS", "SIZE_BANDS", "size_band_employees"]
+__all__ = [
+    "FRANCE_AREAS",
+    "REJECT_REASONS",
+    "SIRENE_COLUMNS",
+    "SIZE_BANDS",
+    "size_band_employees",
+]
 
 #: Reject reasons, in the order they are tested (a row gets the first that applies).
 REJECT_REASONS = (
@@ -55,27 +61,21 @@ FRANCE_AREAS: dict[str, tuple[float, float, float, float]] = {
     "Saint-Pierre-et-Miquelon": (-56.6, 46.7, -56.0, 47.2),
 }
 
+#: The columns of the SIRENE establishment files (geolocated file and stock) by role.
+SIRENE_COLUMNS: dict[str, Any] = {
+    "id": "siret",
+    "sector": "activitePrincipaleEtablissement",
+    "nomenclature_column": "nomenclatureActivitePrincipaleEtablissement",
+    "size_band": "trancheEffectifsEtablissement",
+    "state": "etatAdministratifEtablissement",
+    "commune": "codeCommuneEtablissement",
+    "name": ["denominationUsuelleEtablissement", "enseigne1Etablissement"],
+}
+
 _PRESETS: dict[str, dict[str, Any]] = {
-    "sirene": {
-        "id": "siret",
-        "sector": "activitePrincipaleEtablissement",
-        "nomenclature_column": "nomenclatureActivitePrincipaleEtablissement",
-        "size_band": "trancheEffectifsEtablissement",
-        "state": "etatAdministratifEtablissement",
-        "commune": "codeCommuneEtablissement",
-        "name": ["denominationUsuelleEtablissement", "enseigne1Etablissement"],
-        "x": "longitude",
-        "y": "latitude",
-        "crs": 4326,
-    },
+    "sirene": {**SIRENE_COLUMNS, "x": "longitude", "y": "latitude", "crs": 4326},
     "sirene_stock": {
-        "id": "siret",
-        "sector": "activitePrincipaleEtablissement",
-        "nomenclature_column": "nomenclatureActivitePrincipaleEtablissement",
-        "size_band": "trancheEffectifsEtablissement",
-        "state": "etatAdministratifEtablissement",
-        "commune": "codeCommuneEtablissement",
-        "name": ["denominationUsuelleEtablissement", "enseigne1Etablissement"],
+        **SIRENE_COLUMNS,
         "x": "coordonneeLambertAbscisseEtablissement",
         "y": "coordonneeLambertOrdonneeEtablissement",
         "crs": None,  # per row, from the commune or the geolocation file

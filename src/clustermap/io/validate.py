@@ -21,6 +21,7 @@ from .presets import (
     _PRESET_REQUIRED,
     _PRESETS,
     FRANCE_AREAS,
+    SIRENE_COLUMNS,
     size_band_employees,
 )
 from .sources import _open_source
@@ -30,7 +31,7 @@ from .sources import _open_source
 
 def _detect_format(columns: Sequence[str], geolocation: Any) -> str | None:
     cols = set(columns)
-    if "activitePrincipaleEtablissement" in cols:
+    if SIRENE_COLUMNS["sector"] in cols:
         if geolocation is not None:
             return "sirene_stock"
         if {"longitude", "latitude"} <= cols:

@@ -1363,52 +1363,6 @@ SMALL_QBINS = 2048
 
 
 @njit(cache=CACHE)
-def _select(a, k):
-    """k-th smallest value of a (a is reordered)."""
-    lo = 0
-    hi = a.shape[0] - 1
-    while hi > lo:
-        pivot = a[(lo + hi) >> 1]
-        i = lo
-        j = hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                t = a[i]
-                a[i] = a[j]
-                a[j] = t
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return a[k]
-    return a[k]
-
-
-@njit(cache=CACHE)
-def _quantile7(a, p):
-    """R quantile(type = 7) of a (a is reordered)."""
-    n = a.shape[0]
-    h = (n - 1) * p
-    k = math.floor(h)
-    v0 = _select(a, k)
-    if k + 1 <= n - 1 and h > k:
-        # smallest value above position k after selection
-        v1 = a[k + 1]
-        for i in range(k + 1, n):
-            if a[i] < v1:
-                v1 = a[i]
-        return v0 + (h - k) * (v1 - v0)
-    return v0
-
-
-@njit(cache=CACHE)
 def kd_small(
     ax, ay, az, aw, bx, by, bz, bw, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
 ):
