@@ -627,16 +627,6 @@ def _mapping_keys(level: Any) -> dict[str, Any]:
     return {str(k): v for k, v in dict(level).items()}
 
 
-def _mapping_keys(level: Any) -> dict[str, Any]:
-    if isinstance(level, pd.DataFrame):
-        if level.shape[1] >= 2:
-            return dict(zip(level.iloc[:, 0].astype(str), level.iloc[:, 1]))
-        return dict(zip(level.index.astype(str), level.iloc[:, 0]))
-    if isinstance(level, pd.Series):
-        return dict(zip(level.index.astype(str), level))
-    return {str(k): v for k, v in dict(level).items()}
-
-
 # ----------------------------------------------------------------------------- outputs
 def _assemble(inp, cells, clusters, labels, artefact, analysed, run) -> ClusterResult:
     table, x = inp.table, inp.table.measures[ESTABLISHMENTS]

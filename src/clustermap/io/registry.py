@@ -120,6 +120,18 @@ from .validate import (
 
 __all__ = ["ReadOptions", "Registry", "RegistryColumns", "as_establishments", "read_registry"]
 
+#: The standard columns of ``Registry.establishments``, in order (before ``keep=`` columns).
+_STANDARD = (
+    S.ESTABLISHMENT_ID,
+    S.SECTOR,
+    S.EMPLOYEES,
+    S.EMPLOYEES_LOW,
+    S.EMPLOYEES_HIGH,
+    S.SIZE_BAND,
+    S.NAME,
+    S.COMMUNE,
+)
+
 # =========================================================================== Registry
 
 
@@ -719,17 +731,7 @@ def read_registry(
 
 
 def _check_keep(keep_cols: list[str], reader: Any) -> None:
-    standard = {
-        S.ESTABLISHMENT_ID,
-        S.SECTOR,
-        S.EMPLOYEES,
-        S.EMPLOYEES_LOW,
-        S.EMPLOYEES_HIGH,
-        S.SIZE_BAND,
-        S.NAME,
-        S.COMMUNE,
-        S.GEOMETRY,
-    }
+    standard = {*_STANDARD, S.GEOMETRY}
     for col in keep_cols:
         if col not in reader.columns:
             raise SchemaError(
@@ -813,17 +815,7 @@ def _needed_columns(spec: dict[str, Any], keep: list[str]) -> list[str]:
 
 
 def _order_columns(ctx: _Context) -> list[str]:
-    return [
-        S.ESTABLISHMENT_ID,
-        S.SECTOR,
-        S.EMPLOYEES,
-        S.EMPLOYEES_LOW,
-        S.EMPLOYEES_HIGH,
-        S.SIZE_BAND,
-        S.NAME,
-        S.COMMUNE,
-        *ctx.keep,
-    ]
+    return [*_STANDARD, *ctx.keep]
 
 
 def _assemble(

@@ -583,8 +583,23 @@ def _run_local(spec: _Spec, values: Any, graph: Any, opts: PermutationOptions) -
     )
 
 
-def _options(**kw: Any) -> PermutationOptions:
-    return PermutationOptions.validate(**kw)
+def _options(arguments: dict[str, Any]) -> PermutationOptions:
+    """The inference settings among a local statistic's arguments, validated once."""
+    return PermutationOptions.validate(**{k: arguments[k] for k in _INFERENCE})
+
+
+#: the arguments every local statistic passes to the permutation engine
+_INFERENCE = (
+    "permutations",
+    "random_state",
+    "alternative",
+    "alpha",
+    "permutation_method",
+    "early_stop",
+    "adaptive",
+    "max_permutations",
+    "n_jobs",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -707,17 +722,7 @@ def local_moran(
     >>> r.quadrant["a"].tolist()[:4]
     ['HH', 'HH', 'HH', 'LH']
     """
-    opts = _options(
-        permutations=permutations,
-        random_state=random_state,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations,
-        n_jobs=n_jobs,
-    )
+    opts = _options(locals())
     return _run_local(_MORAN, values, graph, opts)
 
 
@@ -867,17 +872,7 @@ def local_getis_ord(
     >>> r.label["a"].tolist()[:3]
     ['hot', 'hot', 'ns']
     """
-    opts = _options(
-        permutations=permutations,
-        random_state=random_state,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations,
-        n_jobs=n_jobs,
-    )
+    opts = _options(locals())
     spec = _Spec(
         "getis_ord",
         "getis_ord" + ("_star" if star is not False else ""),
@@ -967,17 +962,7 @@ def local_geary(
     >>> r.statistic["a"].round(3).tolist()[:3]
     [0.2, 0.499, 3.992]
     """
-    opts = _options(
-        permutations=permutations,
-        random_state=random_state,
-        alternative=alternative,
-        alpha=alpha,
-        permutation_method=permutation_method,
-        early_stop=early_stop,
-        adaptive=adaptive,
-        max_permutations=max_permutations,
-        n_jobs=n_jobs,
-    )
+    opts = _options(locals())
     return _run_local(_GEARY, values, graph, opts)
 
 

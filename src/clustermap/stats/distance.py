@@ -616,47 +616,11 @@ def _kd_curve(
     if uni:
         ax, ay, az, aw = bx, by, bz, bw
     w_total = _w_total(uni, weighted, aw, bw)
+    args = (ax, ay, az, aw, bx, by, bz, bw, uni, weighted, spherical, r, uniform, adjust)
     if _is_small(ax.shape[0], bx.shape[0], uni):
-        out = K.kd_small(
-            ax,
-            ay,
-            az,
-            aw,
-            bx,
-            by,
-            bz,
-            bw,
-            uni,
-            weighted,
-            spherical,
-            r,
-            uniform,
-            adjust,
-            m,
-            fixed_bw,
-        )
+        out = K.kd_small(*args, m, fixed_bw)
     else:
-        nblocks = K._n_blocks(ax.shape[0])
-        out = K.kd_compute(
-            ax,
-            ay,
-            az,
-            aw,
-            bx,
-            by,
-            bz,
-            bw,
-            uni,
-            weighted,
-            spherical,
-            r,
-            uniform,
-            adjust,
-            m,
-            fixed_bw,
-            nblocks,
-            exact_bw,
-        )
+        out = K.kd_compute(*args, m, fixed_bw, K._n_blocks(ax.shape[0]), exact_bw)
     return _kd_finish(*out, r, w_total, method)
 
 
