@@ -1,6 +1,6 @@
 """Benchmark: batched local Moran / Gi* against esda's per-sector loop (and pygeoda).
 
-Data as in statistics.md §6.1: N synthetic points (half uniform over a 1e5 square, half in
+Data: N synthetic points (half uniform over a 1e5 square, half in
 40 Gaussian blobs, sigma 4e3), kNN k = 8 row-standardised, P = 999, spatially autocorrelated
 variables in rotation (continuous lognormal, dense Poisson counts, sparse Poisson counts with
 about 68 % zeros).

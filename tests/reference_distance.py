@@ -1,7 +1,7 @@
 """Slow, obvious implementations of Kd, Kemp, M and R's density(), for testing.
 
 Everything is O(n^2) NumPy on explicit pair lists: no grid, no truncation of the kernel, no
-numba. Written from the formulas (methods.md §7, dbmss Kdhat.R / Mhat.R, R density.default),
+numba. Written from the formulas (docs/methods.md, dbmss Kdhat.R / Mhat.R, R density.default),
 independently of src/clustermap/_distance_kernels.py.
 """
 

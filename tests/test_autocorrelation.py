@@ -262,7 +262,7 @@ def test_default_mode_pvalues_agree_with_esda_statistically():
 
 
 def test_graph_is_never_mutated():
-    """esda's crand zeroes W.sparse's diagonal in place (statistics.md §4.5); we must not."""
+    """esda's crand zeroes W.sparse's diagonal in place; we must not."""
     from libpysal.weights import fill_diagonal
 
     g = cm.build_graph(_lattice(6), method="queen", transform="b")

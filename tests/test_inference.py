@@ -74,7 +74,7 @@ def test_matches_esda_fdr_when_something_is_rejected():
     thr = esda.fdr(p, 0.05)
     np.testing.assert_array_equal(ours, p <= thr)
     assert 80 < ours.sum() < 200
-    # esda's quirk (statistics.md 4.8): with nothing rejected it returns alpha / n, while
+    # esda's quirk: with nothing rejected it returns alpha / n, while
     # adjust_pvalues rejects nothing
     q = rng.uniform(0.2, 1, size=50)
     assert esda.fdr(q, 0.05) == pytest.approx(0.05 / 50)

@@ -5,8 +5,8 @@ a registry (or of a pre-aggregated units × sectors table) in one call, and retu
 :class:`~clustermap.ClusterResult` with one row per cluster region, the tidy units × sectors
 table behind it, and every parameter used.
 
-Method (per sector *s*, all sectors at once; methods.md §3, §6, §14)
---------------------------------------------------------------------
+Method (per sector *s*, all sectors at once; docs/methods.md, "Detecting clusters")
+------------------------------------------------------------------------------------
 1. **Expected counts relative to all activity.** ``E_is = n_i· n_·s / N`` on establishment
    counts, so a big city is not a cluster of everything: the unit's LQ is ``O_is / E_is``.
 2. **Local concentration test.** For each unit *i*, the window ``W_i = {i} ∪ neighbours(i)``
@@ -15,7 +15,7 @@ Method (per sector *s*, all sectors at once; methods.md §3, §6, §14)
    for all sectors with one sparse product ``(A + I) @ X``). The Benjamini-Hochberg procedure
    controls the false discovery rate over the units of each sector (family: the units with
    any activity). Exact p-values have no permutation resolution floor, so BH can reject
-   among 35 000 communes (statistics.md §4.8).
+   among 35 000 communes.
 3. **Seeds and candidates.** A unit is *specialised* when ``O_is >= 1`` and
    ``LQ_is >= min_unit_lq``: a unit never joins a cluster just for being next to one. A
    *seed* is a specialised unit whose window test is rejected by BH; a *candidate* is a seed
@@ -153,11 +153,11 @@ def detect_clusters(
         neighbours for point units.
     alpha : float, default 0.05
         FDR level of the Benjamini-Hochberg procedure over the units of each sector
-        (methods.md §6).
+        (docs/methods.md, "Detecting clusters").
     min_lq : float, default 1.5
         Minimum LQ of a cluster region; its Garwood lower bound must also exceed 1. LQ
         floors in the literature range from 1.25 to 2 (2 is the European Cluster
-        Observatory's specialisation star, methods.md §4.2); 1.5 keeps the software cluster
+        Observatory's specialisation star); 1.5 keeps the software cluster
         of the demo (a city cluster of a sector common everywhere, region LQ 1.9) while the
         Bonferroni region test keeps null sectors clean.
     local_statistic : {"getis_ord", None}, default "getis_ord"

@@ -62,7 +62,7 @@ def strong_cluster_flags(
     """U.S. Cluster Mapping Project strong-cluster flags, reproducing the CMP code.
 
     Rule of ``clustermapping/cmp`` ``data/processing/cluster_calcs_reducer.js``
-    (methods.md §4.1). Within each group (``by``: the sector or cluster category), take the
+    (docs/methods.md, "Scores"). Within each group (``by``: the sector or cluster category), take the
     regions of the comparison set **with employment > 0**, and their quantiles with
     ``d3.quantile`` (R-7 linear interpolation, ``numpy.quantile(method="linear")``):
     P25 of employment and establishments, P25, P50, P75 and P90 of the LQ. Then::
@@ -166,7 +166,7 @@ def star_rating(
 ) -> pd.DataFrame:
     """European Cluster Observatory stars (0-3): size, specialisation, focus.
 
-    One star per criterion met (methods.md §4.2, clusterobservatory.eu):
+    One star per criterion met (docs/methods.md, "Scores"; clusterobservatory.eu):
 
     - **size**: employment in the top 10 % of the regional clusters of the same category:
       ``emp >= P90`` of the category's employment across the comparison regions;

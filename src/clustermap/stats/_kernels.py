@@ -1,6 +1,6 @@
 """numba kernels for permutation inference (NumPy arrays in, NumPy arrays out; no pandas).
 
-Layout (statistics.md §5): values are (n units, S sectors) rows, C-contiguous, so one draw
+Layout (docs/methods.md, "Kernels"): values are (n units, S sectors) rows, C-contiguous, so one draw
 of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors in
 up to five storage groups, each cut into tiles of shape (n + 1, tile); a pass runs one
 tile of every group, the passes sized for the shared cache; with several passes the draws

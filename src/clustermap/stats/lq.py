@@ -2,7 +2,7 @@
 
 The location quotient of sector *j* in unit *r* is
 ``LQ_rj = (x_rj / x_r·) / (x_·j / X) = O_rj / E_rj`` with ``E_rj = x_r· x_·j / X``
-(methods.md §1, §3). Because an LQ is a standardised incidence ratio, the disease-mapping
+(docs/methods.md, "Location quotients"). Because an LQ is a standardised incidence ratio, the disease-mapping
 toolbox applies: exact Poisson (Garwood) intervals and one-sided tests on establishment
 counts, a dartboard (Herfindahl-aware) interval on employment, the range under the size-band
 imputation rules, and empirical-Bayes shrinkage (Marshall 1991).
@@ -328,7 +328,7 @@ def location_quotient(
 ) -> pd.DataFrame | LQResult:
     """Location quotients of a units × sectors table, optionally with intervals and tests.
 
-    ``LQ_rj = (x_rj / x_r·) / (x_·j / X)`` (methods.md §3.1): above 1 the unit holds more
+    ``LQ_rj = (x_rj / x_r·) / (x_·j / X)`` (docs/methods.md, "Location quotients"): above 1 the unit holds more
     of sector *j* than its share of all activity. Works on establishment counts or on
     employment, from a registry (:func:`clustermap.aggregate`) or a pre-aggregated file
     (:func:`read_counts`).
@@ -343,21 +343,21 @@ def location_quotient(
         sectors table whose column sums are used. Default: the table itself.
     types : mapping or pandas.Series, optional
         Sector -> type (e.g. ``"traded"`` / ``"local"``). The LQ is then computed *within
-        type*, as the U.S. Cluster Mapping Project does for ``lq_tf`` (methods.md §3.1,
-        CMP ``cluster_calcs_mapper.js``): both the unit and the reference denominators are
+        type*, as the U.S. Cluster Mapping Project does for ``lq_tf`` (CMP
+        ``cluster_calcs_mapper.js``): both the unit and the reference denominators are
         restricted to sectors of the same type.
     interval : {"poisson", "dartboard", "range"}, optional
         ``None`` (default) returns just the LQ DataFrame. Otherwise an :class:`LQResult`:
 
         - ``"poisson"``: exact Garwood interval of O/E, ``chi2(a/2, 2O)/(2E)`` to
           ``chi2(1-a/2, 2O+2)/(2E)``, and the exact one-sided p-value ``P(X >= O)`` with
-          X ~ Poisson(E) (methods.md §3.2). For **establishment counts**; integer values
+          X ~ Poisson(E) (docs/methods.md, "Intervals"). For **establishment counts**; integer values
           are required. E is treated as fixed (it contains O through the margins, so the
           interval is approximate for a unit holding a large part of a sector).
         - ``"dartboard"``: for **employment**, where a few large establishments hold most
           jobs. Under the Ellison–Glaeser dartboard, ``Var(LQ) = H_j (1 - a_r) / a_r`` with
           H_j the establishment Herfindahl of sector *j* and a_r the unit's share of all
-          activity (Guimarães, Figueiredo & Woodward 2009; methods.md §3.2). Normal
+          activity (Guimarães, Figueiredo & Woodward 2009). Normal
           interval clipped at 0 and one-sided p of ``z = (LQ - 1) / sd``. Needs
           ``herfindahl``.
         - ``"range"``: the range of the LQ between the size-band imputation rules: ``low``
@@ -372,7 +372,7 @@ def location_quotient(
         Tables under the low and high imputation rules, for ``interval="range"``.
     smooth : bool, default False
         Also compute the empirical-Bayes LQ (Poisson-Gamma, global method of moments per
-        sector, Marshall 1991; methods.md §3.3): ``m + C_r (LQ_r - m)`` with
+        sector, Marshall 1991; docs/methods.md, "Empirical Bayes"): ``m + C_r (LQ_r - m)`` with
         ``C_r = A / (A + m / E_r)``. Small units are pulled towards the sector mean. With
         ``interval=None`` the smoothed LQ is returned instead of the raw LQ.
 
