@@ -62,8 +62,8 @@ def strong_cluster_flags(
     """U.S. Cluster Mapping Project strong-cluster flags, reproducing the CMP code.
 
     Rule of ``clustermapping/cmp`` ``data/processing/cluster_calcs_reducer.js``
-    (docs/methods.md, "Scores"). Within each group (``by``: the sector or cluster category), take the
-    regions of the comparison set **with employment > 0**, and their quantiles with
+    (docs/methods.md, "Scores"). Within each group (``by``: the sector or cluster category),
+    take the regions of the comparison set **with employment > 0**, and their quantiles with
     ``d3.quantile`` (R-7 linear interpolation, ``numpy.quantile(method="linear")``):
     P25 of employment and establishments, P25, P50, P75 and P90 of the LQ. Then::
 

@@ -2,8 +2,8 @@
 
 The location quotient of sector *j* in unit *r* is
 ``LQ_rj = (x_rj / x_r·) / (x_·j / X) = O_rj / E_rj`` with ``E_rj = x_r· x_·j / X``
-(docs/methods.md, "Location quotients"). Because an LQ is a standardised incidence ratio, the disease-mapping
-toolbox applies: exact Poisson (Garwood) intervals and one-sided tests on establishment
+(docs/methods.md, "Location quotients"). Because an LQ is a standardised incidence ratio,
+the disease-mapping toolbox applies: exact Poisson (Garwood) intervals and one-sided tests on establishment
 counts, a dartboard (Herfindahl-aware) interval on employment, the range under the size-band
 imputation rules, and empirical-Bayes shrinkage (Marshall 1991).
 
@@ -328,8 +328,8 @@ def location_quotient(
 ) -> pd.DataFrame | LQResult:
     """Location quotients of a units × sectors table, optionally with intervals and tests.
 
-    ``LQ_rj = (x_rj / x_r·) / (x_·j / X)`` (docs/methods.md, "Location quotients"): above 1 the unit holds more
-    of sector *j* than its share of all activity. Works on establishment counts or on
+    ``LQ_rj = (x_rj / x_r·) / (x_·j / X)`` (docs/methods.md, "Location quotients"): above
+    1 the unit holds more of sector *j* than its share of all activity. Works on establishment counts or on
     employment, from a registry (:func:`clustermap.aggregate`) or a pre-aggregated file
     (:func:`read_counts`).
 
