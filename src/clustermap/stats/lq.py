@@ -3,8 +3,8 @@
 The location quotient of sector *j* in unit *r* is
 ``LQ_rj = (x_rj / x_r·) / (x_·j / X) = O_rj / E_rj`` with ``E_rj = x_r· x_·j / X``
 (docs/methods.md, "Location quotients"). Because an LQ is a standardised incidence ratio,
-the disease-mapping toolbox applies: exact Poisson (Garwood) intervals and one-sided tests on establishment
-counts, a dartboard (Herfindahl-aware) interval on employment, the range under the size-band
+the disease-mapping toolbox applies: exact Poisson (Garwood) intervals and one-sided tests
+on establishment counts, a dartboard (Herfindahl-aware) interval on employment, the range under the size-band
 imputation rules, and empirical-Bayes shrinkage (Marshall 1991).
 
 :func:`location_quotient` works on any units × sectors table: the output of
@@ -329,8 +329,8 @@ def location_quotient(
     """Location quotients of a units × sectors table, optionally with intervals and tests.
 
     ``LQ_rj = (x_rj / x_r·) / (x_·j / X)`` (docs/methods.md, "Location quotients"): above
-    1 the unit holds more of sector *j* than its share of all activity. Works on establishment counts or on
-    employment, from a registry (:func:`clustermap.aggregate`) or a pre-aggregated file
+    1 the unit holds more of sector *j* than its share of all activity. Works on establishment
+    counts or on employment, from a registry (:func:`clustermap.aggregate`) or a pre-aggregated file
     (:func:`read_counts`).
 
     Parameters
@@ -351,8 +351,8 @@ def location_quotient(
 
         - ``"poisson"``: exact Garwood interval of O/E, ``chi2(a/2, 2O)/(2E)`` to
           ``chi2(1-a/2, 2O+2)/(2E)``, and the exact one-sided p-value ``P(X >= O)`` with
-          X ~ Poisson(E) (docs/methods.md, "Intervals"). For **establishment counts**; integer values
-          are required. E is treated as fixed (it contains O through the margins, so the
+          X ~ Poisson(E) (docs/methods.md, "Intervals"). For **establishment counts**;
+          integer values are required. E is treated as fixed (it contains O through the margins, so the
           interval is approximate for a unit holding a large part of a sector).
         - ``"dartboard"``: for **employment**, where a few large establishments hold most
           jobs. Under the Ellison–Glaeser dartboard, ``Var(LQ) = H_j (1 - a_r) / a_r`` with
