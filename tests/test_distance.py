@@ -305,8 +305,8 @@ def test_m_matches_brute_force(weighted):
     xy = df[["x", "y"]].to_numpy()
     w = df.w.to_numpy() if weighted else np.ones(len(df))
     for neighbor in (None, "B"):
-        res = cm.m_function(df, "A", neighbor=neighbor, r=r, weighted=weighted, columns={"weight": "w"},
-                            simulations=0)  # fmt: skip
+        res = cm.m_function(df, "A", neighbor=neighbor, r=r, weighted=weighted,
+                            columns={"weight": "w"}, simulations=0)  # fmt: skip
         m, indiv = ref.m_values(xy, df.sector.to_numpy(), w, r, "A", neighbor)
         np.testing.assert_allclose(res.curve()["observed"], m, rtol=1e-12)
         np.testing.assert_allclose(res.individual["A"].to_numpy(), indiv, rtol=1e-12)

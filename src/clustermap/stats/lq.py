@@ -4,8 +4,8 @@ The location quotient of sector *j* in unit *r* is
 ``LQ_rj = (x_rj / x_r·) / (x_·j / X) = O_rj / E_rj`` with ``E_rj = x_r· x_·j / X``
 (docs/methods.md, "Location quotients"). Because an LQ is a standardised incidence ratio,
 the disease-mapping toolbox applies: exact Poisson (Garwood) intervals and one-sided tests
-on establishment counts, a dartboard (Herfindahl-aware) interval on employment, the range under the size-band
-imputation rules, and empirical-Bayes shrinkage (Marshall 1991).
+on establishment counts, a dartboard (Herfindahl-aware) interval on employment, the range
+under the size-band imputation rules, and empirical-Bayes shrinkage (Marshall 1991).
 
 :func:`location_quotient` works on any units × sectors table: the output of
 :func:`clustermap.aggregate`, or a pre-aggregated table read by :func:`read_counts` (URSSAF
@@ -352,8 +352,8 @@ def location_quotient(
         - ``"poisson"``: exact Garwood interval of O/E, ``chi2(a/2, 2O)/(2E)`` to
           ``chi2(1-a/2, 2O+2)/(2E)``, and the exact one-sided p-value ``P(X >= O)`` with
           X ~ Poisson(E) (docs/methods.md, "Intervals"). For **establishment counts**;
-          integer values are required. E is treated as fixed (it contains O through the margins, so the
-          interval is approximate for a unit holding a large part of a sector).
+          integer values are required. E is treated as fixed (it contains O through the
+          margins, so the interval is approximate for a unit holding a large part of a sector).
         - ``"dartboard"``: for **employment**, where a few large establishments hold most
           jobs. Under the Ellison–Glaeser dartboard, ``Var(LQ) = H_j (1 - a_r) / a_r`` with
           H_j the establishment Herfindahl of sector *j* and a_r the unit's share of all
