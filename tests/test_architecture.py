@@ -41,7 +41,6 @@ LAYERS = {
 UPWARD_ALLOWED = {
     ("detect.result", "viz.maps"),
     ("detect.result", "viz.report"),
-    ("stats.autocorrelation", "viz.maps"),
 }
 
 MAX_LINES = 120
