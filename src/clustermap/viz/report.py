@@ -269,15 +269,15 @@ def _parameters(result: Any, lang: str) -> str:
 
 
 def _leading(result: Any, lang: str, n: int, largest: int) -> str:
-    from .maps import _fiche, _Largest
+    from .card import Largest, cluster_card
 
     clusters = result.clusters
     if not len(clusters) or n <= 0:
         return f"<p>{_e(i18n.t('no_clusters', lang))}</p>"
     out = []
-    largest_of = _Largest(result)
+    largest_of = Largest(result)
     for rank, (_, row) in enumerate(clusters.head(n).iterrows(), start=1):
-        fiche = _fiche(row, lang, largest_of(row, largest, lang))
+        fiche = cluster_card(row, lang, largest_of(row, largest, lang))
         place = row["place"] if "place" in row.index and pd.notna(row["place"]) else ""
         title = f"{rank}. {fiche['t']}" + (f" — {place}" if place else "")
         cid = _e(row[CLUSTER_ID]) if CLUSTER_ID in row.index else ""

@@ -1,0 +1,149 @@
+"""The cluster card ("fiche") shared by the map and the report.
+
+One place builds what a person reads about a cluster: its sector, places, establishments,
+employees with the size-band range, LQ with its interval, share, focus, stars, the
+strong-cluster flag, the p-value and the largest establishments by name. Every value is
+plain data (strings and numbers) that the page's own scripts display as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.schema import (
+    EMPLOYEES,
+    EMPLOYEES_HIGH,
+    EMPLOYEES_LOW,
+    ESTABLISHMENTS,
+    LQ,
+    LQ_HIGH,
+    LQ_LOW,
+    NAME,
+    P_VALUE,
+    SECTOR,
+    UNIT_ID,
+)
+from . import i18n
+
+
+def _val(row: pd.Series, col: str) -> Any:
+    return row[col] if col in row.index else None
+
+
+def _sector_match(values: pd.Series, code: str) -> np.ndarray:
+    """Establishment sector codes belonging to analysis sector ``code`` (same or finer)."""
+    values = values.astype(str)
+    code = str(code)
+    return (values == code).to_numpy() | values.str.startswith(code).to_numpy()
+
+
+class Largest:
+    """Largest establishments of a cluster's sector in its units (indexed once per result)."""
+
+    def __init__(self, result: Any) -> None:
+        est = getattr(result, "establishments", None)
+        self.ok = est is not None and NAME in est.columns and UNIT_ID in est.columns
+        if not self.ok:
+            return
+        n = len(est)
+        # plain NumPy arrays: per-cluster lookups on pyarrow-backed columns are slow
+        self.names = est[NAME].to_numpy(dtype=object, na_value=None)
+        self.codes, self.uniq = None, None
+        if SECTOR in est.columns:
+            self.codes, self.uniq = pd.factorize(est[SECTOR].astype(str).to_numpy(dtype=object))
+        self._match: dict[str, np.ndarray] = {}
+        emp = est[EMPLOYEES] if EMPLOYEES in est.columns else pd.Series(np.nan, index=est.index)
+        self.emp = pd.to_numeric(emp, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        units = pd.Series(est[UNIT_ID].astype(str).to_numpy(dtype=object), index=np.arange(n))
+        self.groups = units.groupby(units, sort=False).indices
+
+    def __call__(self, row: pd.Series, k: int, lang: str) -> list[str]:
+        """The ``k`` largest establishments of the cluster ``row``, as lines of text."""
+        ids = _val(row, "unit_ids")
+        if not self.ok or k <= 0 or ids is None or not len(ids):
+            return []
+        parts = [self.groups[str(u)] for u in ids if str(u) in self.groups]
+        if not parts:
+            return []
+        idx = np.concatenate(parts)
+        if self.codes is not None:
+            code = str(row[SECTOR])
+            if code not in self._match:  # the same code or a finer one (25.62 -> 25.62A)
+                self._match[code] = np.array([str(u).startswith(code) for u in self.uniq])
+            idx = idx[self._match[code][self.codes[idx]]]
+        emp = np.nan_to_num(self.emp[idx], nan=-1.0)
+        names = ["" if v is None else str(v) for v in self.names[idx]]
+        order = sorted(range(len(idx)), key=lambda j: (-emp[j], names[j]))[:k]
+        out = []
+        for j in order:
+            text = names[j] if self.names[idx[j]] is not None else "?"
+            if emp[j] >= 0:
+                unit = "salariés" if lang == "fr" else "employees"
+                text = f"{text} (≈{i18n.NBSP}{i18n.fmt_int(emp[j], lang)} {unit})"
+            out.append(text)
+        return out
+
+
+def cluster_card(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
+    """Popup content of one cluster (plain text pairs, rendered with textContent)."""
+    t = i18n.t
+    f_int, f_num = i18n.fmt_int, i18n.fmt_num
+    label = _val(row, "sector_label")
+    code = str(row[SECTOR])
+    sector = f"{code} — {label}" if label is not None and str(label) != code else code
+    rows = [[t("sector", lang), sector]]
+    if _val(row, "place") is not None:
+        rows.append([t("main_communes", lang), str(row["place"])])
+    if _val(row, "n_units") is not None:
+        rows.append([t("n_units", lang), f_int(row["n_units"], lang)])
+    if _val(row, ESTABLISHMENTS) is not None:
+        rows.append([t("establishments", lang), f_int(row[ESTABLISHMENTS], lang)])
+    if _val(row, EMPLOYEES) is not None:
+        text = f_int(row[EMPLOYEES], lang)
+        lo, hi = _val(row, EMPLOYEES_LOW), _val(row, EMPLOYEES_HIGH)
+        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+            text += f" ({t('employees_range', lang)} {f_int(lo, lang)} – {f_int(hi, lang)})"
+        rows.append([t("employees", lang), text])
+    if _val(row, LQ) is not None:
+        text = f_num(row[LQ], lang)
+        lo, hi = _val(row, LQ_LOW), _val(row, LQ_HIGH)
+        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+            text += f" ({t('lq_interval', lang)} : {f_num(lo, lang)} – {f_num(hi, lang)})"
+            if lang == "en":
+                text = text.replace(" : ", ": ")
+        rows.append([t("lq", lang), text])
+    if _val(row, "lq_employees") is not None:
+        rows.append([t("lq_employees", lang), f_num(row["lq_employees"], lang)])
+    if _val(row, "share_of_sector") is not None:
+        rows.append([t("share_of_sector", lang), i18n.fmt_pct(row["share_of_sector"], lang)])
+    if _val(row, "focus") is not None:
+        rows.append([t("focus", lang), i18n.fmt_pct(row["focus"], lang)])
+    if _val(row, "stars") is not None:
+        rows.append([t("stars", lang), i18n.fmt_stars(row["stars"])])
+    if _val(row, "strong_cluster") is not None:
+        rows.append([t("strong_cluster", lang), i18n.fmt_bool(row["strong_cluster"], lang)])
+    if _val(row, P_VALUE) is not None:
+        rows.append([t("p_value", lang), i18n.fmt_p(row[P_VALUE], lang)])
+    out: dict[str, Any] = {"t": sector, "r": rows}
+    if _val(row, "artefact") is not None and pd.notna(row["artefact"]) and bool(row["artefact"]):
+        out["w"] = t("artefact", lang)
+    if largest:
+        out["lt"] = t("largest", lang)
+        out["l"] = largest
+    return out
+
+
+def cluster_tooltip(row: pd.Series, lang: str) -> str:
+    """The one-line label shown when the pointer is over a cluster."""
+    label = _val(row, "sector_label")
+    head = str(label) if label is not None and pd.notna(label) else str(row[SECTOR])
+    parts = [head]
+    if _val(row, "place") is not None and pd.notna(row["place"]):
+        parts.append(str(row["place"]))
+    if _val(row, ESTABLISHMENTS) is not None:
+        word = i18n.t("establishments", lang).lower()
+        parts.append(f"{i18n.fmt_int(row[ESTABLISHMENTS], lang)} {word}")
+    return " — ".join(parts)
