@@ -170,8 +170,9 @@ assert not result.clusters["sector"].isin(null_sectors).any()
 ## The map
 
 One layer per sector; click a cluster to open its *fiche* (labels in French by default,
-`lang="en"` for English). Base-map tiles need an internet connection; pass `tiles=None` for a
-plain background, and `offline=True` to embed Leaflet in the page.
+`lang="en"` for English). Base-map tiles need an internet connection; pass
+`map_options={"tiles": None}` for a plain background, and `map_options={"offline": True}` to
+embed Leaflet in the page.
 """,
     ),
     ("code", "result.explore(sectors=['25.62A', '22.29A', '11.02A', '25.71Z'])"),
@@ -279,7 +280,7 @@ exchanged). The reasons, in the order they are tested:
 
 | reason | meaning |
 | --- | --- |
-| `closed_establishments` | state `F` (fermé); kept with `include_closed=True` |
+| `closed_establishments` | state `F` (fermé); kept with `options={"include_closed": True}` |
 | `missing_coordinates` | empty or non-numeric coordinates, or no geolocation row |
 | `swapped_lat_lon` | x and y exchanged: repaired and kept (`swapped="reject"` drops) |
 | `coordinates_out_of_bounds` | outside France (DOM included) |
@@ -890,7 +891,7 @@ m.table.groupby("sector")["observed"].agg(["min", "max"]).round(3)
     (
         "code",
         """
-kd = cm.k_density(points, "25.62A", r=np.arange(0, 41, 1.0), method="binned",
+kd = cm.k_density(points, "25.62A", r=np.arange(0, 41, 1.0), options={"method": "binned"},
                   simulations=19, random_state=3)
 ax = kd.plot(sector="25.62A")
 ax.set_title("Kd, décolletage 25.62A")
