@@ -8,7 +8,7 @@ national registry of 600 000 establishments onto 35 000 communes takes seconds.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,7 +327,14 @@ def aggregate(
             f"{list(est.columns)}. read_registry imputes it from the size bands."
         )
     tab = registry_table(
-        registry, units, level, unmapped="drop", nomenclature=nomenclature, stacklevel=3
+        registry,
+        units,
+        level,
+        unmapped="drop",
+        nomenclature=nomenclature,
+        measures=[measure],
+        layout="csc" if sparse else "dense",
+        stacklevel=3,
     )
     missing = tab.missing.get(measure, 0)
     if missing:
@@ -340,13 +347,10 @@ def aggregate(
     matrix = tab.measures[measure]
     index = pd.Index(tab.unit_ids.to_numpy(dtype=object), name=UNIT_ID)
     columns = pd.Index(tab.sectors.to_numpy(dtype=object), name=SECTOR)
-    dtype = np.int64 if measure == ESTABLISHMENTS else np.float64
     if sparse:
-        table = pd.DataFrame.sparse.from_spmatrix(
-            matrix.astype(dtype).tocsc(), index=index, columns=columns
-        )
+        table = pd.DataFrame.sparse.from_spmatrix(matrix, index=index, columns=columns)
     else:
-        table = pd.DataFrame(matrix.toarray().astype(dtype), index=index, columns=columns)
+        table = pd.DataFrame(matrix, index=index, columns=columns, copy=False)  # ours alone
     table.attrs["rejects"] = tab.rejects
     return table
 
@@ -371,9 +375,9 @@ class SectorTable:
         Codes with no group at the level (pooled in :data:`OTHER` or dropped).
     missing : dict
         Measure -> number of kept establishments without a value (counted as 0).
-    unit_of, sector_of : numpy.ndarray or None
-        Per establishment of a registry: its unit's row (-1 when left out) and its sector
-        at the level (None when left out).
+    unit_of, sector_code : numpy.ndarray or None
+        Per establishment of a registry: its unit's row and its sector's column (-1 when
+        left out); :meth:`sector_of` gives the sector codes themselves.
 
     Examples
     --------
@@ -389,7 +393,12 @@ class SectorTable:
     outside_level: list[Any] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
     unit_of: np.ndarray | None = None
-    sector_of: np.ndarray | None = None
+    sector_code: np.ndarray | None = None
+
+    def sector_of(self) -> np.ndarray:
+        """Sector at the level of each establishment of the registry (None when left out)."""
+        codes = self.sectors.to_numpy(dtype=object)
+        return np.where(self.sector_code >= 0, codes[np.maximum(self.sector_code, 0)], None)
 
     def count(self, reason: str) -> int:
         """Number of establishments left out for ``reason``."""
@@ -405,26 +414,24 @@ def _no_sector_message(est: pd.DataFrame) -> str:
 
 def _sector_of(
     codes: pd.Series, level: Any, nomenclature: str, unmapped: str
-) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+) -> tuple[pd.Series, np.ndarray, list[Any]]:
     """Sector at the level of each code; mask of the unmapped; the unmapped codes."""
     from .taxonomy import roll_up
 
-    unique = pd.unique(codes.dropna().astype(str))
     if level is None:
         rolled = codes.astype(object)
+        mask = rolled.isna().to_numpy()
+        bad_codes: list[Any] = []
     else:
-        rolled = roll_up(codes, level, nomenclature=nomenclature).astype(object)
-    values = rolled.to_numpy(dtype=object)
-    mask = pd.isna(values)
-    if level is None:
+        rolled = roll_up(codes, level, nomenclature=nomenclature)
+        mask = rolled.isna().to_numpy()
         bad_codes = []
-    else:
-        mapped = roll_up(pd.Series(unique, dtype=object), level, nomenclature=nomenclature)
-        bad_codes = list(unique[mapped.isna().to_numpy()])
-    if unmapped == "other":
-        values = values.copy()
-        values[mask] = OTHER
-    return values, mask, bad_codes
+        if mask.any():
+            unique = pd.unique(codes[mask & codes.notna().to_numpy()].astype(str))
+            bad_codes = list(unique)
+    if unmapped == "other" and mask.any():
+        rolled = rolled.astype(object).where(~mask, OTHER)
+    return rolled, mask, bad_codes
 
 
 def registry_table(
@@ -434,9 +441,15 @@ def registry_table(
     *,
     unmapped: str = "drop",
     nomenclature: str = "naf",
+    measures: Sequence[str] | None = None,
+    layout: str = "csr",
     stacklevel: int = 2,
 ) -> SectorTable:
-    """Units × sectors sparse tables of every measure of a registry.
+    """Units × sectors tables of the measures of a registry (sparse, or dense on request).
+
+    ``measures`` limits the tables built (default: establishments and every employment
+    column of the registry); ``layout`` is ``"csr"`` (default), ``"csc"`` or ``"dense"``
+    (NumPy arrays).
 
     Establishments outside every unit are left out and listed (reason ``outside_units``);
     codes with no group at ``level`` are left out and listed (``unmapped="drop"``, reason
@@ -457,6 +470,8 @@ def registry_table(
     """
     if unmapped not in ("drop", "other"):
         raise ValueError(f"unmapped must be 'drop' or 'other'; {unmapped!r} was given.")
+    if layout not in ("csr", "csc", "dense"):
+        raise ValueError(f"layout must be 'csr', 'csc' or 'dense'; {layout!r} was given.")
     est = as_establishments(registry)
     units = _check_units(units)
     if SECTOR not in est.columns:
@@ -481,34 +496,52 @@ def registry_table(
         ]
         rejects.append(_reject_frame(est, dropped_unmapped, REASON_UNMAPPED_SECTOR, full))
     _warn_left_out(est, outside, dropped_unmapped, level, stacklevel + 1)
-    col_codes, sector_values = pd.factorize(pd.Series(sectors[keep], dtype=object), sort=True)
+    col_codes, sector_values = pd.factorize(sectors[keep], sort=True)
     shape = (len(units), len(sector_values))
-    rows, cols = unit_pos[keep], col_codes
-    measures = {ESTABLISHMENTS: _csr(np.ones(len(rows), dtype=np.int64), rows, cols, shape)}
-    missing = {}
-    for name in (EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH):
-        if name in est.columns:
+    rows = unit_pos[keep]
+    wanted = measures or [ESTABLISHMENTS] + [
+        m for m in (EMPLOYEES, EMPLOYEES_LOW, EMPLOYEES_HIGH) if m in est.columns
+    ]
+    tables, missing = {}, {}
+    for name in wanted:
+        if name == ESTABLISHMENTS:
+            values = None
+        else:
             values = pd.to_numeric(est[name], errors="coerce").to_numpy(dtype=float)[keep]
             bad = ~np.isfinite(values)
             missing[name] = int(bad.sum())
-            measures[name] = _csr(np.where(bad, 0.0, values), rows, cols, shape)
-    sector_of = np.where(keep, sectors, None)
+            values = np.where(bad, 0.0, values)
+        if layout == "dense":
+            tables[name] = _dense(values, rows, col_codes, shape)
+        else:
+            tables[name] = _sparse(values, rows, col_codes, shape, layout)
+    sector_code = np.full(n, -1, dtype=np.int64)
+    sector_code[keep] = col_codes
     return SectorTable(
         unit_ids=pd.Index(units.index.astype(str).to_numpy(dtype=object), dtype=object),
         sectors=pd.Index(np.asarray(sector_values, dtype=object), dtype=object),
-        measures=measures,
+        measures=tables,
         rejects=_concat_rejects(rejects),
         outside_level=bad_codes,
         missing=missing,
         unit_of=np.where(keep, unit_pos, -1),
-        sector_of=sector_of,
+        sector_code=sector_code,
     )
 
 
-def _csr(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
+def _dense(values: np.ndarray | None, rows: np.ndarray, cols: np.ndarray, shape: tuple) -> Any:
+    flat = rows * max(shape[1], 1) + cols
+    out = np.bincount(flat, weights=values, minlength=shape[0] * shape[1])
+    return out.astype(np.int64 if values is None else np.float64, copy=False).reshape(shape)
+
+
+def _sparse(values: np.ndarray | None, rows, cols, shape: tuple[int, int], layout: str):
     from scipy import sparse as sp
 
-    out = sp.coo_matrix((values, (rows, cols)), shape=shape).tocsr()
+    if values is None:  # establishments: one per row
+        values = np.ones(len(rows), dtype=np.int64)
+    coo = sp.coo_matrix((values, (rows, cols)), shape=shape)
+    out = coo.tocsc() if layout == "csc" else coo.tocsr()
     out.sum_duplicates()
     return out
 

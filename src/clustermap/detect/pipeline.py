@@ -404,7 +404,8 @@ def _registry_input(
         if "outside every unit" not in str(w.message):
             warnings.warn(w.message, w.category, stacklevel=4)
     run.params["dropped"] = {REASON_OUTSIDE_UNITS: n_out} if n_out else {}
-    n_other = int(np.sum(table.sector_of == OTHER))
+    other = np.flatnonzero(np.asarray(table.sectors == OTHER))
+    n_other = int(np.isin(table.sector_code, other).sum()) if len(other) else 0
     run.params["outside_level"] = {
         "establishments": n_other,
         "codes": table.outside_level if n_other else [],
@@ -413,7 +414,7 @@ def _registry_input(
     est[UNIT_ID] = np.where(
         table.unit_of >= 0, table.unit_ids.to_numpy(dtype=object)[table.unit_of], None
     )
-    est["_sector_level"] = table.sector_of
+    est["_sector_level"] = table.sector_of()
     return table, est
 
 
