@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS = ROOT.parent / "shared" / "datasets" / "reference_dbmss" / "points_01_39_74.csv"
 R_KD = np.arange(0, 60.0001, 0.5)
 R_M = np.array([0, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 40, 50.0])
-KW = {"x": "x_km", "y": "y_km", "weight": "weight"}
+KW = {"columns": {"x": "x_km", "y": "y_km", "weight": "weight"}}
 
 # dbmss 2.11-0 medians (s), from reference_dbmss/README.md §6 (constants, not measured here)
 DBMSS = {
@@ -74,7 +74,7 @@ def _first_call_seconds() -> float:
         "                   'sector': ['A'] * 20 + ['B'] * 30})\n"
         "t = time.perf_counter()\n"
         "for m in ('exact', 'binned'):\n"
-        "    cm.k_density(df, 'A', r=np.linspace(0, 5, 11), method=m, simulations=2)\n"
+        "    cm.k_density(df, 'A', r=np.linspace(0, 5, 11), options={'method': m}, simulations=2)\n"
         "cm.m_function(df, 'A', r=[1.0, 2.0], simulations=2)\n"
         "print(time.perf_counter() - t)\n"
     )
@@ -116,19 +116,21 @@ def main() -> int:
     if POINTS.exists():
         pts = pd.read_csv(POINTS, dtype={"siret": str})
         # warm the kernels (cache=True: compiled code is loaded from disk after the first run)
-        cm.k_density(pts, "25.62A", r=R_KD, simulations=2, method="binned", **KW)
+        cm.k_density(pts, "25.62A", r=R_KD, simulations=2, options={"method": "binned"}, **KW)
         cm.k_density(pts, "25.62A", r=R_KD, simulations=2, **KW)
         cm.m_function(pts, "25.62A", r=R_M, simulations=2, weighted=True, **KW)
         for method in ("binned", "exact"):
             rows.append((
                 "Kdhat 25.62A (398 pts)", method,
                 _timed(lambda m=method: cm.k_density(
-                    pts, "25.62A", r=R_KD, simulations=0, method=m, **KW), args.repeat),
+                    pts, "25.62A", r=R_KD, simulations=0, options={"method": m}, **KW),
+                    args.repeat),
             ))  # fmt: skip
             rows.append((
                 "KdEnvelope 25.62A, 100 sims", method,
                 _timed(lambda m=method: cm.k_density(
-                    pts, "25.62A", r=R_KD, simulations=100, method=m, random_state=1, **KW),
+                    pts, "25.62A", r=R_KD, simulations=100, options={"method": m},
+                    random_state=1, **KW),
                     args.repeat),
             ))  # fmt: skip
         rows.append((
@@ -142,7 +144,7 @@ def main() -> int:
             rows.append((
                 "Kdhat all 15 438 pts as one type", method,
                 _timed(lambda m=method: cm.k_density(
-                    one, "ALL", r=R_KD, simulations=0, method=m, **KW), args.repeat),
+                    one, "ALL", r=R_KD, simulations=0, options={"method": m}, **KW), args.repeat),
             ))  # fmt: skip
     else:
         print(f"skipped the dbmss comparisons: {POINTS} is absent")
@@ -153,7 +155,7 @@ def main() -> int:
             rows.append((
                 "20 000 of 600 000 sites, 100 sims", method,
                 _timed(lambda m=method: cm.k_density(
-                    big, "S", r=r, simulations=100, method=m, random_state=1), 1),
+                    big, "S", r=r, simulations=100, options={"method": m}, random_state=1), 1),
             ))  # fmt: skip
     print()
     print(f"{'task':<36} {'variant':<8} {'clustermap s':>12} {'dbmss s*':>9} {'speed-up':>9}")
