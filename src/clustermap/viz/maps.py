@@ -290,6 +290,10 @@ var cmUtil = (function () {
 class MapOptions:
     """How a map is drawn; the same options for every ``explore_*`` function.
 
+    ``explore_*(..., map_options={"offline": True})``; the keywords ``tiles=``,
+    ``simplify=``, ``offline=`` and ``layer_control=`` of version 0.1 are accepted for one
+    release, with a FutureWarning.
+
     Attributes
     ----------
     tiles : str or folium.TileLayer or None, default "OpenStreetMap"
@@ -733,9 +737,7 @@ def explore_clusters(
     largest : int, default 5
         Number of establishments listed by name in each fiche.
     map_options : MapOptions or dict, optional
-        How the map is drawn: base map, display simplification, offline page, layer
-        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
-        ``layer_control=`` are the old spellings, accepted for one release).
+        Base map, simplification, offline page, layer selector (:class:`MapOptions`).
     **map_kwds
         Passed to :class:`folium.Map` when a new map is made.
 
@@ -979,9 +981,7 @@ def explore_lq(
     lang : {"fr", "en"}, default "fr"
     title : str, optional
     map_options : MapOptions or dict, optional
-        How the map is drawn: base map, display simplification, offline page, layer
-        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
-        ``layer_control=`` are the old spellings, accepted for one release).
+        Base map, simplification, offline page, layer selector (:class:`MapOptions`).
     **map_kwds
         Passed to :class:`folium.Map`.
 
@@ -1235,9 +1235,7 @@ def explore_local(
     lang : {"fr", "en"}, default "fr"
     title : str, optional
     map_options : MapOptions or dict, optional
-        How the map is drawn: base map, display simplification, offline page, layer
-        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
-        ``layer_control=`` are the old spellings, accepted for one release).
+        Base map, simplification, offline page, layer selector (:class:`MapOptions`).
     **map_kwds
         Passed to :class:`folium.Map`.
 
@@ -1347,9 +1345,7 @@ def explore_establishments(
     lang : {"fr", "en"}, default "fr"
     title : str, optional
     map_options : MapOptions or dict, optional
-        How the map is drawn: base map, display simplification, offline page, layer
-        selector (:class:`MapOptions`; ``tiles=``, ``simplify=``, ``offline=`` and
-        ``layer_control=`` are the old spellings, accepted for one release).
+        Base map, simplification, offline page, layer selector (:class:`MapOptions`).
     **map_kwds
         Passed to :class:`folium.Map`.
 
