@@ -482,3 +482,34 @@ def test_old_keywords_still_work_with_a_future_warning_and_give_the_same_result(
         cm.detect_clusters(counts, units, link_ordre=1)
     with pytest.raises(ValueError, match="link_order must be 1 or 2"):
         cm.detect_clusters(counts, units, options={"link_order": 3})
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_outlines_and_assignment_on_detailed_departements_equal_the_general_union():
+    """Coverage union of the members equals shapely.union_all (areas within 1e-6); the
+    polygon-side assignment gives every establishment the same département as a point test."""
+    import shapely
+
+    from clustermap.detect.profile import outline
+
+    registry = cm.read_registry(shared_file("synthetic_france", "registry.csv.gz"))
+    deps = cm.read_units(shared_file("france_boundaries", "departements_2018.parquet"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        res = cm.detect_clusters(registry, deps, local_statistic=None)
+    assert len(res.clusters) > 100
+    for ids, geom in zip(res.clusters["unit_ids"], res.clusters.geometry):
+        reference = shapely.union_all(deps.geometry.loc[ids].to_numpy())
+        assert abs(geom.area - reference.area) <= 1e-6 * reference.area
+        assert shapely.symmetric_difference(geom, reference).area <= 1e-6 * reference.area
+        assert outline(deps.geometry.loc[ids].to_numpy()).equals(geom)
+    # assignment: the département of each establishment is the one containing it
+    pts = registry.establishments.geometry.to_crs(deps.crs)
+    sample = np.random.default_rng(0).choice(len(pts), 2000, replace=False)
+    assigned = cm.assign_units(registry.establishments.iloc[sample], deps)
+    for point, unit in zip(pts.iloc[sample], assigned):
+        holder = deps.index[deps.geometry.intersects(point)]
+        assert (unit in holder) if len(holder) else pd.isna(unit)
+        if len(holder):
+            assert unit == holder[0]  # the first unit in row order wins on a border

@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import shapely
 
 from ..core.geo import metric_crs
 from ..core.schema import (
@@ -35,7 +36,7 @@ from ..errors import SchemaError
 from .result import CLUSTER_COLUMNS
 from .scores import star_rating, strong_cluster_flags
 
-__all__ = ["AUTO_ZONE_UNITS", "cluster_frame", "membership"]
+__all__ = ["AUTO_ZONE_UNITS", "cluster_frame", "membership", "outline"]
 
 _COMMUNE_CODE = r"^(?:\d{5}|2[AB]\d{3})$"
 
@@ -199,8 +200,10 @@ def cluster_frame(
         }
         rec.update(emp_scores.of(r, c) if emp_scores else _NO_EMPLOYMENT)
         records.append(rec)
-        shape = units.geometry.iloc[r].union_all()
-        geoms.append(shape.convex_hull if point_units else shape)  # a hull, not a MultiPoint
+        if point_units:  # a hull a map can draw, not a MultiPoint
+            geoms.append(units.geometry.iloc[r].union_all().convex_hull)
+        else:
+            geoms.append(outline(units.geometry.to_numpy()[r]))
     if not records:
         return _empty_clusters(units.crs)
     frame = _comparison_scores(pd.DataFrame(records), ref, has_emp=bool(emp_mats))
@@ -279,3 +282,30 @@ def _comparison_scores(frame: pd.DataFrame, ref: pd.DataFrame, *, has_emp: bool)
     frame["strong_cluster_p90"] = flags["strong_cluster_p90"].to_numpy()
     frame["stars"] = stars["stars"].to_numpy()
     return frame
+
+
+def outline(parts: np.ndarray) -> Any:
+    """The union of polygons that tile the plane (a coverage), by dissolving shared edges.
+
+    A coverage union is linear in the number of edges, where a general union overlays every
+    polygon; the result is checked (valid, and of area the sum of the parts: no overlap) and
+    the general union is used when the parts are not a clean coverage.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> outline(np.array([box(0, 0, 1, 1), box(1, 0, 2, 1)])).area
+    2.0
+    >>> outline(np.array([box(0, 0, 2, 1), box(1, 0, 3, 1)])).area  # overlapping: union
+    3.0
+    """
+    if len(parts) == 1:
+        return parts[0]
+    total = float(shapely.area(parts).sum())
+    try:
+        out = shapely.coverage_union_all(parts)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(parts)
+    if shapely.is_valid(out) and abs(out.area - total) <= 1e-9 * max(total, 1e-300):
+        return out
+    return shapely.union_all(parts)
