@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..core.schema import ESTABLISHMENTS, SECTOR, UNIT_ID
 from ..errors import ClustermapWarning, DataFileError, SchemaError
+from .sniff import mismatch
 
 __all__ = ["CountTables", "read_counts"]
 
@@ -80,6 +81,9 @@ def _normalize_sectors(codes: pd.Series) -> pd.Series:
 def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"Counts file {str(path)!r} does not exist.")
+    problem = mismatch(path, encoding)
+    if problem:
+        raise DataFileError(f"Counts file {problem}")
     suffixes = "".join(path.suffixes).lower()
     if suffixes.endswith(".parquet"):
         try:

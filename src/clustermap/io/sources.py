@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ClustermapWarning, DataFileError
 from .presets import _COMPRESSIONS, _CSV_SUFFIXES, _PARQUET_SUFFIXES
+from .sniff import mismatch
 
 _BLOCK_SIZE = 1 << 24  # bytes of CSV per streamed batch (about 150 000 SIRENE rows)
 
@@ -294,6 +295,9 @@ def _open_source(
             f"Registry file {str(path)!r} does not exist. Check the path (relative paths "
             "are relative to the current directory)."
         )
+    problem = mismatch(path, encoding)
+    if problem:
+        raise DataFileError(problem)
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
     inner = suffixes[-2] if len(suffixes) > 1 else ""
