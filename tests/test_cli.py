@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from test_maps import make_result
@@ -247,3 +248,104 @@ def test_detect_end_to_end_with_units_file(capsys, tmp_path):
     ids = re.findall(r'<tr data-cluster="([^"]+)"', page)
     assert ids == expected.clusters["cluster_id"].astype(str).tolist()
     assert pd.notna(expected.clusters["lq"]).all()
+
+
+def _long_counts(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    ids = [f"u{i:02d}" for i in range(36)]
+    units = gpd.GeoDataFrame(
+        {"code": ids, "nom": [f"Ville {i}" for i in range(36)]},
+        geometry=[box(i % 6, i // 6, i % 6 + 1, i // 6 + 1) for i in range(36)],
+        crs=2154,
+    )
+    units_path = tmp_path / "units.gpkg"
+    units.to_file(units_path)
+    rows = []
+    for i, u in enumerate(ids):
+        planted = 30 if i in (0, 1, 6, 7) else 2
+        rows += [(u, "25.62A", planted), (u, "47.11B", 40)]
+    path = tmp_path / "comptages.csv"
+    pd.DataFrame(rows, columns=["unit", "sector", "establishments"]).to_csv(path, index=False)
+    return path, units_path
+
+
+def test_detect_reads_a_count_file_from_its_header_and_names_it_in_the_report(capsys, tmp_path):
+    path, units_path = _long_counts(tmp_path)
+    out_html = tmp_path / "r.html"
+    argv = ["detect", str(path), "--units", str(units_path), "--unit-id", "code"]
+    code, out, err = run([*argv, "--unit-name", "nom", "--out", str(out_html)], capsys)
+    assert code == 0, err
+    assert "Lecture des effectifs par unité et secteur" in err
+    assert out.startswith("1 cluster(s) détecté(s) dans 1 secteur(s)")
+    page = out_html.read_text(encoding="utf-8")
+    assert "comptages.csv" in page and "non précisé" not in page
+
+
+def test_count_file_errors_speak_in_flags(capsys, tmp_path):
+    path, _ = _long_counts(tmp_path)
+    code, _, err = run(["detect", str(path), "--out", str(tmp_path / "r.html")], capsys)
+    assert code == 2 and "comptages.csv" in err and "--units FICHIER" in err
+    registry = tmp_path / "registre.csv"
+    registry.write_text("siret,naf,lon,lat\n00000000000018,25.62A,6.5,46.0\n", encoding="utf-8")
+    argv = ["detect", str(registry), "--out", str(tmp_path / "r.html"), "--lang", "en"]
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert "--sector-column naf --x-column lon" in err and "sector=" not in err
+    code, _, err = run([*argv, "--year", "2020"], capsys)
+    assert code == 2 and "--year applies to count files" in err
+
+
+X0, Y0 = 940_000, 6_540_000  # Lambert-93 metres, in Haute-Savoie
+
+
+def test_named_columns_on_the_command_line(capsys, tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):
+        cx, cy = (0.5, 0.5) if i < 60 else rng.uniform(0, 4, 2)
+        others = ["47.11B", "56.10A", "25.62A"]
+        naf = "25.62A" if i < 60 else rng.choice(others, p=[0.5, 0.45, 0.05])
+        dx, dy = rng.uniform(-0.4, 0.4, 2)
+        rows.append((f"{i:014d}", naf, X0 + 1000 * (cx + dx), Y0 + 1000 * (cy + dy)))
+    registry = tmp_path / "registre.csv"
+    pd.DataFrame(rows, columns=["id_etab", "code_ape", "xx", "yy"]).to_csv(registry, index=False)
+    cells = gpd.GeoDataFrame(
+        {"code": [f"c{i}" for i in range(16)]},
+        geometry=[
+            box(X0 + 1000 * (i % 4), Y0 + 1000 * (i // 4), X0 + 1000 * (i % 4 + 1),
+                Y0 + 1000 * (i // 4 + 1))
+            for i in range(16)
+        ],
+        crs=2154,
+    )  # fmt: skip
+    cells.to_file(tmp_path / "cells.gpkg")
+    argv = [
+        "detect", str(registry), "--units", str(tmp_path / "cells.gpkg"), "--unit-id", "code",
+        "--sector-column", "code_ape", "--x-column", "xx", "--y-column", "yy",
+        "--id-column", "id_etab", "--crs", "2154", "--out", str(tmp_path / "r.html"), "--quiet",
+    ]  # fmt: skip
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "400 établissements retenus" in out.replace("\u00a0", " ")
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_detect_on_the_real_urssaf_file_with_commune_polygons(capsys, tmp_path):
+    from conftest import shared_file
+
+    path = shared_file("urssaf", "urssaf_commune_x_ape_ze_rouen_2006_2022.csv.gz")
+    communes = shared_file("france_boundaries", "communes_2018_simplified.parquet")
+    out_html = tmp_path / "rouen.html"
+    argv = ["detect", str(path), "--units", str(communes), "--out", str(out_html), "--quiet"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    n = int(re.match(r"(\d+) cluster", out).group(1))
+    assert n > 0
+    page = out_html.read_text(encoding="utf-8")
+    assert page.count("<tr data-cluster=") == n and path.name in page

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -46,6 +47,17 @@ DEFAULT_SEED = 12345
 _MESSAGES = {
     "read_registry": ("Lecture du registre", "Reading the registry"),
     "read_units": ("Lecture des unités spatiales", "Reading the spatial units"),
+    "read_counts": ("Lecture des effectifs par unité et secteur", "Reading the counts"),
+    "counts_need_units": (
+        "{path} contient des effectifs par unité et secteur : donnez les polygones de ces "
+        "unités avec --units FICHIER",
+        "{path} holds counts per unit and sector: give the polygons of those units with "
+        "--units FILE",
+    ),
+    "year_needs_counts": (
+        "--year s'applique aux fichiers d'effectifs (URSSAF) ; ajoutez --counts si c'en est un",
+        "--year applies to count files (URSSAF); add --counts if this is one",
+    ),
     "load_demo": ("Chargement des données de démonstration", "Loading the demo data"),
     "detect": ("Détection des clusters", "Detecting clusters"),
     "report": ("Écriture du rapport", "Writing the report"),
@@ -178,6 +190,18 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--unit-id", default=None, help="column of the unit ids in --units")
     detect.add_argument("--unit-name", default=None, help="column of the unit names")
     detect.add_argument("--crs", default=None, help="CRS of the registry coordinates")
+    detect.add_argument("--sector-column", default=None, help="column of the sector codes")
+    detect.add_argument("--x-column", default=None, help="column of the x coordinates")
+    detect.add_argument("--y-column", default=None, help="column of the y coordinates")
+    detect.add_argument("--id-column", default=None, help="column of the establishment ids")
+    detect.add_argument("--encoding", default="utf-8", help="text encoding (e.g. latin-1)")
+    detect.add_argument(
+        "--counts",
+        action="store_true",
+        help="the file holds counts per unit and sector (URSSAF or a long table); "
+        "detected from the header when not given",
+    )
+    detect.add_argument("--year", type=int, default=None, help="year of a URSSAF count file")
     common(detect, "report.html")
 
     demo = sub.add_parser(
@@ -319,10 +343,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise ValueError("--unit-id needs --units FILE (the polygons holding that column).")
         steps = 3 + bool(args.units) + bool(gpkg)
         progress = _Progress(steps, lang, args.quiet, err)
-        kwargs = {"format": args.format} if args.format else {}
-        if args.crs:
-            kwargs["crs"] = args.crs
-        registry = progress.run("read_registry", lambda: cm.read_registry(registry_path, **kwargs))
+        registry = _read_input(cm, args, registry_path, progress, lang)
         units = None
         if args.units:
             units = progress.run(
@@ -336,12 +357,76 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         registry, units = demo.registry, demo.units
     detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
     result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
-    progress.run("report", lambda: result.to_html(report, lang=lang))
+    source = Path(args.registry).name if args.command == "detect" else None
+    progress.run("report", lambda: result.to_html(report, lang=lang, source=source))
     if gpkg is not None:
         progress.run("gpkg", lambda: result.to_file(gpkg))
     progress.done()
     _summary(result, lang, report, gpkg, out)
     return 0
+
+
+def _read_input(cm: Any, args: argparse.Namespace, path: Path, progress: Any, lang: str) -> Any:
+    """The registry, or the count tables when the file holds counts (--counts or header)."""
+    from .io.counts import header_columns, looks_like_counts
+
+    counts = args.counts or (
+        args.format is None and looks_like_counts(header_columns(path, args.encoding))
+    )
+    if counts:
+        if not args.units:
+            raise ValueError(_msg("counts_need_units", lang, path=path.name))
+        kwargs = {"year": args.year, "encoding": args.encoding}
+        if args.sector_column:
+            kwargs["sector"] = args.sector_column
+        return progress.run("read_counts", lambda: cm.read_counts(path, **kwargs))
+    if args.year is not None:
+        raise ValueError(_msg("year_needs_counts", lang))
+    kwargs = {"encoding": args.encoding}
+    for key, value in (
+        ("format", args.format),
+        ("crs", args.crs),
+        ("sector", args.sector_column),
+        ("x", args.x_column),
+        ("y", args.y_column),
+        ("id", args.id_column),
+    ):
+        if value:
+            kwargs[key] = value
+    return progress.run("read_registry", lambda: cm.read_registry(path, **kwargs))
+
+
+_FLAGS = {
+    "encoding": "--encoding",
+    "unit_id": "--unit-id",
+    "crs": "--crs",
+    "sector": "--sector-column",
+    "x": "--x-column",
+    "y": "--y-column",
+    "id": "--id-column",
+    "year": "--year",
+    "format": "--format",
+}
+_CALL = re.compile(
+    r"(?:cm\.|clustermap\.)?read_(?:registry|counts)\((?:path|[a-z_]+)(?:, )?([^()]*)\)"
+)
+_KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(['\"]?)([^'\",)\s]*)\2")
+
+
+def _cli_words(text: str) -> str:
+    """An API error message in the command line's vocabulary: flags, not keywords.
+
+    Examples
+    --------
+    >>> _cli_words("Pass the file's encoding, e.g. encoding='latin-1'.")
+    "Pass the file's encoding, e.g. --encoding latin-1."
+    >>> _cli_words("Name them: read_registry(path, sector='naf', x='lon', crs=4326).")
+    'Name them: clustermap detect FILE --sector-column naf --x-column lon --crs 4326.'
+    """
+    text = _CALL.sub(lambda m: "clustermap detect FILE " + m.group(1).replace(", ", " "), text)
+    return _KEYWORD.sub(
+        lambda m: _FLAGS[m.group(1)] + (f" {m.group(3)}" if m.group(3) else ""), text
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -382,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClustermapError, FileNotFoundError, ValueError, ImportError) as exc:
         if args.debug:
             traceback.print_exc(file=err)
-        text = display_text(" ".join(str(exc).split()), 2000) or type(exc).__name__
+        text = display_text(_cli_words(" ".join(str(exc).split())), 2000) or type(exc).__name__
         sep = " : " if lang == "fr" else ": "
         print(f"clustermap: {_msg('error', lang)}{sep}{text}", file=err)
         return 2

@@ -16,7 +16,7 @@ from ..core.schema import ESTABLISHMENTS, SECTOR, UNIT_ID
 from ..errors import ClustermapWarning, DataFileError, SchemaError
 from .sniff import mismatch
 
-__all__ = ["CountTables", "read_counts"]
+__all__ = ["CountTables", "header_columns", "looks_like_counts", "read_counts"]
 
 
 @dataclass
@@ -326,3 +326,52 @@ def read_counts(
     return CountTables(
         establishments=est_tab, employees=emp_tab, source=source, year=picked_year, info=info
     )
+
+
+def header_columns(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    r"""The column names of a CSV file (plain or gzip), from its first line; [] otherwise.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("Code commune;Code APE;Nombre d'établissements 2022\n")
+    >>> header_columns(p)
+    ['Code commune', 'Code APE', "Nombre d'établissements 2022"]
+    """
+    import gzip
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".txt", ".tsv", ".gz"):
+        return []
+    try:
+        with open(path, "rb") as fh:
+            packed = fh.read(2) == b"\x1f\x8b"
+        opener = gzip.open if packed else open
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
+            first = fh.readline(1 << 20).lstrip("\ufeff").rstrip("\r\n")
+    except (OSError, EOFError):
+        return []
+    sep = max((";", ",", "\t"), key=first.count)
+    return next(csv.reader([first], delimiter=sep), [])
+
+
+def looks_like_counts(columns: list[str]) -> bool:
+    """True for the header of a count table :func:`read_counts` reads (URSSAF or long).
+
+    A URSSAF file has ``Nombre d'établissements YYYY`` columns; a long table has unit,
+    sector and establishments columns and no coordinates.
+
+    Examples
+    --------
+    >>> looks_like_counts(["Code commune", "Code APE", "Nombre d'établissements 2022"])
+    True
+    >>> looks_like_counts(["siret", "activitePrincipaleEtablissement", "longitude"])
+    False
+    """
+    if any(_URSSAF_EST.match(str(c)) for c in columns):
+        return True
+    lower = {str(c).lower() for c in columns}
+    has_xy = bool(lower & {"x", "y", "longitude", "latitude", "lon", "lat", "geometry"})
+    return not has_xy and bool(lower & {"unit", UNIT_ID}) and {SECTOR, ESTABLISHMENTS} <= lower
