@@ -148,7 +148,8 @@ def result() -> cm.ClusterResult:
 
 @pytest.fixture(scope="module")
 def page(result) -> str:
-    return render(cm.explore_clusters(result))
+    # the CDN page: the map's own HTML without Leaflet's source (which holds NaN)
+    return render(cm.explore_clusters(result, map_options={"offline": False}))
 
 
 # ------------------------------------------------------------------ number formatting

@@ -140,3 +140,21 @@ def test_notebook_runs(name: str) -> None:
         assert images >= 6, images
         assert "have a 95 % interval above 1" in text
     print(f"{name}: {seconds:.0f} s")  # shown with -s; the goal is about a minute each
+
+
+def test_maps_as_notebooks_show_them_need_no_remote_script_or_stylesheet():
+    """What a notebook displays (the map's HTML) draws without a network by default."""
+    import re
+
+    import clustermap as cm
+
+    demo = cm.load_demo()
+    result = cm.detect_clusters(demo.registry, demo.units, local_statistic=None)
+    for m in (cm.explore_clusters(result), cm.explore_establishments(demo.registry)):
+        page = m._repr_html_()  # the iframe Jupyter shows, with the whole page inside
+        inner = __import__("html").unescape(page)
+        assert not re.search(r"<script[^>]*\ssrc=[\"']?(https?:)?//", inner)
+        assert not re.search(r"<link[^>]*href=[\"']?(https?:)?//", inner)
+        assert "L.map(" in inner  # Leaflet itself is in the page
+    cdn = cm.explore_clusters(result, map_options={"offline": False}).get_root().render()
+    assert re.search(r"<script[^>]*\ssrc=[\"']?https://", cdn)  # the CDN on request

@@ -14,7 +14,7 @@ Safety: registry text (names, labels, codes) reaches the page only as JSON insid
 with ``textContent`` by small own scripts, never as HTML, and never through a template
 engine (folium and branca render with Jinja2; clustermap's scripts and data are placed as
 raw text). Layer names, which Leaflet's layer control shows as HTML and folium's templates
-handle, are escaped for both. Offline maps (``offline=True``) carry the report's
+handle, are escaped for both. Offline maps (the default) carry the report's
 Content-Security-Policy: only the map's own scripts run.
 
 Geometry is reprojected to WGS84, simplified as a coverage
@@ -290,7 +290,7 @@ var cmUtil = (function () {
 class MapOptions:
     """How a map is drawn; the same options for every ``explore_*`` function.
 
-    ``explore_*(..., map_options={"offline": True})``; the keywords ``tiles=``,
+    ``explore_*(..., map_options={"offline": False})``; the keywords ``tiles=``,
     ``simplify=``, ``offline=`` and ``layer_control=`` of version 0.1 are accepted for one
     release, with a FutureWarning.
 
@@ -302,20 +302,22 @@ class MapOptions:
         Display tolerance in metres for coverage simplification ("auto": 1/10000 of the
         extent drawn; ``None``: no simplification). Coordinates are always rounded to 5
         decimals. Only the units drawn are simplified; the data are untouched.
-    offline : bool, default False
-        Embed Leaflet in the page instead of loading it from a CDN (new map only).
+    offline : bool, default True
+        Embed Leaflet in the page (new map only), so the map draws without a network, in a
+        notebook or a saved file; ``False`` loads Leaflet from a CDN, for smaller files.
+        Base-map tiles always come from the network (``tiles=None``: none).
     layer_control : bool, default True
         Add a layer selector.
 
     Examples
     --------
-    >>> MapOptions(offline=True).offline
-    True
+    >>> MapOptions(offline=False).offline
+    False
     """
 
     tiles: Any = "OpenStreetMap"
     simplify: float | str | None = "auto"
-    offline: bool = False
+    offline: bool = True
     layer_control: bool = True
 
 
