@@ -349,3 +349,22 @@ def test_detect_on_the_real_urssaf_file_with_commune_polygons(capsys, tmp_path):
     assert n > 0
     page = out_html.read_text(encoding="utf-8")
     assert page.count("<tr data-cluster=") == n and path.name in page
+
+
+@pytest.mark.parametrize(
+    ("compiled", "quiet", "said"),
+    [(False, False, True), (True, False, False), (False, True, False)],
+)
+def test_first_run_says_once_that_kernels_compile(
+    capsys, monkeypatch, tmp_path, compiled, quiet, said
+):
+    from clustermap.stats import autocorrelation
+
+    monkeypatch.setattr(autocorrelation, "kernels_compiled", lambda: compiled)
+    monkeypatch.setattr(cm, "load_demo", lambda: _FakeDemo())
+    monkeypatch.setattr(cm, "detect_clusters", lambda data, units=None: make_result())
+    argv = ["demo", "--out", str(tmp_path / "r.html"), "--lang", "en", *(["-q"] if quiet else [])]
+    code, _, err = run(argv, capsys)
+    assert code == 0
+    assert ("First run on this machine" in err) is said
+    assert err.count("First run") <= 1

@@ -105,6 +105,13 @@ _MESSAGES = {
         "choisissez un dossier accessible en écriture.",
         "cannot write to the folder of {flag} {path} ({reason}): choose a writable folder.",
     ),
+    "first_run": (
+        "Premier lancement sur cette machine : les noyaux de calcul sont compilés une fois "
+        "(environ une minute sur 2 cœurs) ; les lancements suivants démarrent en quelques "
+        "secondes.",
+        "First run on this machine: the statistics kernels are compiled once (about a minute "
+        "on 2 cores); later runs start in seconds.",
+    ),
     "unsupported": (
         "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",
         "option {opt} is not supported by this version of detect_clusters",
@@ -356,6 +363,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         demo = progress.run("load_demo", cm.load_demo)
         registry, units = demo.registry, demo.units
     detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
+    if not args.quiet:
+        from .stats.autocorrelation import kernels_compiled
+
+        if kernels_compiled() is False:
+            print(_msg("first_run", lang), file=err, flush=True)
     result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
     source = Path(args.registry).name if args.command == "detect" else None
     progress.run("report", lambda: result.to_html(report, lang=lang, source=source))

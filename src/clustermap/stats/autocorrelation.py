@@ -85,6 +85,7 @@ __all__ = [
     "GlobalResult",
     "LocalResult",
     "global_moran",
+    "kernels_compiled",
     "local_geary",
     "local_getis_ord",
     "local_moran",
@@ -1098,3 +1099,24 @@ def global_moran(
         "constant_sectors": list(columns[const]),
     }
     return GlobalResult(table=table, parameters=params)
+
+
+def kernels_compiled() -> bool | None:
+    """Whether the permutation kernels are already compiled in numba's cache on this machine.
+
+    The first call of a local statistic compiles them (about a minute on 2 cores); later
+    processes load them in a second. None when it cannot be told (numba's cache layout is
+    not the one known, or caching is off).
+
+    Examples
+    --------
+    >>> kernels_compiled() in (True, False, None)
+    True
+    """
+    import os
+
+    try:
+        index = K.tiled_counts._cache._cache_file._index_path
+    except AttributeError:  # another numba layout, or no cache
+        return None
+    return os.path.exists(index)
