@@ -189,3 +189,35 @@ def test_report_on_the_bundled_demo(tmp_path):
     )
     assert not re.search(r"<script[^>]*\ssrc=", page)
     assert pd.notna(result.clusters["lq"]).all()
+
+
+def test_a_small_file_over_large_units_counts_and_zooms_to_the_units_with_data(tmp_path):
+    """A département's data over national units: the report counts the units holding
+    establishments, and a map without clusters opens on them, not on the whole layer."""
+    import re
+    import warnings
+
+    from shapely.geometry import box
+
+    ids = [f"u{i:03d}" for i in range(100)]
+    units = gpd.GeoDataFrame(
+        {"name": ids},
+        geometry=[box(2 + 0.1 * (i % 10), 45 + 0.1 * (i // 10), 2.1 + 0.1 * (i % 10),
+                      45.1 + 0.1 * (i // 10)) for i in range(100)],
+        index=pd.Index(ids, name="unit_id"),
+        crs=4326,
+    )  # fmt: skip
+    counts = pd.DataFrame({"a": [5] * 4, "b": [5] * 4}, index=["u000", "u001", "u010", "u011"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = cm.detect_clusters(counts, units, level=None, local_statistic=None)
+    assert len(result.clusters) == 0
+    out = cm.write_report(result, tmp_path / "r.html", lang="en")
+    page = out.read_text(encoding="utf-8")
+    assert "<b>4</b>Spatial units with establishments" in page
+    html = cm.explore_clusters(result).get_root().render()
+    found = re.findall(  # the map's own call, after Leaflet's source
+        r"fitBounds\(\s*\[\[([-\d.]+),\s*([-\d.]+)\],\s*\[([-\d.]+),\s*([-\d.]+)\]\]", html
+    )
+    lat0, lon0, lat1, lon1 = (float(v) for v in found[-1])
+    assert (lat0, lon0) == pytest.approx((45.0, 2.0)) and (lat1, lon1) == pytest.approx((45.2, 2.2))

@@ -125,7 +125,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "no_clusters": ("Aucun cluster détecté.", "No cluster detected."),
     "n_clusters": ("Nombre de clusters", "Number of clusters"),
     "n_sectors": ("Secteurs concernés", "Sectors involved"),
-    "n_units_total": ("Unités spatiales", "Spatial units"),
+    "n_units_total": (
+        "Unités spatiales avec des établissements",
+        "Spatial units with establishments",
+    ),
     "rank": ("Rang", "Rank"),
     "generated_by": ("Produit par clustermap {version}", "Made with clustermap {version}"),
     "not_given": ("non précisé", "not given"),

@@ -673,6 +673,15 @@ def _cluster_geoms_wgs84(clusters: Any) -> list[Any]:
     return list(gs.to_numpy())
 
 
+def _units_with_data(result: Any, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The units holding at least one establishment of the result's table."""
+    table = getattr(result, "table", None)
+    if table is None or UNIT_ID not in getattr(table, "columns", ()):
+        return units
+    ids = pd.Index(table[UNIT_ID].astype(str).unique())
+    return units.loc[units.index.intersection(ids)]
+
+
 def _drawn_units(clusters: pd.DataFrame, units: Any, simplify: Any) -> tuple[Any, float]:
     """The units the clusters cover, simplified for display, and the tolerance used.
 
@@ -795,8 +804,9 @@ def explore_clusters(
         tol = _tolerance(shapely.total_bounds(np.asarray(geoms, dtype=object)), simplify)
 
     bounds = _bounds(geoms)
-    if bounds is None and units is not None:
-        minx, miny, maxx, maxy = units.total_bounds
+    if bounds is None and units is not None:  # no cluster: the units that hold data
+        with_data = _units_with_data(result, units)
+        minx, miny, maxx, maxy = (with_data if len(with_data) else units).total_bounds
         bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     if bounds is None:
         warnings.warn(
