@@ -221,3 +221,25 @@ def test_a_small_file_over_large_units_counts_and_zooms_to_the_units_with_data(t
     )
     lat0, lon0, lat1, lon1 = (float(v) for v in found[-1])
     assert (lat0, lon0) == pytest.approx((45.0, 2.0)) and (lat1, lon1) == pytest.approx((45.2, 2.2))
+
+
+def test_report_of_a_count_file_names_it(tmp_path):
+    import warnings
+
+    from shapely.geometry import box
+
+    ids = [f"u{i}" for i in range(9)]
+    units = gpd.GeoDataFrame(
+        {"name": ids},
+        geometry=[box(i % 3, i // 3, i % 3 + 1, i // 3 + 1) for i in range(9)],
+        index=pd.Index(ids, name="unit_id"),
+        crs=2154,
+    )
+    path = tmp_path / "comptages_urssaf.csv"
+    rows = [(u, "25.62A", 3) for u in ids] + [(u, "47.11B", 9) for u in ids]
+    pd.DataFrame(rows, columns=["unit", "sector", "establishments"]).to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = cm.detect_clusters(cm.read_counts(path), units, local_statistic=None)
+    page = cm.write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "comptages_urssaf.csv" in page and "non précisé" not in page

@@ -377,6 +377,8 @@ def _read_input(
         units = _prepare_units(units)
         table = _counts_input(data, employees, units, level, opts.nomenclature, run)
         est_out, summary = None, None
+        if isinstance(data, CountTables) and data.source != "<DataFrame>":
+            run.params["source"] = data.source  # the report names the file read
     if table.measures[ESTABLISHMENTS].sum() <= 0:
         raise SchemaError("The data hold no establishment at all inside the units.")
     point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()

@@ -196,7 +196,7 @@ def _is_artefact(row: pd.Series) -> bool:
 def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
     t = i18n.t
     summary = dict(result.registry_summary or {})
-    src = source or summary.get("source")
+    src = source or summary.get("source") or (result.parameters or {}).get("source")
     rows = [
         (t("source", lang), Path(str(src)).name if src else t("not_given", lang)),
         (t("date", lang), date),
