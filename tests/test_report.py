@@ -243,3 +243,29 @@ def test_report_of_a_count_file_names_it(tmp_path):
         result = cm.detect_clusters(cm.read_counts(path), units, local_statistic=None)
     page = cm.write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "comptages_urssaf.csv" in page and "non précisé" not in page
+
+
+def test_parameters_and_method_read_for_a_council_officer(report):
+    """Parameters in words and in French first (raw values in a collapsed block); the method
+    text says what the code does: the exact Poisson window test, Gi* only as a second view."""
+    _, page = report
+    readable = re.search(r'id="cm-parameters-readable"><tbody>(.*?)</tbody>', page, re.S).group(1)
+    rows = [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)
+        ]
+        for r in re.findall(r"<tr>(.*?)</tr>", readable, re.S)
+    ]
+    assert rows == [
+        ["Part de fausses découvertes tolérée, par secteur", f"5{NBSP}%"],
+        ["Permutations de l'indicateur Gi*", "999"],
+        ["Graine aléatoire (reproductibilité)", "7"],
+    ]
+    assert re.search(
+        r"<details><summary>Paramètres techniques[^<]*</summary>\s*<table id=\"cm-parameters\"",
+        page,
+    )
+    method = html.unescape(re.search(r'id="cm-method">(.*?)</section>', page, re.S).group(1))
+    assert "test exact de Poisson" in method and "Benjamini-Hochberg" in method
+    assert "tests de permutation sur les indicateurs locaux" not in method

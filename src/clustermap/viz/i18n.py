@@ -104,6 +104,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "parameters": ("Paramètres", "Parameters"),
     "parameter": ("Paramètre", "Parameter"),
     "value": ("Valeur", "Value"),
+    "technical": (
+        "Paramètres techniques (tous, tels qu'utilisés)",
+        "Technical parameters (all, as used)",
+    ),
     "cluster_table": ("Tableau des clusters", "Table of clusters"),
     "sort_hint": (
         "Cliquez sur un en-tête de colonne pour trier.",
@@ -141,12 +145,16 @@ _METHOD_NOTE = {
         "secteur, le quotient de localisation (QL) compare la part du secteur dans la "
         "commune à sa part nationale : un QL de 2 signifie deux fois plus d'établissements "
         "du secteur que si l'activité était répartie comme en France entière.",
-        "Les communes spécialisées voisines sont regroupées si la concentration est "
-        "statistiquement significative (tests de permutation sur les indicateurs locaux "
-        "d'autocorrélation spatiale). Chaque cluster reçoit un intervalle de confiance à "
-        "95 % sur son QL, une valeur p, des étoiles selon la méthode de l'Observatoire "
-        "européen des clusters et un indicateur de « cluster fort » inspiré du U.S. Cluster "
-        "Mapping Project.",
+        "Pour chaque commune et chaque secteur, un test exact de Poisson vérifie si la "
+        "commune et ses voisines comptent nettement plus d'établissements du secteur "
+        "qu'attendu compte tenu de toute leur activité ; le taux de fausses découvertes est "
+        "contrôlé sur l'ensemble des communes du secteur (procédure de Benjamini-Hochberg). "
+        "Les communes spécialisées et significatives voisines forment une zone, retenue si "
+        "elle compte assez d'établissements et un QL nettement supérieur à 1. Chaque cluster "
+        "reçoit un intervalle de confiance à 95 % sur son QL, une valeur p, des étoiles "
+        "selon la méthode de l'Observatoire européen des clusters et un indicateur de "
+        "« cluster fort » inspiré du U.S. Cluster Mapping Project ; l'indicateur Gi* "
+        "(tests de permutation) est donné en complément.",
         "Limites : les effectifs salariés sont estimés à partir des tranches d'effectif du "
         "registre (d'où une fourchette) ; un établissement est compté à l'adresse déclarée, "
         "ce qui peut gonfler les communes qui accueillent des sièges sociaux ou des agences "
@@ -161,11 +169,14 @@ _METHOD_NOTE = {
         "quotient (LQ) compares the industry's share in the unit with its national share: "
         "an LQ of 2 means twice as many establishments as if the industry were spread like "
         "the whole country.",
-        "Neighbouring specialised units are grouped when the concentration is statistically "
-        "significant (permutation tests of local spatial autocorrelation statistics). Each "
+        "For each unit and industry, an exact Poisson test checks whether the unit and its "
+        "neighbours hold clearly more establishments of the industry than expected from all "
+        "their activity; the false discovery rate is controlled over the units of the "
+        "industry (Benjamini-Hochberg). Neighbouring specialised and significant units form "
+        "an area, kept when it has enough establishments and an LQ clearly above 1. Each "
         "cluster gets a 95% confidence interval on its LQ, a p-value, European Cluster "
         "Observatory stars and a 'strong cluster' flag after the U.S. Cluster Mapping "
-        "Project.",
+        "Project; the Gi* statistic (permutation tests) is given as a second view.",
         "Limits: employees are estimated from the registry's size bands (hence a range); an "
         "establishment is counted at its declared address, which can inflate places hosting "
         "head offices or temporary-work agencies; the zoning affects results (a small "
@@ -214,6 +225,58 @@ def reason(code: str, lang: str = "fr") -> str:
     if pair is None:
         return str(code).replace("_", " ")
     return pair[0] if lang == "fr" else pair[1]
+
+
+#: the settings a reader of the report needs, in words: key -> (fr, en, kind)
+PARAMETER_LABELS = {
+    "level": ("Niveau de la nomenclature analysé", "Level of the nomenclature analysed", "text"),
+    "alpha": (
+        "Part de fausses découvertes tolérée, par secteur",
+        "False discovery rate allowed, per sector",
+        "pct",
+    ),
+    "min_unit_lq": ("QL minimal d'une commune retenue", "Minimum LQ of a unit kept", "num"),
+    "min_lq": ("QL minimal d'un cluster", "Minimum LQ of a cluster", "num"),
+    "min_establishments": (
+        "Nombre minimal d'établissements d'un cluster",
+        "Minimum establishments of a cluster",
+        "int",
+    ),
+    "graph": ("Voisinage des communes", "Neighbours of the units", "text"),
+    "permutations": ("Permutations de l'indicateur Gi*", "Permutations of Gi*", "int"),
+    "random_state": (
+        "Graine aléatoire (reproductibilité)",
+        "Random seed (reproducibility)",
+        "text",
+    ),
+}
+
+
+def parameter_rows(params: dict[str, Any], lang: str = "fr") -> list[tuple[str, str]]:
+    """(label, value) of the settings a reader needs, in the report's language.
+
+    Examples
+    --------
+    >>> for label, value in parameter_rows({"alpha": 0.05, "min_lq": 1.5, "timings": {}}, "en"):
+    ...     print(f"{label}: {value}")
+    False discovery rate allowed, per sector: 5%
+    Minimum LQ of a cluster: 1.5
+    """
+    out = []
+    for key, (fr, en, kind) in PARAMETER_LABELS.items():
+        if key not in params or params[key] is None:
+            continue
+        value = params[key]
+        if kind == "pct":
+            text = fmt_pct(value, lang, 2)
+        elif kind == "num":
+            text = fmt_num(value, lang)
+        elif kind == "int":
+            text = fmt_int(value, lang)
+        else:
+            text = str(value)
+        out.append((fr if lang == "fr" else en, text))
+    return out
 
 
 def method_note(lang: str = "fr") -> list[str]:

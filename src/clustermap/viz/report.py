@@ -267,13 +267,23 @@ def _parameters(result: Any, lang: str) -> str:
     if not params:
         return f"<p>{_e(i18n.t('not_given', lang))}</p>"
     t = i18n.t
+    readable = "".join(
+        f"<tr><th scope=row>{_e(label)}</th><td>{_e(value)}</td></tr>"
+        for label, value in i18n.parameter_rows(params, lang)
+    )
     rows = "".join(
         f"<tr><th scope=row><code>{_e(k)}</code></th><td>{_e(_format_param(v))}</td></tr>"
         for k, v in params.items()
     )
     return (
+        (
+            f'<table id="cm-parameters-readable"><tbody>{readable}</tbody></table>'
+            if readable
+            else ""
+        )
+        + f"<details><summary>{_e(t('technical', lang))}</summary>"
         f'<table id="cm-parameters"><thead><tr><th>{_e(t("parameter", lang))}</th>'
-        f"<th>{_e(t('value', lang))}</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>{_e(t('value', lang))}</th></tr></thead><tbody>{rows}</tbody></table></details>"
     )
 
 
@@ -415,7 +425,8 @@ def write_report(
             ("cm-method", t("method", lang)),
         ]
     )
-    method = "".join(f"<p>{_e(p)}</p>" for p in i18n.method_note(lang))
+    # our own text: escaped, never cut (the cut is for data shown in cells)
+    method = "".join(f"<p>{html.escape(p)}</p>" for p in i18n.method_note(lang))
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
