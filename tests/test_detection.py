@@ -513,3 +513,24 @@ def test_outlines_and_assignment_on_detailed_departements_equal_the_general_unio
         assert (unit in holder) if len(holder) else pd.isna(unit)
         if len(holder):
             assert unit == holder[0]  # the first unit in row order wins on a border
+
+
+def test_a_one_sector_extract_says_why_it_shows_no_cluster(lattice):
+    units, counts = lattice
+    one = counts.copy()
+    one["47.11B"] = one["47.11B"] * 50  # nearly every establishment in one sector
+    share = one["47.11B"].sum() / one.to_numpy().sum()
+    assert share > 0.8
+    with pytest.warns(ClustermapWarning, match=rf"{100 * share:.1f}% .* one sector \(47\.11B\)"):
+        cm.detect_clusters(one, units, local_statistic=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClustermapWarning)
+        cm.detect_clusters(counts, units, local_statistic=None)  # a registry: no warning
+
+
+@pytest.mark.shared
+def test_the_real_bars_extract_warns_that_it_is_one_sector():
+    registry = cm.read_registry(shared_file("sirene", "paca_bars_5630Z_sirene2016.csv.gz"))
+    with pytest.warns(ClustermapWarning, match=r"95\.2% of the establishments .* \(56\.30Z\)"):
+        res = cm.detect_clusters(registry, local_statistic=None)
+    assert len(res.clusters) == 0

@@ -255,6 +255,7 @@ def detect_clusters(
     x = inp.table.measures[ESTABLISHMENTS]
     labels, artefact = _sector_info(inp.table.sectors, level, opts.nomenclature)
     analysed = _analysed(inp.table, sectors, level, artefact, opts)
+    _warn_one_sector(inp.table)
     n_analysed = int(analysed.sum())
     run.params["region_alpha"] = (
         alpha / max(n_analysed, 1) if opts.region_alpha is None else opts.region_alpha
@@ -493,6 +494,30 @@ def _analysed(
     analysed &= n_s > 0
     analysed &= np.asarray(codes != OTHER)
     return np.asarray(analysed)
+
+
+#: share of all establishments above which a file is "one sector" (an extract, not a registry)
+ONE_SECTOR_SHARE = 0.8
+
+
+def _warn_one_sector(table: SectorTable) -> None:
+    """A sector holding most establishments cannot show clusters: its LQ is about 1."""
+    n_s = np.asarray(table.measures[ESTABLISHMENTS].sum(axis=0)).ravel()
+    n_s = np.where(np.asarray(table.sectors == OTHER), 0.0, n_s)  # a pooled bucket
+    total = float(table.measures[ESTABLISHMENTS].sum())
+    if not len(n_s) or total <= 0:
+        return
+    top = int(np.argmax(n_s))
+    share = n_s[top] / total
+    if share >= ONE_SECTOR_SHARE:
+        warnings.warn(
+            f"{share:.1%} of the establishments are in one sector ({table.sectors[top]}): its "
+            "LQ compares each unit with the unit's own activity, which is mostly that sector, "
+            "so it is about 1 everywhere and that sector cannot show clusters. To find where "
+            "it concentrates, give a registry of every sector of the territory.",
+            ClustermapWarning,
+            stacklevel=4,
+        )
 
 
 def _default_graph(graph: Any, units: gpd.GeoDataFrame, point_units: bool, run: _Run) -> Any:
