@@ -534,3 +534,16 @@ def test_the_real_bars_extract_warns_that_it_is_one_sector():
     with pytest.warns(ClustermapWarning, match=r"95\.2% of the establishments .* \(56\.30Z\)"):
         res = cm.detect_clusters(registry, local_statistic=None)
     assert len(res.clusters) == 0
+
+
+def test_counts_with_a_unit_on_several_rows_add_up(lattice):
+    units, counts = lattice
+    split = pd.concat(
+        [counts.iloc[:5] // 2, counts.iloc[:5] - counts.iloc[:5] // 2, counts.iloc[5:]]
+    )
+    assert split.index.has_duplicates
+    a = cm.detect_clusters(split, units, local_statistic=None)
+    b = cm.detect_clusters(counts, units, local_statistic=None)
+    pd.testing.assert_frame_equal(
+        a.clusters.drop(columns="geometry"), b.clusters.drop(columns="geometry")
+    )

@@ -614,6 +614,10 @@ def counts_table(
             f"establishment counts, or clustermap.read_counts(...); got {type(counts).__name__}."
         )
     as_table(counts, "counts")
+    if counts.index.has_duplicates:  # several rows of one unit: their counts add up
+        counts = counts.groupby(counts.index.astype(str), sort=False).sum()
+        if emp is not None:
+            emp = emp.groupby(emp.index.astype(str), sort=False).sum()
     codes = pd.Series(counts.columns.astype(str).to_numpy(dtype=object))
     sectors, mask, bad = _sector_of(codes, level, nomenclature, unmapped)
     keep = ~mask if unmapped == "drop" else np.ones(len(codes), dtype=bool)
