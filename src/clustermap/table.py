@@ -446,12 +446,14 @@ def registry_table(
     nomenclature: str = "naf",
     measures: Sequence[str] | None = None,
     layout: str = "csr",
+    warn: bool = True,
     stacklevel: int = 2,
 ) -> SectorTable:
     """Units × sectors tables of the measures of a registry (sparse, or dense on request).
 
-    ``measures`` limits the tables built (default: establishments and every employment
-    column of the registry); ``layout`` is ``"csr"`` (default), ``"csc"`` or ``"dense"``
+    ``warn=False`` leaves the warnings about what was left out to the caller (the counts are
+    in ``rejects``). ``measures`` limits the tables built (default: establishments and every
+    employment column of the registry); ``layout`` is ``"csr"`` (default), ``"csc"`` or ``"dense"``
     (NumPy arrays).
 
     Establishments outside every unit are left out and listed (reason ``outside_units``);
@@ -498,7 +500,8 @@ def registry_table(
             f"sector {c!r} has no group at level {level!r}" for c in codes[dropped_unmapped]
         ]
         rejects.append(_reject_frame(est, dropped_unmapped, REASON_UNMAPPED_SECTOR, full))
-    _warn_left_out(est, outside, dropped_unmapped, level, stacklevel + 1)
+    if warn:
+        _warn_left_out(est, outside, dropped_unmapped, level, stacklevel + 1)
     col_codes, sector_values = pd.factorize(sectors[keep], sort=True)
     shape = (len(units), len(sector_values))
     rows = unit_pos[keep]

@@ -23,11 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 __all__ = ["as_options", "keyword_only", "resolve_seed", "take_legacy"]
 
 
-def as_options(cls: type, value: Any, name: str) -> Any:
+def as_options(cls: type, value: Any, name: str, moved: Mapping[str, Any] | None = None) -> Any:
     """``value`` as an instance of the frozen dataclass ``cls`` (None: the defaults).
 
     A mapping is accepted as keyword arguments; unknown keys raise a :class:`TypeError`
-    naming the valid ones.
+    naming the valid ones. ``moved`` (fields given through the old keywords, see
+    :func:`take_legacy`) replace the corresponding fields.
 
     Examples
     --------
@@ -38,6 +39,11 @@ def as_options(cls: type, value: Any, name: str) -> Any:
     >>> as_options(Opts, {"k": 5}, "options"), as_options(Opts, None, "options")
     (Opts(k=5), Opts(k=3))
     """
+    out = _as_instance(cls, value, name)
+    return dataclasses.replace(out, **moved) if moved else out
+
+
+def _as_instance(cls: type, value: Any, name: str) -> Any:
     if value is None:
         return cls()
     if isinstance(value, cls):

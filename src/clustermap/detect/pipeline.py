@@ -313,9 +313,8 @@ def detect_clusters(
 # ----------------------------------------------------------------------------- steps
 def _options(options: Any, legacy: dict[str, Any]) -> DetectionOptions:
     """Validate the options once; old keywords land in them with a FutureWarning."""
-    opts = as_options(DetectionOptions, options, "options")
-    moved = take_legacy("detect_clusters", legacy, LEGACY, stacklevel=5).get("options", {})
-    return replace(opts, **moved) if moved else opts
+    moved = take_legacy("detect_clusters", legacy, LEGACY, stacklevel=5).get("options")
+    return as_options(DetectionOptions, options, "options", moved)
 
 
 class _Run:
@@ -389,9 +388,9 @@ def _read_input(
 def _registry_input(
     data: Any, units: gpd.GeoDataFrame, level: Any, nomenclature: str, run: _Run
 ) -> tuple[SectorTable, gpd.GeoDataFrame]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ClustermapWarning)
-        table = registry_table(data, units, level, unmapped="other", nomenclature=nomenclature)
+    table = registry_table(
+        data, units, level, unmapped="other", nomenclature=nomenclature, warn=False
+    )
     if EMPLOYEES in table.measures:  # bounds default to the point value
         for name in (EMPLOYEES_LOW, EMPLOYEES_HIGH):
             table.measures.setdefault(name, table.measures[EMPLOYEES])
@@ -403,9 +402,6 @@ def _registry_input(
             ClustermapWarning,
             stacklevel=4,
         )
-    for w in caught:  # anything else the table step had to say
-        if "outside every unit" not in str(w.message):
-            warnings.warn(w.message, w.category, stacklevel=4)
     run.params["dropped"] = {REASON_OUTSIDE_UNITS: n_out} if n_out else {}
     other = np.flatnonzero(np.asarray(table.sectors == OTHER))
     n_other = int(np.isin(table.sector_code, other).sum()) if len(other) else 0

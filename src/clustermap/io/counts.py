@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..core.schema import ESTABLISHMENTS, SECTOR, UNIT_ID
 from ..errors import ClustermapWarning, DataFileError, SchemaError
-from .sniff import mismatch
+from .sniff import mismatch, sniff
 
 __all__ = ["CountTables", "header_columns", "looks_like_counts", "read_counts"]
 
@@ -95,14 +95,9 @@ def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     import gzip
     import zlib
 
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    compression = "gzip" if head == b"\x1f\x8b" else None
-    opener = gzip.open if compression else open
+    compression = "gzip" if sniff(path) == "gzip" else None
     try:
-        with opener(path, "rt", encoding=encoding, newline="") as fh:
-            first = fh.readline()
-        sep = ";" if first.count(";") > first.count(",") else ","
+        sep = _separator(_first_line(path, encoding))
         df = pd.read_csv(
             path,
             sep=sep,
@@ -339,22 +334,28 @@ def header_columns(path: str | Path, encoding: str = "utf-8") -> list[str]:
     >>> header_columns(p)
     ['Code commune', 'Code APE', "Nombre d'établissements 2022"]
     """
-    import gzip
-
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".txt", ".tsv", ".gz"):
+    if path.suffix.lower() not in (".csv", ".txt", ".tsv", ".gz"):
         return []
     try:
-        with open(path, "rb") as fh:
-            packed = fh.read(2) == b"\x1f\x8b"
-        opener = gzip.open if packed else open
-        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
-            first = fh.readline(1 << 20).lstrip("\ufeff").rstrip("\r\n")
+        first = _first_line(path, encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
     except (OSError, EOFError):
         return []
-    sep = max((";", ",", "\t"), key=first.count)
-    return next(csv.reader([first], delimiter=sep), [])
+    return next(csv.reader([first], delimiter=_separator(first)), [])
+
+
+def _first_line(path: Path, encoding: str, errors: str = "strict") -> str:
+    """The first line of a text file, plain or gzip-compressed."""
+    import gzip
+
+    opener = gzip.open if sniff(path) == "gzip" else open
+    with opener(path, "rt", encoding=encoding, errors=errors, newline="") as fh:
+        return fh.readline(1 << 20)
+
+
+def _separator(first_line: str) -> str:
+    """The separator of a count file: ``;`` (URSSAF) when it outnumbers ``,``."""
+    return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
 def looks_like_counts(columns: list[str]) -> bool:

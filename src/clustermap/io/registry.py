@@ -525,12 +525,8 @@ _LEGACY = {
 def _read_settings(columns: Any, options: Any, level: Any, legacy: dict[str, Any]):
     """Validate the settings once; the old keywords land in their groups with a warning."""
     old = take_legacy("read_registry", legacy, _LEGACY, stacklevel=4)
-    cols = as_options(RegistryColumns, columns, "columns")
-    if old.get("columns"):
-        cols = replace(cols, **old["columns"])
-    opts = as_options(ReadOptions, options, "options")
-    if old.get("options"):
-        opts = replace(opts, **old["options"])
+    cols = as_options(RegistryColumns, columns, "columns", old.get("columns"))
+    opts = as_options(ReadOptions, options, "options", old.get("options"))
     level = old.get("", {}).get("level", level)
     if level == "default":
         warnings.warn(

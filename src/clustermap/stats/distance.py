@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -183,12 +183,8 @@ _LEGACY_KD = {
 
 def _columns_and_options(func, columns, options, legacy, moved):
     old = take_legacy(func, legacy, moved, stacklevel=5)
-    cols = as_options(PointColumns, columns, "columns")
-    if old.get("columns"):
-        cols = replace(cols, **old["columns"])
-    opts = as_options(KdOptions, options, "options")
-    if old.get("options"):
-        opts = replace(opts, **old["options"])
+    cols = as_options(PointColumns, columns, "columns", old.get("columns"))
+    opts = as_options(KdOptions, options, "options", old.get("options"))
     return cols, opts, old.get("", {})
 
 

@@ -147,3 +147,12 @@ def cluster_tooltip(row: pd.Series, lang: str) -> str:
         word = i18n.t("establishments", lang).lower()
         parts.append(f"{i18n.fmt_int(row[ESTABLISHMENTS], lang)} {word}")
     return " — ".join(parts)
+
+
+def units_with_data(result: Any) -> pd.Index:
+    """Ids of the units holding establishments in the result's table (no table: all units)."""
+    table = getattr(result, "table", None)
+    if table is not None and UNIT_ID in getattr(table, "columns", ()):
+        return pd.Index(table[UNIT_ID].astype(str).unique())
+    units = getattr(result, "units", None)
+    return pd.Index([]) if units is None else pd.Index(units.index.astype(str))

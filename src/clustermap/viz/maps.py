@@ -28,7 +28,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,7 +57,14 @@ from ..core.schema import (
 from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..stats.inference import adjust_pvalues, check_correction
 from . import i18n
-from .card import Largest, _sector_match, _val, cluster_card, cluster_tooltip
+from .card import (
+    Largest,
+    _sector_match,
+    _val,
+    cluster_card,
+    cluster_tooltip,
+    units_with_data,
+)
 from .offline import RawElement, inert_html, make_offline, protect_map, script_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -328,9 +335,7 @@ def _map_options(func: str, map_options: Any, map_kwds: dict[str, Any]) -> tuple
     """Resolve ``map_options``; the old keywords are taken out of ``map_kwds``."""
     legacy = {k: map_kwds.pop(k) for k in list(map_kwds) if k in _MAP_LEGACY}
     moved = take_legacy(func, legacy, _MAP_LEGACY, stacklevel=4).get("map_options", {})
-    mo = as_options(MapOptions, map_options, "map_options")
-    if moved:
-        mo = replace(mo, **moved)
+    mo = as_options(MapOptions, map_options, "map_options", moved)
     return mo.tiles, mo.simplify, mo.offline, mo.layer_control
 
 
@@ -673,15 +678,6 @@ def _cluster_geoms_wgs84(clusters: Any) -> list[Any]:
     return list(gs.to_numpy())
 
 
-def _units_with_data(result: Any, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The units holding at least one establishment of the result's table."""
-    table = getattr(result, "table", None)
-    if table is None or UNIT_ID not in getattr(table, "columns", ()):
-        return units
-    ids = pd.Index(table[UNIT_ID].astype(str).unique())
-    return units.loc[units.index.intersection(ids)]
-
-
 def _drawn_units(clusters: pd.DataFrame, units: Any, simplify: Any) -> tuple[Any, float]:
     """The units the clusters cover, simplified for display, and the tolerance used.
 
@@ -805,7 +801,7 @@ def explore_clusters(
 
     bounds = _bounds(geoms)
     if bounds is None and units is not None:  # no cluster: the units that hold data
-        with_data = _units_with_data(result, units)
+        with_data = units.loc[units.index.intersection(units_with_data(result))]
         minx, miny, maxx, maxy = (with_data if len(with_data) else units).total_bounds
         bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
     if bounds is None:

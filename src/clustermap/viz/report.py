@@ -35,9 +35,9 @@ from ..core.schema import (
     LQ_LOW,
     P_VALUE,
     SECTOR,
-    UNIT_ID,
 )
 from . import i18n
+from .card import units_with_data
 from .offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
 
 __all__ = ["write_report"]
@@ -240,18 +240,10 @@ def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
     kpis = [
         (t("n_clusters", lang), i18n.fmt_int(len(clusters), lang)),
         (t("n_sectors", lang), i18n.fmt_int(n_sectors, lang)),
-        (t("n_units_total", lang), i18n.fmt_int(_units_with_data(result), lang)),
+        (t("n_units_total", lang), i18n.fmt_int(len(units_with_data(result)), lang)),
     ]
     kpi_html = "".join(f'<div class="cm-kpi"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in kpis)
     return f'<div class="cm-kpis">{kpi_html}</div>' + "".join(out)
-
-
-def _units_with_data(result: Any) -> int:
-    """Units holding at least one establishment (a département's file: its own communes)."""
-    table = getattr(result, "table", None)
-    if table is not None and UNIT_ID in getattr(table, "columns", ()):
-        return int(table[UNIT_ID].nunique())
-    return len(result.units) if result.units is not None else 0
 
 
 def _format_param(value: Any) -> str:
