@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -352,3 +353,65 @@ def test_artefact_flags_nace_and_naics():
         False,
         False,
     ]
+
+
+# --------------------------------------------------------------------------- cluster categories
+def test_cluster_categories_cover_every_naf_subclass_with_names_and_a_type():
+    cat = cm.cluster_categories()
+    naf = cm.sector_labels(cat.index.to_series())
+    assert len(cat) == 732 and naf.notna().all()  # every NAF sous-classe, each one real
+    assert set(cat["type"]) == {"traded", "local"}
+    assert cat["name_fr"].str.len().gt(0).all() and cat["name_en"].str.len().gt(0).all()
+    # one name and one type per category
+    per_cat = cat.groupby("category")[["name_fr", "name_en", "type"]].nunique()
+    assert (per_cat == 1).all().all()
+    # English names are the U.S. benchmark's: local ones say so
+    assert (cat["name_en"].str.startswith("Local ") == (cat["type"] == "local")).all()
+    # every override says why
+    over = cat[cat["source"] == "override"]
+    assert len(over) >= 10 and over["note"].str.len().gt(40).all()
+    assert cat.loc["25.62A", "category"] == "metalworking_technology"
+    assert cat.loc["25.62B", "type"] == "traded"
+    assert cat.loc["85.20Z", "type"] == "local"  # primary schools serve their population
+    assert cat.loc["84.11Z", "category"] == "local_public_administration"
+    assert cm.cluster_categories(language="en").loc["22.29A", "name"] == "Plastics"
+
+
+def test_cluster_category_level_everywhere_level_is_taken():
+    codes = ["25.62A", "25.61Z", "22.29A", "56.30Z", "bad"]
+    assert cm.roll_up(codes, "cluster_category").tolist() == [
+        "metalworking_technology",
+        "metalworking_technology",
+        "plastics",
+        "local_hospitality_establishments",
+        pd.NA,
+    ]
+    # NACE classes take the category of their sous-classes
+    assert cm.roll_up(["25.62"], "cluster_category", nomenclature="nace").tolist() == [
+        "metalworking_technology"
+    ]
+    with pytest.raises(ValueError, match="own mapping"):
+        cm.roll_up(["336411"], "cluster_category", nomenclature="naics")
+    types = cm.sector_types(["plastics", "local_utilities"], level="cluster_category")
+    assert types.tolist() == ["traded", "local"]
+    # a division takes the type most of its sous-classes have
+    cat = cm.cluster_categories()
+    div = cat[cat.index.str.startswith("47")]["type"].value_counts().index[0]
+    assert cm.sector_types("47") == div
+
+
+@pytest.mark.shared
+def test_build_script_reproduces_the_shipped_category_files(tmp_path):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "build_cluster_categories", root / "datasets" / "build_cluster_categories.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = shared_file("concordances", "naf2_sous_classe_us_cluster.csv").parent
+    paths = module.build(folder, tmp_path)
+    shipped = root / "src" / "clustermap" / "data"
+    for path in paths.values():
+        assert path.read_bytes() == (shipped / path.name).read_bytes(), path.name

@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "roll_up": "taxonomy",
     "sector_labels": "taxonomy",
     "normalize_codes": "taxonomy",
+    "cluster_categories": "taxonomy",
+    "sector_types": "taxonomy",
     # spatial units and aggregation
     "read_units": "io.units",
     "units_from_registry": "units",
@@ -152,7 +154,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .stats.inference import adjust_pvalues  # noqa: F401
     from .stats.lq import location_quotient, read_counts  # noqa: F401
     from .table import aggregate, assign_units  # noqa: F401
-    from .taxonomy import normalize_codes, roll_up, sector_labels  # noqa: F401
+    from .taxonomy import (  # noqa: F401
+        cluster_categories,
+        normalize_codes,
+        roll_up,
+        sector_labels,
+        sector_types,
+    )
     from .units import make_grid, read_units, units_from_registry  # noqa: F401
     from .viz.maps import (  # noqa: F401
         explore_clusters,

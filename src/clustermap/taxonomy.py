@@ -48,14 +48,21 @@ from .errors import SchemaError
 
 __all__ = [
     "ARTEFACT_SECTORS",
+    "CLUSTER_CATEGORY",
     "LEVELS",
     "NOMENCLATURES",
+    "cluster_categories",
     "is_artefact_sector",
     "is_valid",
     "normalize_codes",
     "roll_up",
     "sector_labels",
+    "sector_types",
 ]
+
+#: The ``level`` that groups NAF codes into the cluster categories shipped with clustermap.
+CLUSTER_CATEGORY = "cluster_category"
+_CATEGORY_ALIASES = ("cluster_category", "cluster_categories", "categorie", "catégorie")
 
 #: Nomenclatures understood by this module.
 NOMENCLATURES = ("naf", "nace", "naics", "prefix")
@@ -466,6 +473,8 @@ def roll_up(
     ['336', '541']
     """
     nomenclature = _check_nomenclature(nomenclature)
+    if is_category_level(level):
+        level = _category_mapping(nomenclature)
     if isinstance(level, (Mapping, pd.Series, pd.DataFrame)):
         table = _mapping_table(level, nomenclature, code_column, group_column)
         if nomenclature in ("naf", "nace"):
@@ -613,3 +622,131 @@ def is_artefact_sector(codes: Any, nomenclature: str = "naf") -> pd.Series:
         return False
 
     return _map_unique(codes, one, dtype="bool")
+
+
+# --------------------------------------------------------------------------- cluster categories
+_DATA = Path(__file__).resolve().parent / "data"
+
+
+def is_category_level(level: Any) -> bool:
+    """True for ``level="cluster_category"`` (and its spellings)."""
+    return isinstance(level, str) and level.lower().strip() in _CATEGORY_ALIASES
+
+
+@lru_cache(maxsize=1)
+def _categories() -> pd.DataFrame:
+    mapping = pd.read_csv(_DATA / "naf_cluster_categories.csv", dtype=str, keep_default_na=False)
+    names = pd.read_csv(_DATA / "cluster_categories.csv", dtype=str, keep_default_na=False)
+    out = mapping.merge(names.drop(columns=["type", "sous_classes"]), on="category", how="left")
+    out["share"] = pd.to_numeric(out["share"])
+    return out.set_index("naf")
+
+
+def _category_mapping(nomenclature: str) -> dict[str, str]:
+    if nomenclature not in ("naf", "nace"):
+        raise ValueError(
+            "level='cluster_category' groups NAF / NACE codes; with "
+            f"nomenclature={nomenclature!r} pass your own mapping of codes to groups as level="
+        )
+    cat = _categories()["category"]
+    if nomenclature == "nace":  # a NACE class takes the category of its sous-classes
+        cat = cat.groupby(cat.index.str[:5]).first()
+    return cat.to_dict()
+
+
+def cluster_categories(*, language: str = "fr") -> pd.DataFrame:
+    """The NAF cluster categories shipped with clustermap, one row per NAF sous-classe.
+
+    Porter's clusters are groups of related industries, not single codes. These categories
+    follow the U.S. Cluster Mapping Project's benchmark cluster definitions (Delgado, Porter
+    & Stern 2016): 51 *traded* categories (industries that sell beyond their region and
+    concentrate in a few places) and *local* ones (present everywhere in proportion to
+    population). Each NAF rév. 2 sous-classe gets the category of its NACE class through the
+    official concordances NACE Rev. 2 -> ISIC Rev. 4 -> NAICS 2012, with the overrides made
+    where that chain is wrong for France listed in ``source`` / ``note`` (docs/methods.md,
+    "Cluster categories"). Use them with ``level="cluster_category"`` wherever ``level`` is
+    taken.
+
+    Parameters
+    ----------
+    language : {"fr", "en"}, default "fr"
+        Language of the ``name`` column (both are always in ``name_fr`` / ``name_en``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by sous-classe (``naf``): ``category`` (short id), ``name``, ``type``
+        (``"traded"`` / ``"local"``), ``share`` (share of the class's weighted NAICS links
+        leading to the category), ``confidence`` (``high``, ``medium``, ``low``,
+        ``override``), ``second_category``, ``source`` (``chain`` / ``override``), ``note``,
+        ``name_en``, ``name_fr``.
+
+    Examples
+    --------
+    >>> cat = cm.cluster_categories()
+    >>> len(cat), cat["type"].value_counts().to_dict()
+    (732, {'traded': 493, 'local': 239})
+    >>> cat.loc["25.62A", ["category", "type", "source"]].tolist()
+    ['metalworking_technology', 'traded', 'override']
+    >>> cat.loc["22.29A", "name"]
+    'Plasturgie'
+    """
+    if language not in ("fr", "en"):
+        raise ValueError(f"language must be 'fr' or 'en'; got {language!r}.")
+    out = _categories().copy()
+    out.insert(1, "name", out[f"name_{language}"])
+    return out
+
+
+def category_names(categories: Any, *, language: str = "fr") -> pd.Series:
+    """Names of category ids (``None`` for ids that are not shipped categories).
+
+    Examples
+    --------
+    >>> from clustermap.taxonomy import category_names
+    >>> category_names(["plastics", "local_health_services", "x"], language="en").tolist()
+    ['Plastics', 'Local Health Services', None]
+    """
+    names = _categories().drop_duplicates("category").set_index("category")[f"name_{language}"]
+    return pd.Series([names.get(str(c)) for c in categories], dtype=object)
+
+
+@keyword_only(1, ["level", "nomenclature"])
+def sector_types(codes: Any, *, level: Any = "subclass", nomenclature: str = "naf") -> pd.Series:
+    """Traded or local type of sector codes, from the shipped cluster categories.
+
+    A NAF sous-classe (or NACE class) takes the type of its cluster category; a category id
+    (``level="cluster_category"``) its own type; coarser NAF codes (groups, divisions,
+    sections) the type held by most of their sous-classes. Codes of other nomenclatures,
+    and groups of a user mapping, get ``<NA>``: :func:`clustermap.detect_clusters` then
+    decides from the data (docs/methods.md, "Traded and local sectors").
+
+    Examples
+    --------
+    >>> cm.sector_types(["25.62A", "56.30Z", "85.20Z", "25", "bad"]).tolist()
+    ['traded', 'local', 'local', 'traded', <NA>]
+    >>> cm.sector_types(["plastics", "local_utilities"], level="cluster_category").tolist()
+    ['traded', 'local']
+    """
+    nomenclature = _check_nomenclature(nomenclature)
+    cat = _categories()
+    if is_category_level(level):
+        types = cat.drop_duplicates("category").set_index("category")["type"].to_dict()
+        return _map_unique(codes, lambda c: types.get(str(c)))
+    if nomenclature not in ("naf", "nace") or isinstance(level, (Mapping, pd.Series, pd.DataFrame)):
+        return _map_unique(codes, lambda c: None)
+    by_sub = cat["type"].to_dict()
+
+    def one(code: Any) -> str | None:
+        norm = _normalize_one(code, nomenclature)
+        if norm is None:
+            return None
+        canon, own = norm
+        if own == "subclass":
+            return by_sub.get(canon)
+        subs = [t for k, t in by_sub.items() if _naf_ancestor(k, "subclass", own) == canon]
+        if not subs:
+            return None
+        return pd.Series(subs).value_counts().index[0]
+
+    return _map_unique(codes, one)
