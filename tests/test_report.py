@@ -267,5 +267,6 @@ def test_parameters_and_method_read_for_a_council_officer(report):
         page,
     )
     method = html.unescape(re.search(r'id="cm-method">(.*?)</section>', page, re.S).group(1))
-    assert "test exact de Poisson" in method and "Benjamini-Hochberg" in method
+    assert "binomiale négative" in method and "Benjamini-Hochberg" in method
+    assert "exportateurs" in method and "bornes basses" in method
     assert "tests de permutation sur les indicateurs locaux" not in method

@@ -74,6 +74,14 @@ _MESSAGES = {
     "report_at": ("Rapport : {path}", "Report: {path}"),
     "gpkg_at": ("GeoPackage : {path}", "GeoPackage: {path}"),
     "top": ("Principaux clusters :", "Leading clusters:"),
+    "top_traded": (
+        "Principaux clusters exportateurs (secteurs qui vendent hors du territoire) :",
+        "Leading traded clusters (industries that sell beyond their region):",
+    ),
+    "top_local": (
+        "Principaux clusters de proximité (secteurs présents partout) :",
+        "Leading local clusters (industries present everywhere):",
+    ),
     "error": ("erreur", "error"),
     "unexpected": (
         "erreur inattendue ({kind}) : {msg} — relancez avec --debug pour le détail",
@@ -172,7 +180,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--out", default=out_default, help=f"HTML report to write (default {out_default})"
         )
-        p.add_argument("--level", default=None, help="sector level, e.g. subclass, class, division")
+        p.add_argument(
+            "--level",
+            default=None,
+            help="sector level: subclass, class, group, division, section, or cluster_category "
+            "(groups of related industries)",
+        )
         p.add_argument("--permutations", type=int, default=None, help="permutations per test")
         p.add_argument(
             "--seed",
@@ -301,19 +314,19 @@ def _check_outputs(
     return outs
 
 
-def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextIO) -> None:
-    clusters = result.clusters
-    n_sectors = clusters["sector"].nunique() if "sector" in clusters.columns else 0
-    print(_msg("found", lang, n=len(clusters), s=n_sectors), file=out)
-    summary = result.registry_summary or {}
-    if summary.get("kept") is not None:
-        rejects = summary.get("rejects") or {}
-        dropped = sum(int(v) for v in dict(rejects).values())
-        kept = _i18n.fmt_int(summary["kept"], lang)
-        print(_msg("kept", lang, kept=kept, dropped=_i18n.fmt_int(dropped, lang)), file=out)
-    if len(clusters):
-        print(_msg("top", lang), file=out)
-        for rank, (_, row) in enumerate(clusters.head(5).iterrows(), start=1):
+def _print_top(clusters: Any, lang: str, out: TextIO) -> None:
+    """The five leading traded clusters, then the three leading local ones."""
+    types = clusters["sector_type"] if "sector_type" in clusters.columns else None
+    if types is None or not types.isin(["traded", "local"]).any():
+        groups = [("top", clusters)]
+    else:
+        groups = [("top_traded", clusters[types == "traded"].head(5))]
+        groups.append(("top_local", clusters[types == "local"].head(3)))
+    for key, rows in groups:
+        if not len(rows):
+            continue
+        print(_msg(key, lang), file=out)
+        for rank, (_, row) in enumerate(rows.head(5).iterrows(), start=1):
             label = display_text(row.get("sector_label", ""), 80)
             place = display_text(row.get("place", ""), 120)
             lq = _i18n.fmt_num(row.get("lq"), lang)
@@ -326,6 +339,20 @@ def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextI
                 f"({_i18n.t('lq_short', lang)} {lq}, {est} {word}){flag}",
                 file=out,
             )
+
+
+def _summary(result: Any, lang: str, report: Path, gpkg: Path | None, out: TextIO) -> None:
+    clusters = result.clusters
+    n_sectors = clusters["sector"].nunique() if "sector" in clusters.columns else 0
+    print(_msg("found", lang, n=len(clusters), s=n_sectors), file=out)
+    summary = result.registry_summary or {}
+    if summary.get("kept") is not None:
+        rejects = summary.get("rejects") or {}
+        dropped = sum(int(v) for v in dict(rejects).values())
+        kept = _i18n.fmt_int(summary["kept"], lang)
+        print(_msg("kept", lang, kept=kept, dropped=_i18n.fmt_int(dropped, lang)), file=out)
+    if len(clusters):
+        _print_top(clusters, lang, out)
     print(_msg("report_at", lang, path=report), file=out)
     if gpkg is not None:
         print(_msg("gpkg_at", lang, path=gpkg), file=out)

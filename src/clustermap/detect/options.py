@@ -67,6 +67,19 @@ class DetectionOptions:
         :func:`clustermap.detect_clusters`).
     nomenclature : str, default "naf"
         Nomenclature of the codes (``"naf"``, ``"nace"``, ``"naics"``, ``"prefix"``).
+    dispersion : "estimate", "poisson", float, mapping or pandas.Series, default "estimate"
+        Extra-Poisson dispersion ``alpha`` of the counts (variance ``E + alpha E²``):
+        ``"estimate"`` measures it per sector on the data
+        (:func:`~clustermap.stats.dispersion.estimate_dispersion`), ``"poisson"`` assumes
+        none (the test of clustermap 0.1), a number applies it to every sector, a mapping
+        gives it per sector.
+    sector_types : "auto", "data", mapping, pandas.Series or None, default "auto"
+        Traded / local type of each sector, which orders the clusters (traded first).
+        ``"auto"``: the shipped cluster categories for NAF codes and categories
+        (:func:`clustermap.sector_types`), the data for other codes; ``"data"``: always the
+        data (a sector is traded when its establishments are spread across the comparison
+        zoning unlike all activity, docs/methods.md); a mapping: your own types
+        (``"traded"`` / ``"local"``) per sector; ``None``: no types, one list.
 
     Examples
     --------
@@ -90,8 +103,42 @@ class DetectionOptions:
     exclude_artefacts: bool = False
     score_units: Any = "auto"
     nomenclature: str = "naf"
+    dispersion: Any = "estimate"
+    sector_types: Any = "auto"
 
     def __post_init__(self) -> None:
+        d = self.dispersion
+        if isinstance(d, str):
+            if d not in ("estimate", "poisson"):
+                raise ValueError(
+                    "dispersion must be 'estimate', 'poisson', a number >= 0 or a mapping of "
+                    f"sectors to numbers; got {d!r}."
+                )
+        elif isinstance(d, int | float) and not isinstance(d, bool):
+            if not d >= 0:
+                raise ValueError(f"dispersion must be >= 0; got {d!r}.")
+        elif not hasattr(d, "items"):
+            raise ValueError(
+                "dispersion must be 'estimate', 'poisson', a number >= 0 or a mapping of "
+                f"sectors to numbers; got {type(d).__name__}."
+            )
+        t = self.sector_types
+        if isinstance(t, str) and t not in ("auto", "data"):
+            raise ValueError(
+                "sector_types must be 'auto', 'data', None or a mapping of sectors to "
+                f"'traded' / 'local'; got {t!r}."
+            )
+        if t is not None and not isinstance(t, str) and not hasattr(t, "items"):
+            raise ValueError(
+                "sector_types must be 'auto', 'data', None or a mapping of sectors to "
+                f"'traded' / 'local'; got {type(t).__name__}."
+            )
+        if hasattr(t, "items"):
+            bad = {str(v) for _, v in t.items()} - {"traded", "local"}
+            if bad:
+                raise ValueError(
+                    f"sector_types values must be 'traded' or 'local'; got {sorted(bad)[:5]}."
+                )
         if self.link_order not in (1, 2):
             raise ValueError(f"link_order must be 1 or 2; got {self.link_order!r}.")
         if self.local_sectors not in ("clusters", "all"):
@@ -110,6 +157,8 @@ class DetectionOptions:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict (``score_units`` given as polygons or a Series shows its type)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if not isinstance(self.score_units, str | type(None)):
-            out["score_units"] = type(self.score_units).__name__
+        for name in ("score_units", "dispersion", "sector_types"):
+            value = getattr(self, name)
+            if not isinstance(value, str | int | float | type(None)):
+                out[name] = type(value).__name__
         return out

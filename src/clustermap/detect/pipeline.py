@@ -10,9 +10,13 @@ Method (per sector *s*, all sectors at once; docs/methods.md, "Detecting cluster
 1. **Expected counts relative to all activity.** ``E_is = n_i· n_·s / N`` on establishment
    counts, so a big city is not a cluster of everything: the unit's LQ is ``O_is / E_is``.
 2. **Local concentration test.** For each unit *i*, the window ``W_i = {i} ∪ neighbours(i)``
-   (the graph's neighbours) is tested for an excess with the exact one-sided Poisson test
-   ``P(X >= O_W)``, ``X ~ Poisson(E_W)`` (``O_W``, ``E_W``: sums over the window, computed
-   for all sectors with one sparse product ``(A + I) @ X``). The Benjamini-Hochberg procedure
+   (the graph's neighbours) is tested for an excess with the exact one-sided test
+   ``P(X >= O_W)`` (``O_W``, ``E_W``: sums over the window, computed for all sectors with
+   one sparse product ``(A + I) @ X``). ``X`` is negative binomial with mean ``E_W`` and
+   variance ``E_W + alpha_s sum_{j in W} E_js²``, ``alpha_s`` the sector's extra-Poisson
+   dispersion estimated on the data (:mod:`clustermap.stats.dispersion`; ``Poisson(E_W)``
+   with ``options={"dispersion": "poisson"}``), so the bunching of establishments that
+   real registries show beyond Poisson is not taken for clusters. The Benjamini-Hochberg procedure
    controls the false discovery rate over the units of each sector (family: the units with
    any activity). Exact p-values have no permutation resolution floor, so BH can reject
    among 35 000 communes.
@@ -28,8 +32,9 @@ Method (per sector *s*, all sectors at once; docs/methods.md, "Detecting cluster
    per commune, with empty communes between them) forms one region; ``link_order=1`` keeps
    strict contiguity.
 5. **Region floors** keep a region when it has at least ``min_establishments``
-   establishments of the sector, a region LQ ``>= min_lq`` whose exact Poisson (Garwood)
-   lower bound exceeds 1, and a region Poisson p-value below ``region_alpha`` (default
+   establishments of the sector, a region LQ ``>= min_lq`` whose lower bound (negative
+   binomial; Garwood when ``alpha_s = 0``) exceeds 1, and a region p-value below
+   ``region_alpha`` (default
    ``alpha`` / number of sectors analysed: Bonferroni across sectors, so sectors without any
    cluster stay clean). The region is selected by the data, so its p-value is descriptive;
    the error control comes from steps 2 and 5 together.
@@ -37,10 +42,14 @@ Method (per sector *s*, all sectors at once; docs/methods.md, "Detecting cluster
    low-high band range) and the employment LQ, share of the sector, focus, European
    Cluster Observatory stars and U.S. Cluster Mapping strong-cluster flags (percentiles taken
    over the regions of a coarser comparison zoning, ``score_units``: départements for French
-   commune codes by default, as CMP compares custom regions with its economic areas), and a
-   **strength** used for sorting: the Poisson log-likelihood ratio of the region,
-   ``O ln(O/E) - (O - E)`` (Kulldorff's scan statistic for that window), which grows with
-   both the size and the specificity of the excess.
+   commune codes by default, as CMP compares custom regions with its economic areas), and the
+   **strength**, the Poisson log-likelihood ratio of the region ``O ln(O/E) - (O - E)``
+   (Kulldorff's scan statistic), which grows with both size and specificity.
+   **Ranking**: traded clusters first, then local ones (``sector_type``: the shipped cluster
+   categories for NAF codes, the user's ``sector_types``, or the data), registry artefacts
+   last in each list; each list by ``rank_score = lq_low × share_low``, the lower bounds of
+   the LQ and of the share of the sector: specialisation and weight in the industry make a
+   cluster, size is only the ``min_establishments`` floor (docs/methods.md, "Ranking").
 7. The **local Getis-Ord Gi*** of the empirical-Bayes smoothed LQ (batched numba kernel,
    conditional permutations, ``alternative="greater"``) is added to the table for the
    sectors where clusters were found, as a second, permutation-based view of the hot spots
@@ -84,12 +93,14 @@ from ..core.schema import (
 )
 from ..errors import ClustermapWarning, SchemaError
 from ..io.counts import CountTables
+from ..stats.dispersion import estimate_dispersion
 from ..stats.lq import eb_smooth
 from ..table import OTHER, SectorTable, counts_table, registry_table
 from .options import LEGACY, DetectionOptions
 from .profile import cluster_frame, membership, reference
 from .regions import adjacency, find_regions, link_matrix
 from .result import ClusterResult
+from .types import resolve_types
 from .window import window_test
 
 __all__ = ["OTHER", "DetectionOptions", "detect_clusters"]
@@ -193,9 +204,10 @@ def detect_clusters(
     Returns
     -------
     ClusterResult
-        - ``clusters``: one row per cluster, columns ``CLUSTER_COLUMNS``, sorted by
-          ``strength``, plus ``lq_employees_low`` / ``lq_employees_high`` (range of the
-          employment LQ between the low, midpoint and high size-band rules).
+        - ``clusters``: one row per cluster, columns ``CLUSTER_COLUMNS``, traded first and
+          each type by ``rank_score`` (see step 6), plus ``lq_employees_low`` /
+          ``lq_employees_high`` (range of the employment LQ between the low, midpoint and
+          high size-band rules).
         - ``table``: one row per unit × sector cell **with at least one establishment**
           (absent cells have 0 establishments and LQ 0): ``establishments``, employment,
           ``expected``, ``lq`` and its Garwood interval, the window test
@@ -262,6 +274,11 @@ def detect_clusters(
     )
     run.params["n_sectors_analysed"] = n_analysed
     run.lap("aggregate")
+    dispersion = _dispersion(x, inp.table.sectors, analysed, opts, run)
+    comp_x, comp_emp = _comparison_tables(inp.units, inp.table, opts.score_units, run)
+    types, type_source = resolve_types(
+        inp.table.sectors, level, opts.sector_types, opts.nomenclature, comp_x
+    )
     graph = _default_graph(graph, inp.units, inp.point_units, run)
     adj = adjacency(graph, inp.table.unit_ids)
     run.lap("graph")
@@ -274,6 +291,7 @@ def detect_clusters(
         min_unit_lq=opts.min_unit_lq,
         grow_alpha=grow_alpha,
         conf_level=opts.conf_level,
+        dispersion=dispersion,
     )
     gi = _LocalGi(x, inp.table, graph, alpha, random_state, n_jobs, opts, run)
     if opts.gi_alpha is not None:
@@ -287,6 +305,7 @@ def detect_clusters(
         conf_level=opts.conf_level,
         min_establishments=opts.min_establishments,
         min_lq=min_lq,
+        dispersion=dispersion,
     )
     regions = _name_regions(regions, inp.table.sectors, cells)
     if len(regions):
@@ -305,9 +324,11 @@ def detect_clusters(
         inp.table.sectors,
         labels,
         artefact,
-        _comparison(inp.units, inp.table, opts.score_units, run),
+        reference(comp_x, comp_emp, inp.table.sectors),
     )
-    return _assemble(inp, cells, clusters, labels, artefact, analysed, run)
+    sector_info = _SectorInfo(labels, artefact, analysed, dispersion, types, type_source)
+    clusters = _rank(clusters, sector_info, inp.table.sectors, run)
+    return _assemble(inp, cells, clusters, sector_info, run)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -532,11 +553,15 @@ def _default_graph(graph: Any, units: gpd.GeoDataFrame, point_units: bool, run: 
 
 
 def _name_regions(regions: pd.DataFrame, sectors: pd.Index, cells: pd.DataFrame) -> pd.DataFrame:
-    """Rank the regions by strength within their sector; ``cluster_id`` = "<sector>-<rank>"."""
+    """Rank the regions within their sector; ``cluster_id`` = "<sector>-<rank>".
+
+    The rank is by ``rank_score`` (specialisation × share of the sector, lower bounds), then
+    strength, as the cluster list.
+    """
     cells[CLUSTER_ID] = ""
     if not len(regions):
         return regions.assign(cluster_id=pd.Series(dtype=object))
-    regions = regions.sort_values("strength", ascending=False, kind="stable")
+    regions = regions.sort_values(["rank_score", "strength"], ascending=False, kind="stable")
     regions["rank"] = regions.groupby("sec").cumcount() + 1
     regions[CLUSTER_ID] = [f"{sectors[s]}-{r}" for s, r in zip(regions["sec"], regions["rank"])]
     for idx, cid in zip(regions["cell_idx"], regions[CLUSTER_ID]):
@@ -610,8 +635,8 @@ def _getis_ord(x: sp.csr_matrix, cols: np.ndarray, table: SectorTable, graph: An
     }
 
 
-def _comparison(units: gpd.GeoDataFrame, table: SectorTable, zones: Any, run: _Run) -> pd.DataFrame:
-    """The comparison table of the scores: the ``score_units`` zoning, or the units."""
+def _comparison_tables(units: gpd.GeoDataFrame, table: SectorTable, zones: Any, run: _Run):
+    """Establishments and employment of the comparison zoning (``score_units``), or the units."""
     comp_x = table.measures[ESTABLISHMENTS]
     comp_emp = table.measures.get(EMPLOYEES)
     if zones is not None:
@@ -620,14 +645,88 @@ def _comparison(units: gpd.GeoDataFrame, table: SectorTable, zones: Any, run: _R
         comp_emp = None if comp_emp is None else member @ comp_emp
         run.params["score_units"] = int(member.shape[0])
         run.params["score_units_rule"] = how
-    return reference(comp_x, comp_emp, table.sectors)
+    return comp_x, comp_emp
+
+
+def _dispersion(
+    x: sp.csr_matrix, sectors: pd.Index, analysed: np.ndarray, opts: DetectionOptions, run: _Run
+) -> np.ndarray:
+    """Extra-Poisson dispersion ``alpha_s`` of every sector (0 for the Poisson model)."""
+    d = opts.dispersion
+    if isinstance(d, str) and d == "estimate":
+        alpha = estimate_dispersion(x)["alpha"].to_numpy()
+        run.params["dispersion_model"] = (
+            "negative binomial, alpha estimated per sector (robust quantile rule, shrunk "
+            "towards the median of the well-measured sectors)"
+        )
+    elif isinstance(d, str):  # "poisson"
+        alpha = np.zeros(len(sectors))
+        run.params["dispersion_model"] = "Poisson (no extra dispersion)"
+    elif isinstance(d, int | float):
+        alpha = np.full(len(sectors), float(d))
+        run.params["dispersion_model"] = f"negative binomial, alpha = {float(d):g} for every sector"
+    else:
+        given = {str(k): float(v) for k, v in d.items()}
+        codes = sectors.astype(str)
+        missing = [c for c, a in zip(codes, analysed) if a and c not in given]
+        if missing:
+            raise SchemaError(
+                f"options.dispersion gives no value for the sectors {missing[:5]}; give one "
+                "per analysed sector, or dispersion='estimate'."
+            )
+        alpha = np.array([given.get(c, 0.0) for c in codes])
+        if (alpha < 0).any():
+            raise SchemaError("options.dispersion values must be >= 0.")
+        run.params["dispersion_model"] = "negative binomial, alpha given per sector"
+    return np.where(np.asarray(sectors == OTHER), 0.0, alpha)
+
+
+@dataclass
+class _SectorInfo:
+    """What is known of each analysis sector beyond its counts."""
+
+    labels: np.ndarray
+    artefact: np.ndarray
+    analysed: np.ndarray
+    dispersion: np.ndarray
+    types: np.ndarray
+    type_source: np.ndarray
+
+
+#: order of the types in the cluster list
+_TYPE_ORDER = {"traded": 0, "local": 1, "": 2}
+
+
+def _rank(clusters: pd.DataFrame, info: _SectorInfo, sectors: pd.Index, run: _Run):
+    """Traded clusters first, each list by ``rank_score`` (artefacts last); type added."""
+    pos = sectors.get_indexer(clusters["sector"]) if len(clusters) else np.array([], int)
+    clusters["sector_type"] = info.types[pos] if len(pos) else pd.Series(dtype=object)
+    clusters["dispersion"] = info.dispersion[pos] if len(pos) else pd.Series(dtype=float)
+    order = clusters["sector_type"].map(_TYPE_ORDER).fillna(2)
+    clusters = clusters.assign(_order=order.to_numpy())
+    clusters = clusters.sort_values(
+        ["_order", "artefact", "rank_score", "strength"],
+        ascending=[True, True, False, False],
+        kind="stable",
+    )
+    run.params["ranking"] = (
+        "traded clusters first, then local ones; within each, by rank_score = lq_low × "
+        "share_low (lower bounds of the LQ and of the share of the sector, overdispersion "
+        "included), registry artefacts (head offices, holdings, temporary work) last; size "
+        "is a floor (min_establishments), not the sort key"
+    )
+    return clusters.drop(columns="_order").reset_index(drop=True)
 
 
 def _sector_info(codes: pd.Index, level: Any, nomenclature: str) -> tuple[np.ndarray, np.ndarray]:
     """French labels and artefact flags of the analysis sectors."""
-    from ..taxonomy import is_artefact_sector, sector_labels
+    from ..taxonomy import category_names, is_artefact_sector, is_category_level, sector_labels
 
     str_codes = pd.Series(codes.astype(str), index=range(len(codes)))
+    if is_category_level(level):  # the shipped cluster categories: their French names
+        names = category_names(str_codes)
+        labels = names.where(names.notna(), str_codes).to_numpy(dtype=object)
+        return labels, np.zeros(len(codes), dtype=bool)
     if isinstance(level, (Mapping, pd.Series, pd.DataFrame)):
         labels = str_codes.to_numpy(dtype=object)
         keys = _mapping_keys(level)
@@ -652,7 +751,7 @@ def _mapping_keys(level: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def _assemble(inp, cells, clusters, labels, artefact, analysed, run) -> ClusterResult:
+def _assemble(inp, cells, clusters, info: _SectorInfo, run) -> ClusterResult:
     table, x = inp.table, inp.table.measures[ESTABLISHMENTS]
     n_i = np.asarray(x.sum(axis=1)).ravel()
     run.params["units_without_activity"] = int((n_i <= 0).sum())
@@ -661,7 +760,7 @@ def _assemble(inp, cells, clusters, labels, artefact, analysed, run) -> ClusterR
     if summary is not None and dropped:
         summary = {**summary, "dropped_in_detection": dropped}
     tidy = _tidy_table(cells, table)
-    sectors_frame = _sectors_frame(table, labels, artefact, analysed, cells, clusters)
+    sectors_frame = _sectors_frame(table, info, cells, clusters)
     est = _label_establishments(inp.establishments, tidy)
     run.lap("scores_and_tables")
     run.params["timings"] = run.timings
@@ -709,8 +808,9 @@ def _label_establishments(est: gpd.GeoDataFrame | None, tidy: pd.DataFrame):
     return est.drop(columns="_sector_level")
 
 
-def _sectors_frame(table, labels, artefact, analysed, cells, clusters) -> pd.DataFrame:
+def _sectors_frame(table, info: _SectorInfo, cells, clusters) -> pd.DataFrame:
     codes, x = table.sectors, table.measures[ESTABLISHMENTS]
+    labels, artefact, analysed = info.labels, info.artefact, info.analysed
     n_sec = len(codes)
     n_s = np.asarray(x.sum(axis=0)).ravel()
     col = cells["_c"].to_numpy()
@@ -730,6 +830,9 @@ def _sectors_frame(table, labels, artefact, analysed, cells, clusters) -> pd.Dat
             ).to_numpy(),
         }
     )
+    frame.insert(2, "sector_type", info.types)
+    frame.insert(3, "type_source", info.type_source)
+    frame["dispersion"] = info.dispersion
     if EMPLOYEES in table.measures:
-        frame.insert(3, EMPLOYEES, np.asarray(table.measures[EMPLOYEES].sum(axis=0)).ravel())
+        frame.insert(5, EMPLOYEES, np.asarray(table.measures[EMPLOYEES].sum(axis=0)).ravel())
     return frame

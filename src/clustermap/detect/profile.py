@@ -196,6 +196,9 @@ def cluster_frame(
             "focus": float(reg.O / reg.n_total),
             P_VALUE: float(reg.p_value),
             "artefact": bool(artefact[c]),
+            "sector_type": "",
+            "dispersion": np.nan,
+            "rank_score": float(reg.rank_score),
             "strength": float(reg.strength),
         }
         rec.update(emp_scores.of(r, c) if emp_scores else _NO_EMPLOYMENT)

@@ -22,12 +22,23 @@ from scipy.sparse.csgraph import connected_components
 from ..core.schema import ESTABLISHMENTS, LQ, LQ_HIGH, LQ_LOW, P_VALUE
 from ..errors import SchemaError
 from ..graph import graph_arrays
+from ..stats.dispersion import negative_binomial_sf, overdispersed_interval
 from ..stats.lq import garwood_interval
 from .window import log_likelihood_ratio
 
 __all__ = ["adjacency", "find_regions", "link_matrix"]
 
-_REGION_COLUMNS = ["sec", "rows", "cell_idx", "O", "E", "n_total", "strength"]
+_REGION_COLUMNS = [
+    "sec",
+    "rows",
+    "cell_idx",
+    "O",
+    "E",
+    "extra",
+    "n_total",
+    "strength",
+    "rank_score",
+]
 
 
 def adjacency(graph: Any, unit_ids: pd.Index) -> sp.csr_matrix:
@@ -83,13 +94,20 @@ def find_regions(
     conf_level: float,
     min_establishments: int,
     min_lq: float,
+    dispersion: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Connected components of candidate cells holding a seed, with the region floors applied.
 
     ``cells`` is the table of :func:`~clustermap.detect.window.window_test`. Returns one row
     per kept region: sector column ``sec``, unit rows ``rows``, cell positions ``cell_idx``,
     observed ``O``, expected ``E``, all establishments ``n_total``, ``lq`` with its interval,
-    ``p_value`` and ``strength`` (log-likelihood ratio).
+    ``p_value``, ``strength`` (log-likelihood ratio) and ``rank_score`` (``lq_low`` × the
+    share of the sector at that bound, ``lq_low² E / n_s``).
+
+    With ``dispersion`` (the sectors' ``alpha_s``), the region count is negative binomial
+    with variance ``E + extra``, ``extra = alpha_s sum_{i in R} E_is²``: the p-value and the
+    LQ interval (:func:`~clustermap.stats.dispersion.overdispersed_interval`) account for
+    it. Without it they are the exact Poisson ones (Garwood).
 
     Examples
     --------
@@ -116,7 +134,10 @@ def find_regions(
         has_seed = np.bincount(lab, weights=grp["seed"].to_numpy(dtype=float), minlength=n_comp)
         obs = np.bincount(lab, weights=grp[ESTABLISHMENTS].to_numpy(), minlength=n_comp)
         tot = np.bincount(lab, weights=n_i[r], minlength=n_comp)
+        tot2 = np.bincount(lab, weights=n_i[r] ** 2, minlength=n_comp)
         exp = tot * n_s[c] / total
+        a_c = 0.0 if dispersion is None else float(dispersion[c])
+        extra = a_c * (n_s[c] / total) ** 2 * tot2
         for k in np.flatnonzero(has_seed > 0):
             members = lab == k
             rows.append(
@@ -126,6 +147,7 @@ def find_regions(
                     "cell_idx": grp.index.to_numpy()[members],
                     "O": obs[k],
                     "E": exp[k],
+                    "extra": extra[k],
                     "n_total": tot[k],
                 }
             )
@@ -134,10 +156,17 @@ def find_regions(
     reg = pd.DataFrame(rows)
     o, e = reg["O"].to_numpy(), reg["E"].to_numpy()
     low, high, p = garwood_interval(o, e, conf_level)
+    od = reg["extra"].to_numpy() > 0
+    if od.any():
+        ext = reg["extra"].to_numpy()[od]
+        low[od], high[od] = overdispersed_interval(o[od], e[od], ext, conf_level)
+        p[od] = negative_binomial_sf(o[od], e[od], ext)
     reg[LQ] = o / e
     reg[LQ_LOW] = low
     reg[LQ_HIGH] = high
     reg[P_VALUE] = p
     reg["strength"] = log_likelihood_ratio(o, e)
+    n_sec = n_s[reg["sec"].to_numpy(dtype=np.int64)]
+    reg["rank_score"] = low * (low * e / n_sec)  # lq_low × share_low
     keep = (o >= min_establishments) & (o / e >= min_lq) & (low > 1) & (p <= region_alpha)
     return reg[keep].reset_index(drop=True)

@@ -27,17 +27,20 @@ CLUSTER_COLUMNS = (
     "employees_low",  # lower bound of the size bands
     "employees_high",  # upper bound of the size bands
     "lq",  # establishment-count LQ of the cluster region
-    "lq_low",  # exact Poisson (Garwood) 95 % interval of the LQ
+    "lq_low",  # 95 % interval of the LQ (exact; negative binomial when dispersion > 0)
     "lq_high",
     "lq_employees",  # employment LQ of the region
     "share_of_sector",  # share of the whole table's sector establishments in the cluster
     "focus",  # share of the cluster region's establishments that are in the sector
-    "p_value",  # one-sided exact Poisson p-value of the region's excess
+    "p_value",  # one-sided exact p-value of the region's excess (NB when dispersion > 0)
     "stars",  # European Cluster Observatory stars (0-3)
     "strong_cluster",  # US Cluster Mapping strong-cluster flag (P75)
     "strong_cluster_p90",  # the P90 variant
     "artefact",  # sector known to produce registry artefacts (head offices, temp agencies…)
-    "strength",  # documented ranking score (sorted descending)
+    "sector_type",  # "traded" or "local" (traded clusters come first), "" without types
+    "dispersion",  # extra-Poisson dispersion alpha of the sector (0: Poisson)
+    "rank_score",  # lq_low × share_low: the sort key within each type (descending)
+    "strength",  # Poisson log-likelihood ratio of the region (size × specificity)
     "geometry",  # union of the units' polygons (CRS of the units)
 )
 
@@ -49,7 +52,8 @@ class ClusterResult:
     Attributes
     ----------
     clusters : geopandas.GeoDataFrame
-        One row per cluster, columns :data:`CLUSTER_COLUMNS`, sorted by ``strength``.
+        One row per cluster, columns :data:`CLUSTER_COLUMNS`: traded clusters first, then
+        local ones, each sorted by ``rank_score``.
     table : pandas.DataFrame
         Tidy units × sectors table: ``unit_id``, ``sector``, ``establishments``,
         ``employees``, ``lq``, ``lq_low``, ``lq_high``, the local statistic and its p-value,

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from scipy import special
 
 from ..core.schema import ESTABLISHMENTS, LABEL, LQ, LQ_HIGH, LQ_LOW, P_VALUE, STATISTIC
+from ..stats.dispersion import negative_binomial_sf
 from ..stats.lq import garwood_interval
 
 __all__ = ["bh_reject", "log_likelihood_ratio", "poisson_sf", "window_test"]
@@ -90,6 +91,7 @@ def window_test(
     min_unit_lq: float,
     grow_alpha: float,
     conf_level: float,
+    dispersion: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per nonzero unit × sector cell: its LQ, window test, seed and candidate flags.
 
@@ -104,6 +106,11 @@ def window_test(
     alpha, min_unit_lq, grow_alpha, conf_level
         BH level, LQ floor of a specialised unit, uncorrected level of growth, interval
         coverage (see :class:`~clustermap.detect.options.DetectionOptions`).
+    dispersion : numpy.ndarray, optional
+        Extra-Poisson dispersion ``alpha_s`` of each sector
+        (:func:`~clustermap.stats.dispersion.estimate_dispersion`): the window count is
+        then tested as negative binomial with variance ``E_W + alpha_s sum_{j in W} E_js²``.
+        None (or zeros): the exact Poisson test.
 
     Returns
     -------
@@ -137,7 +144,14 @@ def window_test(
     e_w = n_w[o_w.row] * n_s[o_w.col] / total
     p_w = np.ones(o_w.nnz)
     excess = o_w.data > e_w
-    p_w[excess] = poisson_sf(o_w.data[excess], e_w[excess])
+    if dispersion is None or not np.any(dispersion > 0):
+        p_w[excess] = poisson_sf(o_w.data[excess], e_w[excess])
+    else:  # sum of E_js² over the window: (n_s / N)² (window @ n_i²)
+        m2 = window @ (n_i**2)
+        share = n_s / total
+        r, c = o_w.row[excess], o_w.col[excess]
+        extra = dispersion[c] * share[c] ** 2 * m2[r]
+        p_w[excess] = negative_binomial_sf(o_w.data[excess], e_w[excess], extra)
     m_tests = np.full(n_sec, float((n_i > 0).sum()))
     sig_w = bh_reject(p_w, o_w.col, m_tests, alpha) & analysed[o_w.col]
 

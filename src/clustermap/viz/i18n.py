@@ -127,6 +127,19 @@ _LABELS: dict[str, tuple[str, str]] = {
     "leading_clusters": ("Principaux clusters", "Leading clusters"),
     "method": ("Méthode et limites", "Method and limits"),
     "no_clusters": ("Aucun cluster détecté.", "No cluster detected."),
+    "traded_clusters": ("Clusters exportateurs", "Traded clusters"),
+    "local_clusters": ("Clusters de proximité", "Local clusters"),
+    "types_note": (
+        "Les clusters exportateurs (secteurs qui vendent hors du territoire et se concentrent "
+        "en peu d'endroits) viennent en premier, classés par spécialisation et part du "
+        "secteur national, bornes basses de leur intervalle de confiance ; les clusters de "
+        "proximité (secteurs présents partout, comme le commerce ou le bâtiment) suivent "
+        "dans leur propre tableau.",
+        "Traded clusters (industries that sell beyond their region and concentrate in a few "
+        "places) come first, ranked by specialisation and share of the national industry, "
+        "lower bounds of their confidence intervals; local clusters (industries present "
+        "everywhere, such as retail or building) follow in their own table.",
+    ),
     "n_clusters": ("Nombre de clusters", "Number of clusters"),
     "n_sectors": ("Secteurs concernés", "Sectors involved"),
     "n_units_total": (
@@ -145,9 +158,14 @@ _METHOD_NOTE = {
         "secteur, le quotient de localisation (QL) compare la part du secteur dans la "
         "commune à sa part nationale : un QL de 2 signifie deux fois plus d'établissements "
         "du secteur que si l'activité était répartie comme en France entière.",
-        "Pour chaque commune et chaque secteur, un test exact de Poisson vérifie si la "
-        "commune et ses voisines comptent nettement plus d'établissements du secteur "
-        "qu'attendu compte tenu de toute leur activité ; le taux de fausses découvertes est "
+        "Pour chaque commune et chaque secteur, un test exact vérifie si la commune et ses "
+        "voisines comptent nettement plus d'établissements du secteur qu'attendu compte tenu "
+        "de toute leur activité. Ce test tient compte de la dispersion réelle des données : "
+        "les établissements d'un secteur se regroupent dans certaines communes plus que le "
+        "hasard pur ne le voudrait, pour des raisons qui ne font pas un cluster ; cette "
+        "dispersion est mesurée pour chaque secteur (loi binomiale négative) et le test "
+        "l'intègre, ce qui évite de prendre ces écarts pour des clusters, surtout dans les "
+        "grandes villes. Le taux de fausses découvertes est "
         "contrôlé sur l'ensemble des communes du secteur (procédure de Benjamini-Hochberg). "
         "Les communes spécialisées et significatives voisines forment une zone, retenue si "
         "elle compte assez d'établissements et un QL nettement supérieur à 1. Chaque cluster "
@@ -155,6 +173,16 @@ _METHOD_NOTE = {
         "selon la méthode de l'Observatoire européen des clusters et un indicateur de "
         "« cluster fort » inspiré du U.S. Cluster Mapping Project ; l'indicateur Gi* "
         "(tests de permutation) est donné en complément.",
+        "Classement : comme le U.S. Cluster Mapping Project et l'Observatoire européen des "
+        "clusters, le rapport distingue les secteurs exportateurs (qui vendent hors de leur "
+        "territoire et se concentrent en peu d'endroits) des secteurs de proximité (présents "
+        "partout en proportion de la population). Le type de chaque code NAF vient des "
+        "catégories de clusters de clustermap (définitions américaines de référence, "
+        "adaptées à la France). Les clusters exportateurs sont listés en premier, classés "
+        "par le produit de deux bornes basses : celle du QL (spécialisation) et celle de la "
+        "part du secteur national située dans la zone ; la taille n'est qu'un seuil "
+        "minimal, pas le critère de tri, pour qu'une vallée très spécialisée passe devant "
+        "un secteur banal d'une grande ville.",
         "Limites : les effectifs salariés sont estimés à partir des tranches d'effectif du "
         "registre (d'où une fourchette) ; un établissement est compté à l'adresse déclarée, "
         "ce qui peut gonfler les communes qui accueillent des sièges sociaux ou des agences "
@@ -169,14 +197,28 @@ _METHOD_NOTE = {
         "quotient (LQ) compares the industry's share in the unit with its national share: "
         "an LQ of 2 means twice as many establishments as if the industry were spread like "
         "the whole country.",
-        "For each unit and industry, an exact Poisson test checks whether the unit and its "
+        "For each unit and industry, an exact test checks whether the unit and its "
         "neighbours hold clearly more establishments of the industry than expected from all "
-        "their activity; the false discovery rate is controlled over the units of the "
+        "their activity. The test allows for the real dispersion of the data: an industry's "
+        "establishments bunch in some places more than pure chance would have it, for "
+        "reasons that make no cluster; that dispersion is measured for each industry "
+        "(negative binomial model) and built into the test, so such bunching, above all in "
+        "large cities, is not taken for a cluster. The false discovery rate is controlled "
+        "over the units of the "
         "industry (Benjamini-Hochberg). Neighbouring specialised and significant units form "
         "an area, kept when it has enough establishments and an LQ clearly above 1. Each "
         "cluster gets a 95% confidence interval on its LQ, a p-value, European Cluster "
         "Observatory stars and a 'strong cluster' flag after the U.S. Cluster Mapping "
         "Project; the Gi* statistic (permutation tests) is given as a second view.",
+        "Ranking: like the U.S. Cluster Mapping Project and the European Cluster Observatory, "
+        "the report tells traded industries (that sell beyond their region and concentrate "
+        "in a few places) from local ones (present everywhere in proportion to population). "
+        "Each NAF code's type comes from clustermap's cluster categories (the U.S. benchmark "
+        "definitions, adapted to France). Traded clusters are listed first, ranked by the "
+        "product of two lower bounds: that of the LQ (specialisation) and that of the share "
+        "of the national industry located in the area; size is only a floor, not the sort "
+        "key, so a highly specialised valley comes before an ordinary industry of a large "
+        "city.",
         "Limits: employees are estimated from the registry's size bands (hence a range); an "
         "establishment is counted at its declared address, which can inflate places hosting "
         "head offices or temporary-work agencies; the zoning affects results (a small "

@@ -119,10 +119,31 @@ def _num_attr(value: Any) -> str:
     return "" if pd.isna(v) else repr(v)
 
 
-def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
+def _cluster_tables(clusters: pd.DataFrame, lang: str) -> str:
+    """Traded clusters first, local ones in their own table (one table without types)."""
     t = i18n.t
     if not len(clusters):
         return f"<p>{_e(t('no_clusters', lang))}</p>"
+    types = clusters["sector_type"] if "sector_type" in clusters.columns else None
+    if types is None or not types.isin(["traded", "local"]).any():
+        return _cluster_table(clusters, lang, "cm-cluster-table")
+    out = [f'<p class="cm-note">{_e(t("types_note", lang))}</p>']
+    for key, kind, table_id in (
+        ("traded_clusters", "traded", "cm-cluster-table"),
+        ("local_clusters", "local", "cm-cluster-table-local"),
+    ):
+        part = clusters[types == kind]
+        if len(part):
+            out.append(f"<h3>{_e(t(key, lang))} ({len(part)})</h3>")
+            out.append(_cluster_table(part, lang, table_id))
+    rest = clusters[~types.isin(["traded", "local"])]
+    if len(rest):
+        out.append(_cluster_table(rest, lang, "cm-cluster-table-other"))
+    return "".join(out)
+
+
+def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
+    t = i18n.t
     cols: list[tuple[str, str, str]] = [  # key, header, type
         ("rank", t("rank", lang), "num"),
         (SECTOR, t("sector_code", lang), "text"),
@@ -182,7 +203,7 @@ def _cluster_table(clusters: pd.DataFrame, lang: str) -> str:
         body.append(f'<tr data-cluster="{cid}">{"".join(cells)}</tr>')
     return (
         f'<p class="cm-note">{_e(t("sort_hint", lang))}</p>'
-        '<div class="cm-table-wrap"><table class="cm-sortable" id="cm-cluster-table">'
+        f'<div class="cm-table-wrap"><table class="cm-sortable" id="{table_id}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         + (f'<p class="cm-note">⚠ {_e(t("artefact_note", lang))}</p>' if has_artefact else "")
     )
@@ -445,7 +466,7 @@ def write_report(
 <div class="cm-map-box">{map_html}</div>
 </section>
 <section id="cm-clusters"><h2>{_e(t("cluster_table", lang))}</h2>
-{_cluster_table(result.clusters, lang)}
+{_cluster_tables(result.clusters, lang)}
 </section>
 <section id="cm-leading"><h2>{_e(t("leading_clusters", lang))}</h2>
 {_leading(result, lang, leading, largest)}
