@@ -7,7 +7,8 @@ bakeries, schools, building trades). A sector's type comes from, in this order:
 
 1. the user's own mapping (``DetectionOptions(sector_types={...})``);
 2. for NAF codes and the shipped cluster categories, the category's type
-   (:func:`clustermap.sector_types`, U.S. benchmark definitions with French overrides);
+   (:func:`clustermap.sector_types`, U.S. benchmark definitions with French overrides); a
+   group of a user mapping of NAF codes takes the type most of its codes have;
 3. otherwise the data (:func:`dissimilarity_types`): as Porter (2003) classified industries
    by how unevenly they spread across regions, a sector is traded when the share of its
    establishments that would have to move for it to be spread like all activity across the
@@ -108,9 +109,7 @@ def resolve_types(
         types[user.notna()] = user[user.notna()]
         source[user.notna()] = "user"
     elif option == "auto" and nomenclature in ("naf", "nace"):
-        from ..taxonomy import sector_types
-
-        shipped = sector_types(codes, level=level, nomenclature=nomenclature)
+        shipped = _shipped_types(codes, level, nomenclature)
         known = shipped.notna().to_numpy()
         types[known] = shipped[known].astype(object)
         source[known] = "categories"
@@ -120,3 +119,19 @@ def resolve_types(
         types[missing] = data[missing]
         source[missing] = "data"
     return types.to_numpy(dtype=object), source.to_numpy(dtype=object)
+
+
+def _shipped_types(codes: pd.Series, level: Any, nomenclature: str) -> pd.Series:
+    """Types from the shipped categories; a group of a user mapping takes its codes' majority."""
+    from ..taxonomy import sector_types
+
+    if not isinstance(level, Mapping | pd.Series | pd.DataFrame):
+        return sector_types(codes, level=level, nomenclature=nomenclature)
+    from .pipeline import _mapping_keys
+
+    keys = _mapping_keys(level)
+    member = pd.DataFrame({"code": list(keys), "group": [str(g) for g in keys.values()]})
+    member["type"] = sector_types(member["code"], nomenclature=nomenclature).to_numpy()
+    member = member.dropna(subset=["type"])
+    majority = member.groupby("group")["type"].agg(lambda t: t.value_counts().index[0])
+    return codes.map(majority)
