@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "strong_cluster_flags": "detect.scores",
     "star_rating": "detect.scores",
     "detect_clusters": "detect.pipeline",
+    "relatedness": "detect.relatedness",
+    "derive_categories": "detect.relatedness",
     "ClusterResult": "detect.result",
     # distance-based localisation
     "k_density": "stats.distance",

@@ -97,7 +97,7 @@ from ..stats.dispersion import estimate_dispersion
 from ..stats.lq import eb_smooth
 from ..table import OTHER, SectorTable, counts_table, registry_table
 from .options import LEGACY, DetectionOptions
-from .profile import cluster_frame, membership, reference
+from .profile import cluster_frame, composition, membership, reference
 from .regions import adjacency, find_regions, link_matrix
 from .result import ClusterResult
 from .types import resolve_types
@@ -328,7 +328,12 @@ def detect_clusters(
     )
     sector_info = _SectorInfo(labels, artefact, analysed, dispersion, types, type_source)
     clusters = _rank(clusters, sector_info, inp.table.sectors, run)
-    return _assemble(inp, cells, clusters, sector_info, run)
+    clusters = _within_type_lq(clusters, inp.table, types)
+    comp = _composition(data, inp, clusters, level, opts.nomenclature)
+    if comp is not None and len(clusters):
+        clusters["codes"] = _codes_text(clusters, comp)
+    related = _related(cells, x.shape, clusters, inp.table.sectors, labels)
+    return _assemble(inp, cells, clusters, sector_info, run, comp, related)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -751,7 +756,7 @@ def _mapping_keys(level: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def _assemble(inp, cells, clusters, info: _SectorInfo, run) -> ClusterResult:
+def _assemble(inp, cells, clusters, info: _SectorInfo, run, comp=None, related=None):
     table, x = inp.table, inp.table.measures[ESTABLISHMENTS]
     n_i = np.asarray(x.sum(axis=1)).ravel()
     run.params["units_without_activity"] = int((n_i <= 0).sum())
@@ -772,6 +777,8 @@ def _assemble(inp, cells, clusters, info: _SectorInfo, run) -> ClusterResult:
         parameters=run.params,
         registry_summary=summary,
         sectors=sectors_frame,
+        composition=comp,
+        related=related,
     )
 
 
@@ -836,3 +843,109 @@ def _sectors_frame(table, info: _SectorInfo, cells, clusters) -> pd.DataFrame:
     if EMPLOYEES in table.measures:
         frame.insert(5, EMPLOYEES, np.asarray(table.measures[EMPLOYEES].sum(axis=0)).ravel())
     return frame
+
+
+def _groups_codes(level: Any) -> bool:
+    from ..taxonomy import is_category_level
+
+    return is_category_level(level) or isinstance(level, Mapping | pd.Series | pd.DataFrame)
+
+
+def _code_table(data: Any, inp: _Input) -> tuple[sp.csr_matrix, pd.Index] | None:
+    """Units × original codes (before the roll-up to groups), on the units' rows."""
+    unit_ids = inp.table.unit_ids
+    if inp.establishments is not None:
+        est = inp.establishments
+        if SECTOR not in est.columns:
+            return None
+        where = unit_ids.get_indexer(est[UNIT_ID].astype(object).astype(str))
+        ok = where >= 0
+        code_idx, codes = pd.factorize(est[SECTOR].astype(str).to_numpy(dtype=object)[ok])
+        x = sp.csr_matrix(
+            (np.ones(int(ok.sum())), (where[ok], code_idx)), shape=(len(unit_ids), len(codes))
+        )
+        return x, pd.Index(codes)
+    counts = data.establishments if isinstance(data, CountTables) else data
+    if not isinstance(counts, pd.DataFrame):
+        return None
+    counts = counts.copy()
+    counts.index = counts.index.astype(str)
+    counts = counts.groupby(level=0).sum().reindex(unit_ids, fill_value=0)
+    values = counts.apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy(dtype=float)
+    return sp.csr_matrix(values), pd.Index(counts.columns.astype(str))
+
+
+def _composition(data: Any, inp: _Input, clusters: pd.DataFrame, level: Any, nomenclature: str):
+    """The codes inside each cluster of a group level (None for plain levels)."""
+    if not _groups_codes(level):
+        return None
+    from ..taxonomy import roll_up, sector_labels
+
+    table = _code_table(data, inp)
+    if table is None:
+        return None
+    x, codes = table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        group = roll_up(pd.Series(codes), level, nomenclature=nomenclature)
+        labels = sector_labels(pd.Series(codes), nomenclature=nomenclature)
+    code_group = pd.Series(group.to_numpy(), index=codes).dropna()
+    code_labels = pd.Series(labels.to_numpy(), index=codes).dropna()
+    return composition(clusters, x, inp.table.unit_ids, codes, code_group, code_labels)
+
+
+def _codes_text(clusters: pd.DataFrame, comp: pd.DataFrame) -> list[str]:
+    """``25.62A (403), 25.61Z (24)…``: the codes of each cluster, those driving it first."""
+    out = []
+    for cid in clusters[CLUSTER_ID]:
+        part = comp[comp[CLUSTER_ID] == cid]
+        out.append(", ".join(f"{c} ({int(n)})" for c, n in zip(part["code"], part[ESTABLISHMENTS])))
+    return out
+
+
+def _within_type_lq(clusters: pd.DataFrame, table: SectorTable, types: np.ndarray):
+    """LQ within the sector's type (``lq_tf`` of the CMP): against traded (or local) activity."""
+    if not len(clusters) or not np.isin(types, ["traded", "local"]).any():
+        return clusters
+    x = table.measures[ESTABLISHMENTS].tocsc()
+    by_type = {
+        kind: np.asarray(x[:, np.flatnonzero(types == kind)].sum(axis=1)).ravel()
+        for kind in ("traded", "local")
+    }
+    n_s = np.asarray(x.sum(axis=0)).ravel()
+    pos = table.sectors.get_indexer(clusters[SECTOR])
+    out = []
+    for p, kind, ids, o in zip(
+        pos, clusters["sector_type"], clusters["unit_ids"], clusters[ESTABLISHMENTS]
+    ):
+        if kind not in by_type:
+            out.append(np.nan)
+            continue
+        rows = table.unit_ids.get_indexer([str(u) for u in ids])
+        region, nation = by_type[kind][rows].sum(), by_type[kind].sum()
+        out.append(o / region / (n_s[p] / nation) if region > 0 and nation > 0 else np.nan)
+    clusters = clusters.copy()
+    clusters["lq_within_type"] = out
+    return clusters
+
+
+def _related(cells, shape, clusters, sectors, labels) -> pd.DataFrame | None:
+    """Co-location of the sectors with clusters (``colocation`` of their excess maps)."""
+    from .relatedness import colocation_from_cells
+
+    if not len(clusters):
+        return None
+    cols = np.unique(sectors.get_indexer(clusters[SECTOR]))
+    mat = colocation_from_cells(cells, shape)[np.ix_(cols, cols)]
+    ia, ib = np.triu_indices(len(cols), k=1)
+    pairs = pd.DataFrame(
+        {
+            "sector_a": sectors[cols[ia]].astype(str),
+            "sector_b": sectors[cols[ib]].astype(str),
+            "label_a": labels[cols[ia]],
+            "label_b": labels[cols[ib]],
+            "colocation": mat[ia, ib],
+        }
+    )
+    pairs = pairs[pairs["colocation"] > 0].sort_values("colocation", ascending=False)
+    return pairs.reset_index(drop=True)

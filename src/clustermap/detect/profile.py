@@ -36,7 +36,7 @@ from ..errors import SchemaError
 from .result import CLUSTER_COLUMNS
 from .scores import star_rating, strong_cluster_flags
 
-__all__ = ["AUTO_ZONE_UNITS", "cluster_frame", "membership", "outline"]
+__all__ = ["AUTO_ZONE_UNITS", "cluster_frame", "composition", "membership", "outline"]
 
 _COMMUNE_CODE = r"^(?:\d{5}|2[AB]\d{3})$"
 
@@ -312,3 +312,77 @@ def outline(parts: np.ndarray) -> Any:
     if shapely.is_valid(out) and abs(out.area - total) <= 1e-9 * max(total, 1e-300):
         return out
     return shapely.union_all(parts)
+
+
+def composition(
+    clusters: pd.DataFrame,
+    code_x: sp.csr_matrix,
+    unit_ids: pd.Index,
+    codes: pd.Index,
+    code_group: pd.Series,
+    code_labels: pd.Series | None = None,
+) -> pd.DataFrame:
+    """What each code of a group brings to the clusters found for that group.
+
+    For a cluster of a group of codes (a cluster category, or a group of a user mapping),
+    one row per code of the group present in the cluster's units: ``establishments``,
+    ``expected`` (the region's total activity × the code's national share, as for any LQ),
+    ``lq`` and ``excess_share``, the share of the cluster's excess ``sum(max(O - E, 0))``
+    this code carries (the codes that drive it come first).
+
+    Parameters
+    ----------
+    clusters : pandas.DataFrame
+        ``cluster_id``, ``sector`` (the group) and ``unit_ids``.
+    code_x : scipy.sparse.csr_matrix
+        Establishments, units × codes, every code (the total activity of a unit is its row
+        sum).
+    unit_ids, codes : pandas.Index
+        Rows and columns of ``code_x``.
+    code_group : pandas.Series
+        Code -> group.
+    code_labels : pandas.Series, optional
+        Code -> label.
+
+    Examples
+    --------
+    Two units; group "g" pools codes "a" and "b"; the cluster is unit 0:
+
+    >>> x = sp.csr_matrix(np.array([[30.0, 5, 65], [10, 5, 185]]))
+    >>> clusters = pd.DataFrame({"cluster_id": ["g-1"], "sector": ["g"], "unit_ids": [["u0"]]})
+    >>> out = composition(clusters, x, pd.Index(["u0", "u1"]), pd.Index(["a", "b", "z"]),
+    ...                   pd.Series({"a": "g", "b": "g"}))
+    >>> out[["code", "establishments", "lq", "excess_share"]].round(2).values.tolist()
+    [['a', 30.0, 2.25, 0.91], ['b', 5.0, 1.5, 0.09]]
+    """
+    columns = ["cluster_id", "code", "code_label", ESTABLISHMENTS, "expected", "lq", "excess_share"]
+    x = sp.csr_matrix(code_x, dtype=float)
+    n_i = np.asarray(x.sum(axis=1)).ravel()
+    n_c = np.asarray(x.sum(axis=0)).ravel()
+    total = float(n_c.sum())
+    group = pd.Series(codes.astype(str), index=range(len(codes))).map(
+        {str(k): str(v) for k, v in code_group.items()}
+    )
+    rows = []
+    for cid, sector, ids in zip(clusters[CLUSTER_ID], clusters[SECTOR], clusters["unit_ids"]):
+        cols = np.flatnonzero((group == str(sector)).to_numpy())
+        r = unit_ids.get_indexer([str(u) for u in ids])
+        r = r[r >= 0]
+        if not len(cols) or not len(r):
+            continue
+        obs = np.asarray(x[r][:, cols].sum(axis=0)).ravel()
+        exp = n_i[r].sum() * n_c[cols] / total
+        excess = np.maximum(obs - exp, 0.0)
+        share = excess / excess.sum() if excess.sum() > 0 else np.zeros_like(excess)
+        for j in np.flatnonzero(obs > 0):
+            code = str(codes[cols[j]])
+            label = None if code_labels is None else code_labels.get(code)
+            rows.append([cid, code, label, obs[j], exp[j], obs[j] / exp[j], share[j]])
+    out = pd.DataFrame(rows, columns=columns)
+    if not len(out):
+        return out
+    out["_order"] = out[CLUSTER_ID].map({c: i for i, c in enumerate(clusters[CLUSTER_ID])})
+    out = out.sort_values(
+        ["_order", "excess_share", ESTABLISHMENTS], ascending=[True, False, False]
+    )
+    return out.drop(columns="_order").reset_index(drop=True)

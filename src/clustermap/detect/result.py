@@ -67,7 +67,15 @@ class ClusterResult:
     registry_summary : dict or None
         What was read: ``source``, ``rows``, ``kept``, ``rejects`` (count by reason).
     sectors : pandas.DataFrame or None
-        One row per sector analysed: label, totals, global statistic, artefact flag.
+        One row per sector analysed: label, totals, type (traded / local), dispersion,
+        artefact flag.
+    composition : pandas.DataFrame or None
+        For a level that groups codes (``level="cluster_category"`` or a mapping): one row
+        per cluster × code present in it, with ``establishments``, ``expected``, ``lq`` and
+        ``excess_share`` (the codes driving the cluster first); None otherwise.
+    related : pandas.DataFrame or None
+        Pairs of sectors with clusters whose local concentrations co-locate (``colocation``
+        of :func:`clustermap.relatedness`, from the same window tests), most related first.
 
     Examples
     --------
@@ -96,6 +104,8 @@ class ClusterResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     registry_summary: dict[str, Any] | None = None
     sectors: pd.DataFrame | None = None
+    composition: pd.DataFrame | None = None
+    related: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         n_sectors = self.table["sector"].nunique() if "sector" in self.table else 0

@@ -8,12 +8,14 @@ plain data (strings and numbers) that the page's own scripts display as text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..core.schema import (
+    CLUSTER_ID,
     EMPLOYEES,
     EMPLOYEES_HIGH,
     EMPLOYEES_LOW,
@@ -59,17 +61,27 @@ class Largest:
         self.emp = pd.to_numeric(emp, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         units = pd.Series(est[UNIT_ID].astype(str).to_numpy(dtype=object), index=np.arange(n))
         self.groups = units.groupby(units, sort=False).indices
+        # the establishments a detection put in each cluster: exact for any level (groups of
+        # codes too), where matching the cluster's sector code would find nothing
+        self.members: dict[str, np.ndarray] = {}
+        if CLUSTER_ID in est.columns:
+            cid = pd.Series(est[CLUSTER_ID].astype(str).to_numpy(dtype=object), index=np.arange(n))
+            self.members = cid[cid != ""].groupby(cid[cid != ""], sort=False).indices
 
     def __call__(self, row: pd.Series, k: int, lang: str) -> list[str]:
         """The ``k`` largest establishments of the cluster ``row``, as lines of text."""
         ids = _val(row, "unit_ids")
         if not self.ok or k <= 0 or ids is None or not len(ids):
             return []
-        parts = [self.groups[str(u)] for u in ids if str(u) in self.groups]
-        if not parts:
-            return []
-        idx = np.concatenate(parts)
-        if self.codes is not None:
+        cid = str(_val(row, CLUSTER_ID))
+        if cid in self.members:
+            idx = np.asarray(self.members[cid])
+        else:
+            parts = [self.groups[str(u)] for u in ids if str(u) in self.groups]
+            if not parts:
+                return []
+            idx = np.concatenate(parts)
+        if cid not in self.members and self.codes is not None:
             code = str(row[SECTOR])
             if code not in self._match:  # the same code or a finer one (25.62 -> 25.62A)
                 self._match[code] = np.array([str(u).startswith(code) for u in self.uniq])
@@ -87,13 +99,68 @@ class Largest:
         return out
 
 
-def cluster_card(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any]:
+class Extras:
+    """The codes inside a cluster of a group level, and the sectors related to it."""
+
+    def __init__(self, result: Any, max_items: int = 8) -> None:
+        self.max_items = max_items
+        comp = getattr(result, "composition", None)
+        self.comp = {} if comp is None or not len(comp) else dict(list(comp.groupby(CLUSTER_ID)))
+        rel = getattr(result, "related", None)
+        self.related = rel if rel is not None and len(rel) else None
+        clusters = getattr(result, "clusters", None)
+        self.units_of: dict[str, set[str]] = {}
+        if clusters is not None and len(clusters) and "unit_ids" in clusters.columns:
+            for sec, ids in zip(clusters[SECTOR].astype(str), clusters["unit_ids"]):
+                self.units_of.setdefault(sec, set()).update(str(u) for u in ids)
+
+    def __call__(self, row: pd.Series, lang: str) -> list[list[Any]]:
+        """``[[title, [lines]], ...]`` for the fiche of ``row``."""
+        t, out = i18n.t, []
+        part = self.comp.get(str(_val(row, CLUSTER_ID)))
+        if part is not None and len(part):
+            word = t("establishments", lang).lower()
+            lines = []
+            for r in part.head(self.max_items).itertuples(index=False):
+                label = f" — {r.code_label}" if isinstance(r.code_label, str) else ""
+                colon = " : " if lang == "fr" else ": "
+                lines.append(
+                    f"{r.code}{label}{colon}{i18n.fmt_int(r.establishments, lang)} {word}, "
+                    f"{t('lq_short', lang)} {i18n.fmt_num(r.lq, lang)}"
+                )
+            if len(part) > self.max_items:
+                lines.append(t("more_codes", lang, n=len(part) - self.max_items))
+            out.append([t("codes_in_cluster", lang), lines])
+        if self.related is not None:
+            code = str(row[SECTOR])
+            rel = self.related
+            mine = rel[(rel["sector_a"] == code) | (rel["sector_b"] == code)].head(5)
+            ids = {str(u) for u in (_val(row, "unit_ids") or [])}
+            lines = []
+            for r in mine.itertuples(index=False):
+                other, label = (
+                    (r.sector_b, r.label_b) if r.sector_a == code else (r.sector_a, r.label_a)
+                )
+                text = f"{label} ({i18n.fmt_num(r.colocation, lang)})"
+                if ids & self.units_of.get(str(other), set()):
+                    text += f" — {t('cluster_here', lang)}"
+                lines.append(text)
+            if lines:
+                out.append([t("related_sectors", lang), lines])
+        return out
+
+
+def cluster_card(
+    row: pd.Series, lang: str, largest: list[str], sections: list[list[Any]] | None = None
+) -> dict[str, Any]:
     """Popup content of one cluster (plain text pairs, rendered with textContent)."""
     t = i18n.t
     f_int, f_num = i18n.fmt_int, i18n.fmt_num
     label = _val(row, "sector_label")
     code = str(row[SECTOR])
     sector = f"{code} — {label}" if label is not None and str(label) != code else code
+    if label is not None and re.fullmatch(r"[a-z0-9_]+", code):  # a category id: its name
+        sector = str(label)
     rows = [[t("sector", lang), sector]]
     if _val(row, "place") is not None:
         rows.append([t("main_communes", lang), str(row["place"])])
@@ -133,6 +200,8 @@ def cluster_card(row: pd.Series, lang: str, largest: list[str]) -> dict[str, Any
     if largest:
         out["lt"] = t("largest", lang)
         out["l"] = largest
+    if sections:
+        out["s"] = sections
     return out
 
 

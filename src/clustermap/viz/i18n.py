@@ -128,6 +128,25 @@ _LABELS: dict[str, tuple[str, str]] = {
     "method": ("Méthode et limites", "Method and limits"),
     "no_clusters": ("Aucun cluster détecté.", "No cluster detected."),
     "traded_clusters": ("Clusters exportateurs", "Traded clusters"),
+    "codes_in_cluster": (
+        "Activités du cluster (celles qui en font l'excès d'abord)",
+        "Activities in the cluster (those driving its excess first)",
+    ),
+    "more_codes": ("… et {n} autres codes", "… and {n} more codes"),
+    "related_sectors": (
+        "Secteurs liés (leurs concentrations se trouvent aux mêmes endroits)",
+        "Related sectors (their concentrations are found in the same places)",
+    ),
+    "cluster_here": ("un de leurs clusters est ici", "one of their clusters is here"),
+    "linkage": ("Secteurs liés", "Related sectors"),
+    "linkage_note": (
+        "Chaque trait relie deux secteurs dont les concentrations locales se trouvent aux "
+        "mêmes endroits (plus le trait est épais, plus le lien est fort) : des industries "
+        "liées, au sens de Porter, qui gagneraient à se connaître.",
+        "Each line links two sectors whose local concentrations are found in the same "
+        "places (the thicker, the stronger): related industries, in Porter's sense, that "
+        "would gain from knowing each other.",
+    ),
     "local_clusters": ("Clusters de proximité", "Local clusters"),
     "types_note": (
         "Les clusters exportateurs (secteurs qui vendent hors du territoire et se concentrent "

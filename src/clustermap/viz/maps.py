@@ -58,6 +58,7 @@ from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..stats.inference import adjust_pvalues, check_correction
 from . import i18n
 from .card import (
+    Extras,
     Largest,
     _sector_match,
     _val,
@@ -177,12 +178,14 @@ var cmUtil = (function () {
       tb.appendChild(tr);
     });
     root.appendChild(tb);
-    if (p.l && p.l.length) {
-      root.appendChild(el('div', 'cm-fiche-sub', p.lt));
+    var lists = (p.s || []).slice();
+    if (p.l && p.l.length) { lists.unshift([p.lt, p.l]); }
+    lists.forEach(function (sec) {
+      root.appendChild(el('div', 'cm-fiche-sub', sec[0]));
       var ul = el('ul');
-      p.l.forEach(function (x) { ul.appendChild(el('li', null, x)); });
+      (sec[1] || []).forEach(function (x) { ul.appendChild(el('li', null, x)); });
       root.appendChild(ul);
-    }
+    });
     return root;
   }
   function tip(text) { return el('div', 'cm-tip', text); }
@@ -840,6 +843,7 @@ def explore_clusters(
     legend_items = []
     clusters_list = list(clusters.iterrows())
     largest_of = Largest(result)
+    extras = Extras(result)
     for li, key in enumerate(order):
         color = _color_of(li)
         name = labels.get(key, key)
@@ -852,7 +856,7 @@ def explore_clusters(
             props.append(
                 {
                     "t": cluster_tooltip(row, lang),
-                    "p": cluster_card(row, lang, largest_of(row, largest, lang)),
+                    "p": cluster_card(row, lang, largest_of(row, largest, lang), extras(row, lang)),
                     "id": str(_val(row, CLUSTER_ID)),
                 }
             )

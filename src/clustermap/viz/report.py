@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .._version import __version__
@@ -301,15 +302,16 @@ def _parameters(result: Any, lang: str) -> str:
 
 
 def _leading(result: Any, lang: str, n: int, largest: int) -> str:
-    from .card import Largest, cluster_card
+    from .card import Extras, Largest, cluster_card
 
     clusters = result.clusters
     if not len(clusters) or n <= 0:
         return f"<p>{_e(i18n.t('no_clusters', lang))}</p>"
     out = []
     largest_of = Largest(result)
+    extras = Extras(result)
     for rank, (_, row) in enumerate(clusters.head(n).iterrows(), start=1):
-        fiche = cluster_card(row, lang, largest_of(row, largest, lang))
+        fiche = cluster_card(row, lang, largest_of(row, largest, lang), extras(row, lang))
         place = row["place"] if "place" in row.index and pd.notna(row["place"]) else ""
         title = f"{rank}. {fiche['t']}" + (f" — {place}" if place else "")
         cid = _e(row[CLUSTER_ID]) if CLUSTER_ID in row.index else ""
@@ -322,9 +324,62 @@ def _leading(result: Any, lang: str, n: int, largest: int) -> str:
         if fiche.get("l"):
             items = "".join(f"<li>{_e(x)}</li>" for x in fiche["l"])
             parts.append(f"<div><b>{_e(fiche['lt'])}</b><ol>{items}</ol></div>")
+        for title_s, lines in fiche.get("s", []):
+            items = "".join(f"<li>{_e(x)}</li>" for x in lines)
+            parts.append(f"<div><b>{_e(title_s)}</b><ul>{items}</ul></div>")
         parts.append("</div></article>")
         out.append("".join(parts))
     return "".join(out)
+
+
+def _linkage(result: Any, lang: str, max_nodes: int = 24, max_edges: int = 40) -> str:
+    """A picture of the related sectors with clusters: nodes on a circle, one line per link.
+
+    Plain SVG drawn here (no script); every label is escaped text.
+    """
+    rel = getattr(result, "related", None)
+    if rel is None or not len(rel):
+        return ""
+    rel = rel.head(max_edges)
+    order = list(dict.fromkeys(result.clusters[SECTOR].astype(str)))
+    linked = set(rel["sector_a"]) | set(rel["sector_b"])
+    nodes = [s for s in order if s in linked][:max_nodes]
+    if len(nodes) < 2:
+        return ""
+    label_of = {}
+    for a, b, la, lb in zip(rel["sector_a"], rel["sector_b"], rel["label_a"], rel["label_b"]):
+        label_of.setdefault(a, str(la))
+        label_of.setdefault(b, str(lb))
+    size, radius = 640, 200
+    centre = size / 2
+    angle = {s: 2 * np.pi * i / len(nodes) - np.pi / 2 for i, s in enumerate(nodes)}
+    pos = {s: (centre + radius * np.cos(a), centre + radius * np.sin(a)) for s, a in angle.items()}
+    parts = []
+    top = float(rel["colocation"].max())
+    for a, b, w in zip(rel["sector_a"], rel["sector_b"], rel["colocation"]):
+        if a in pos and b in pos:
+            (x1, y1), (x2, y2) = pos[a], pos[b]
+            width = 1 + 7 * float(w) / top
+            parts.append(
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                f'stroke="#2b6cb0" stroke-opacity="0.6" stroke-width="{width:.1f}">'
+                f"<title>{_e(label_of.get(a, a))} — {_e(label_of.get(b, b))}: "
+                f"{_e(i18n.fmt_num(w, lang))}</title></line>"
+            )
+    for s_, (x, y) in pos.items():
+        label = display_text(label_of.get(s_, s_), 34)
+        anchor = "start" if x >= centre else "end"
+        dx = 8 if x >= centre else -8
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#1a365d"></circle>'
+            f'<text x="{x + dx:.1f}" y="{y + 4:.1f}" text-anchor="{anchor}" font-size="11">'
+            f"{_e(label)}</text>"
+        )
+    return (
+        f'<p class="cm-note">{_e(i18n.t("linkage_note", lang))}</p>'
+        f'<svg id="cm-linkage" viewBox="-180 0 {size + 360} {size}" role="img" '
+        f'aria-label="{_e(i18n.t("linkage", lang))}" width="100%">{"".join(parts)}</svg>'
+    )
 
 
 def write_report(
@@ -440,6 +495,12 @@ def write_report(
     )
     # our own text: escaped, never cut (the cut is for data shown in cells)
     method = "".join(f"<p>{html.escape(p)}</p>" for p in i18n.method_note(lang))
+    linkage = _linkage(result, lang)
+    if linkage:
+        linkage = (
+            f'<section id="cm-linkage-section"><h2>{_e(t("linkage", lang))}</h2>{linkage}</section>'
+        )
+
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -471,6 +532,7 @@ def write_report(
 <section id="cm-leading"><h2>{_e(t("leading_clusters", lang))}</h2>
 {_leading(result, lang, leading, largest)}
 </section>
+{linkage}
 <section id="cm-parameters-section"><h2>{_e(t("parameters", lang))}</h2>
 {_parameters(result, lang)}
 </section>
