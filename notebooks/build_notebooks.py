@@ -924,13 +924,280 @@ it by a hair: read the size of M, not only the flag.
 ]
 
 
+# --------------------------------------------------------------------------- 04 related industries
+
+RELATED = [
+    (
+        "md",
+        """
+# Related industries: cluster categories, relatedness, clusters of several codes
+
+Porter's clusters are *interconnected* industries: the décolletage of the Arve valley is bar
+turning, machining, surface treatment, tooling and the machine makers around them, not one
+NAF code. This notebook shows the three tools clustermap offers for that:
+
+1. the **cluster categories** shipped with the package (the U.S. benchmark definitions of
+   Delgado, Porter & Stern 2016, carried to NAF through the official concordances, with the
+   French overrides documented), usable as `level="cluster_category"`;
+2. **relatedness** measured on your own registry (`cm.relatedness`): the
+   Ellison-Glaeser-Kerr coagglomeration index, the locational correlation, and the
+   co-location of significant concentrations;
+3. **categories derived from that relatedness** (`cm.derive_categories`), and detection over
+   them.
+
+The first part runs on the bundled demo. The second part uses the national synthetic
+registry and the real URSSAF file of the Rouen area when the `shared/datasets` folder sits
+beside the project (or `CLUSTERMAP_SHARED_DATASETS` points to it), and says so otherwise.
+""",
+    ),
+    (
+        "code",
+        """
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import clustermap as cm
+
+warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
+pd.set_option("display.width", 140)
+cat = cm.cluster_categories()
+print(len(cat), "sous-classes;", cat["category"].nunique(), "categories;",
+      cat["type"].value_counts().to_dict())
+cat.loc[["25.62A", "25.62B", "25.61Z", "25.73B", "28.41Z", "22.29A", "25.73A", "28.96Z"],
+        ["name", "type", "share", "source"]]
+""",
+    ),
+    (
+        "md",
+        """
+The overrides and their reasons (the mechanical chain NACE → ISIC → NAICS → U.S. cluster is
+wrong where a U.S. industry definition does not match the French activity):
+""",
+    ),
+    (
+        "code",
+        """
+overrides = cat[cat["source"] == "override"].drop_duplicates("note")
+for code, row in overrides.iterrows():
+    print(f"{code} -> {row['name_en']} ({row['type']}): {row['note'][:110]}…")
+""",
+    ),
+    (
+        "md",
+        """
+## Detection over categories, on the demo
+
+At `level="cluster_category"` a cluster is a concentration of a whole category; its
+`composition` says which codes make it, and `codes` sums it up in the cluster table.
+""",
+    ),
+    (
+        "code",
+        """
+demo = cm.load_demo()
+by_cat = cm.detect_clusters(demo.registry, demo.units, level="cluster_category",
+                            local_statistic=None)
+print(by_cat)
+by_cat.clusters[["cluster_id", "sector_label", "sector_type", "place", "establishments",
+                 "lq", "lq_within_type", "codes"]].head(6)
+""",
+    ),
+    (
+        "code",
+        """
+top = by_cat.clusters["cluster_id"].iloc[0]
+by_cat.composition[by_cat.composition["cluster_id"] == top].round(2)
+""",
+    ),
+    (
+        "md",
+        """
+## Relatedness on a national registry
+
+The rest needs the national synthetic registry `synthetic_france_v2` (planted groups of
+related codes, each weak alone: *Arve decolletage and mechanical subcontracting* = 25.62B,
+25.61Z, 25.73B, 28.41Z around Cluses; *Plastics Vallée* = 22.29B, 22.22Z, 25.73A, 28.96Z
+around Oyonnax) and the real URSSAF counts of the Rouen area.
+""",
+    ),
+    (
+        "code",
+        """
+DATA = Path(os.environ.get("CLUSTERMAP_SHARED_DATASETS", Path("..", "..", "shared", "datasets")))
+HAVE_DATA = (DATA / "synthetic_france_v2" / "registry.csv.gz").is_file()
+print("national data found" if HAVE_DATA else
+      "shared/datasets not found: the national part below is skipped")
+if HAVE_DATA:
+    registry = cm.read_registry(DATA / "synthetic_france_v2" / "registry.csv.gz")
+    communes = cm.read_units(DATA / "france_boundaries" / "communes_2018_simplified.parquet",
+                             unit_id="code_insee", name="nom")
+    key = pd.read_csv(DATA / "synthetic_france_v2" / "answer_key.csv", dtype=str,
+                      keep_default_na=False)
+    groups = {row["name"]: row["naf_group"].split(";")
+              for _, row in key[key["kind"] == "planted_group"].iterrows()}
+    rel = cm.relatedness(registry, communes)
+    print(len(rel.sectors), "sectors,", len(rel.pairs()), "pairs")
+""",
+    ),
+    (
+        "md",
+        """
+The coagglomeration index and the locational correlation at the commune level follow the
+shared urban gradient: urban industries all co-locate in the large cities, so a code's most
+related partners are other urban (or other rural) codes. The co-location of *significant
+local concentrations* compares where the codes are concentrated beyond noise, and finds the
+planted partners:
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    for code in ("25.62B", "22.29B"):
+        show = pd.concat({m: rel.related(code, n=4, measure=m)["sector"].reset_index(drop=True)
+                          for m in ("coagglomeration", "correlation", "colocation")}, axis=1)
+        print(code, "- most related by each measure")
+        print(show.to_string(index=False), end="\\n\\n")
+""",
+    ),
+    (
+        "md",
+        """
+## Categories derived from the registry
+
+`derive_categories` clusters the sectors hierarchically on `1 - colocation` and keeps the
+cut that groups the most sectors while 95 % of the grouped ones are more related to their
+own category than to any other (the validation score of Delgado, Porter & Stern) and the
+mean relatedness inside categories stays at 0.25 or more. Sectors related to no other stay
+alone. A category sharing a single place with another code by chance (a planted code and a
+small sector with one excess in the same town) is indistinguishable from a real link with
+one place: read `within` and the codes.
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    derived = cm.derive_categories(rel)
+    print("cut at distance", derived.threshold, "-", len(derived.categories),
+          "categories of two codes or more")
+    print(derived.scores.set_index("threshold").loc[[0.9, derived.threshold, 0.99]].round(3))
+    for name, codes in groups.items():
+        print(f"{name}: derived", sorted({derived.mapping[c] for c in codes}),
+              "| shipped", sorted(set(cat.loc[codes, "category"])))
+""",
+    ),
+    (
+        "md",
+        """
+Agreement between the derived categories and the shipped ones: for each derived category
+of two codes or more, the share of its codes in its most common shipped category.
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    rows = []
+    for _, row in derived.categories.iterrows():
+        shipped = cat.loc[row["sectors"], "category"]
+        rows.append({"derived": row["category"], "codes": len(row["sectors"]),
+                     "within": round(row["within"], 3),
+                     "main shipped category": shipped.value_counts().index[0],
+                     "agreement": round(shipped.value_counts().iloc[0] / len(shipped), 2)})
+    agreement = pd.DataFrame(rows)
+    print("mean agreement", round(agreement["agreement"].mean(), 2))
+    print(agreement.head(15).to_string(index=False))
+""",
+    ),
+    (
+        "md",
+        """
+## Single codes against groups
+
+Each code of a planted group is weak alone: single-code detection finds some of them; the
+group is found as one cluster at the category level (the Arve group is one shipped
+category; the Plastics Vallée spans three shipped categories, and is one derived category).
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    single = cm.detect_clusters(registry, communes, local_statistic=None)
+    shipped = cm.detect_clusters(registry, communes, level="cluster_category",
+                                 local_statistic=None)
+    by_derived = cm.detect_clusters(registry, communes, level=derived.mapping,
+                                    local_statistic=None)
+    centre = {"Arve decolletage and mechanical subcontracting": "74081",
+              "Plastics Vallee": "01283"}
+    rows = []
+    for name, codes in groups.items():
+        for code in codes:
+            here = single.clusters[single.clusters["sector"] == code]
+            alone = bool(here["unit_ids"].map(lambda ids: centre[name] in ids).any())
+            rows.append({"group": name, "code": code, "found alone": alone})
+    print(pd.DataFrame(rows).to_string(index=False))
+    for label, res in (("shipped categories", shipped), ("derived categories", by_derived)):
+        for name, codes in groups.items():
+            comp = res.composition
+            hit = res.clusters[res.clusters["unit_ids"].map(lambda ids: centre[name] in ids)]
+            hit = hit[hit["cluster_id"].isin(comp.loc[comp["code"].isin(codes), "cluster_id"])]
+            inside = set(comp.loc[comp["cluster_id"].isin(hit["cluster_id"]), "code"])
+            print(f"{label}: {name}: codes of the group in its cluster:",
+                  sorted(set(codes) & inside))
+""",
+    ),
+    (
+        "md",
+        """
+## Real data: the most related pairs of the Rouen area
+
+URSSAF counts establishments and salaried jobs per commune × APE code, in one zone
+d'emploi. The locational correlation of employment is close to 1 for many pairs: where
+both sectors have most of their jobs in Rouen itself, it measures the size of the city, not
+a link. The coagglomeration index of employment compares each sector's spread with that of
+all jobs; the co-location of significant concentrations keeps only concentrations beyond
+noise, and finds few in one zone d'emploi (pairs with at least 20 establishments each).
+""",
+    ),
+    (
+        "code",
+        """
+urssaf = DATA / "urssaf" / "urssaf_commune_x_ape_ze_rouen_2006_2022.csv.gz"
+if urssaf.is_file():
+    tables = cm.read_counts(urssaf)
+    rouen = communes[communes.index.isin(tables.establishments.index)]
+    rel_rouen = cm.relatedness(tables, rouen)
+    pairs = rel_rouen.pairs()
+    pairs = pairs[(pairs["establishments_a"] >= 20) & (pairs["establishments_b"] >= 20)]
+    labels = cm.sector_labels(pd.Series(rel_rouen.sectors["sector"]))
+    labels.index = rel_rouen.sectors["sector"]
+    share_high = (pairs["correlation_employees"] > 0.9).mean()
+    print(f"pairs with an employment correlation above 0.9: {share_high:.0%}")
+    for measure in ("coagglomeration_employees", "colocation"):
+        best = pairs[pairs[measure] > 0].sort_values(measure, ascending=False).head(8)
+        print("most related by", measure)
+        for a, b, v in zip(best["sector_a"], best["sector_b"], best[measure]):
+            print(f"  {v:6.3f}  {a} {labels[a][:38]:38s} | {b} {labels[b][:38]}")
+else:
+    print("URSSAF file not found: skipped")
+""",
+    ),
+]
+
+
 def build(folder: Path = HERE) -> list[Path]:
-    """Write the three notebooks into ``folder`` and return their paths."""
+    """Write the four notebooks into ``folder`` and return their paths."""
     out = []
     for name, cells in [
         ("01_quickstart.ipynb", QUICKSTART),
         ("02_sirene_workflow.ipynb", SIRENE),
         ("03_statistics.ipynb", STATISTICS),
+        ("04_related_industries.ipynb", RELATED),
     ]:
         path = folder / name
         nbformat.write(_nb(cells), path)

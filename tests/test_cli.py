@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -221,6 +222,25 @@ def test_demo_end_to_end(capsys, tmp_path):
     assert page.count("<tr data-cluster=") == n
     kept = demo.registry.summary_dict()["kept"]
     assert f"{kept:,d}".replace(",", "\u00a0") + " établissements retenus" in out
+
+
+def test_demo_at_the_cluster_category_level(capsys, tmp_path):
+    """--level cluster_category: the summary leads with traded categories in French words,
+    and each fiche lists the codes of its category with their labels and counts."""
+    out_html = tmp_path / "categories.html"
+    code, out, err = run(
+        ["demo", "--out", str(out_html), "--level", "cluster_category", "--quiet"], capsys
+    )
+    assert code == 0, err
+    demo = cm.load_demo()
+    expected = cm.detect_clusters(demo.registry, demo.units, level="cluster_category")
+    first = expected.clusters.iloc[0]
+    assert "Principaux clusters exportateurs" in out
+    assert f"1. {first['sector_label']} — {first['place']}" in out
+    page = html.unescape(out_html.read_text(encoding="utf-8"))
+    comp = expected.composition[expected.composition["cluster_id"] == first["cluster_id"]]
+    top = comp.iloc[0]
+    assert f"{top['code']} — {top['code_label']} : {int(top['establishments'])} " in page
 
 
 def test_detect_end_to_end_with_units_file(capsys, tmp_path):

@@ -24,7 +24,12 @@ pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["01_quickstart.ipynb", "02_sirene_workflow.ipynb", "03_statistics.ipynb"]
+NAMES = [
+    "01_quickstart.ipynb",
+    "02_sirene_workflow.ipynb",
+    "03_statistics.ipynb",
+    "04_related_industries.ipynb",
+]
 
 
 def _kernel_name() -> str:
@@ -134,6 +139,20 @@ def test_notebook_runs(name: str) -> None:
         assert "sirene_stock 2154 500" in text  # the stock + geolocation pair was read
         assert "1500 communes" in text
         assert "clusters" in text and "units_x_sectors" in text  # GeoPackage layers
+    elif name.startswith("04"):
+        assert "732 sous-classes; 68 categories" in text
+        assert "25.62A -> Metalworking Technology (traded)" in text
+        if "national data found" in text:  # the planted groups, found as one cluster each
+            assert (
+                "derived categories: Plastics Vallee: codes of the group in its cluster: "
+                "['22.22Z', '22.29B', '25.73A', '28.96Z']" in text
+            )
+            assert (
+                "shipped categories: Arve decolletage and mechanical subcontracting: codes of "
+                "the group in its cluster: ['25.61Z', '25.62B', '25.73B', '28.41Z']" in text
+            )
+        else:
+            assert "the national part below is skipped" in text
     else:
         # several matplotlib figures were drawn inline
         images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)

@@ -334,8 +334,15 @@ def _print_top(clusters: Any, lang: str, out: TextIO) -> None:
             word = _i18n.t("establishments", lang).lower()
             artefact = row.get("artefact", False)
             flag = " ⚠ artefact" if artefact == artefact and bool(artefact) else ""  # NaN-safe
+            code = str(row["sector"])
+            # a category id says nothing more than its name: print the name alone
+            head = (
+                label
+                if re.fullmatch(r"[a-z0-9_]+", code) and label
+                else (f"{display_text(code, 20)} {label}")
+            )
             print(
-                f"  {rank}. {display_text(row['sector'], 20)} {label} — {place} "
+                f"  {rank}. {head} — {place} "
                 f"({_i18n.t('lq_short', lang)} {lq}, {est} {word}){flag}",
                 file=out,
             )
