@@ -11,9 +11,7 @@ wall time of each step over ``--repeat`` runs, and the ratio against the obvious
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -22,19 +20,13 @@ import pandas as pd
 
 import clustermap as cm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 REGISTRY = SHARED / "synthetic_france" / "registry.csv.gz"
 COMMUNES = SHARED / "france_boundaries" / "communes_2018_simplified.parquet"
-
-
-def _timed(func, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _reference(est: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -57,26 +49,26 @@ def main() -> int:
     warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
 
     rows = []
-    t_read, registry = _timed(lambda: cm.read_registry(REGISTRY, format="sirene"), 1)
+    t_read, registry = median_time(lambda: cm.read_registry(REGISTRY, format="sirene"), 1)
     rows.append(("read_registry (once)", t_read, None))
-    t_units, units = _timed(lambda: cm.read_units(COMMUNES, unit_id="code_insee"), args.repeat)
+    t_units, units = median_time(lambda: cm.read_units(COMMUNES, unit_id="code_insee"), args.repeat)
     rows.append(("read_units communes", t_units, None))
     est = registry.establishments
 
-    t_assign, assigned = _timed(lambda: cm.assign_units(registry, units), args.repeat)
+    t_assign, assigned = median_time(lambda: cm.assign_units(registry, units), args.repeat)
     rows.append(("assign_units", t_assign, None))
-    t_agg, table = _timed(lambda: cm.aggregate(registry, units), args.repeat)
+    t_agg, table = median_time(lambda: cm.aggregate(registry, units), args.repeat)
     t_ref = None
     if not args.no_reference:
-        t_ref, ref = _timed(lambda: _reference(est, units), 1)
+        t_ref, ref = median_time(lambda: _reference(est, units), 1)
         ref = ref.reindex(columns=table.columns, fill_value=0)
         assert (ref.to_numpy() == table.to_numpy()).all(), "reference and aggregate differ"
     rows.append(("aggregate establishments (dense)", t_agg, t_ref))
-    t_sparse, _ = _timed(lambda: cm.aggregate(registry, units, sparse=True), args.repeat)
+    t_sparse, _ = median_time(lambda: cm.aggregate(registry, units, sparse=True), args.repeat)
     rows.append(("aggregate establishments (sparse)", t_sparse, None))
-    t_emp, _ = _timed(lambda: cm.aggregate(registry, units, measure="employees"), args.repeat)
+    t_emp, _ = median_time(lambda: cm.aggregate(registry, units, measure="employees"), args.repeat)
     rows.append(("aggregate employees (dense)", t_emp, None))
-    t_div, _ = _timed(lambda: cm.aggregate(registry, units, level="division"), args.repeat)
+    t_div, _ = median_time(lambda: cm.aggregate(registry, units, level="division"), args.repeat)
     rows.append(("aggregate division (dense)", t_div, None))
 
     n_out = int(assigned.isna().sum())

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -28,19 +26,13 @@ from clustermap.detect.regions import adjacency
 from clustermap.detect.relatedness import _colocation, coagglomeration, locational_correlation
 from clustermap.table import OTHER, registry_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 REGISTRY = SHARED / "synthetic_france_v2" / "registry.csv.gz"
 COMMUNES = SHARED / "france_boundaries" / "communes_2018_simplified.parquet"
-
-
-def _timed(func, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _dense_egk(x: np.ndarray) -> np.ndarray:
@@ -71,14 +63,14 @@ def main() -> int:
         f"{os.cpu_count()} cores; median of {args.repeat}"
     )
 
-    t_egk, egk = _timed(lambda: coagglomeration(xs), args.repeat)
-    t_cor, cor = _timed(lambda: locational_correlation(xs), args.repeat)
-    t_col, _ = _timed(lambda: _colocation(x, adj, 0.001), args.repeat)
+    t_egk, egk = median_time(lambda: coagglomeration(xs), args.repeat)
+    t_cor, cor = median_time(lambda: locational_correlation(xs), args.repeat)
+    t_col, _ = median_time(lambda: _colocation(x, adj, 0.001), args.repeat)
     dense = xs.toarray()
-    t_egk_ref, egk_ref = _timed(lambda: _dense_egk(dense), args.repeat)
-    t_cor_ref, cor_ref = _timed(lambda: np.corrcoef(dense, rowvar=False), args.repeat)
+    t_egk_ref, egk_ref = median_time(lambda: _dense_egk(dense), args.repeat)
+    t_cor_ref, cor_ref = median_time(lambda: np.corrcoef(dense, rowvar=False), args.repeat)
     assert np.allclose(egk, egk_ref, atol=1e-12) and np.allclose(cor, cor_ref, atol=1e-10)
-    t_all, rel = _timed(lambda: cm.relatedness(registry, units), args.repeat)
+    t_all, rel = median_time(lambda: cm.relatedness(registry, units), args.repeat)
 
     rows = [
         ("coagglomeration (EGK)", t_egk, f"dense NumPy {t_egk_ref:.2f} s", t_egk_ref / t_egk),
