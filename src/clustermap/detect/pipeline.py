@@ -447,10 +447,11 @@ def _counts_input(
     data: Any, employees: Any, units: gpd.GeoDataFrame, level: Any, nomenclature: str, run: _Run
 ) -> SectorTable:
     table = counts_table(data, employees=employees, level=level, nomenclature=nomenclature)
-    unknown = table.unit_ids.difference(units.index)
+    target = _commune_targets(table, units, run)
+    unknown = table.unit_ids[target < 0]
     dropped = {}
     if len(unknown):
-        lost = table.unit_ids.isin(unknown)
+        lost = target < 0
         n_lost = int(table.measures[ESTABLISHMENTS][lost].sum())
         dropped[REASON_OUTSIDE_UNITS] = n_lost
         warnings.warn(
@@ -459,10 +460,11 @@ def _counts_input(
             ClustermapWarning,
             stacklevel=4,
         )
-    # rows aligned on the units: units without counts hold zeros
-    pos = table.unit_ids.get_indexer(units.index)
+    # rows summed onto the units (several codes may land on one commune); units without
+    # counts hold zeros
+    ok = target >= 0
     take = sp.csr_matrix(
-        (np.ones(int((pos >= 0).sum())), (np.flatnonzero(pos >= 0), pos[pos >= 0])),
+        (np.ones(int(ok.sum())), (target[ok], np.flatnonzero(ok))),
         shape=(len(units), len(table.unit_ids)),
     )
     measures = {k: (take @ m).tocsr() for k, m in table.measures.items()}
@@ -949,3 +951,47 @@ def _related(cells, shape, clusters, sectors, labels) -> pd.DataFrame | None:
     )
     pairs = pairs[pairs["colocation"] > 0].sort_values("colocation", ascending=False)
     return pairs.reset_index(drop=True)
+
+
+def _commune_targets(table: SectorTable, units: gpd.GeoDataFrame, run: _Run) -> np.ndarray:
+    """Row of ``units`` for each row of the counts, commune codes of other vintages mapped.
+
+    When the units are French communes and some ids of the counts are not among them,
+    arrondissements, absorbed communes and communes created since are mapped to the
+    commune of the units that holds them (:func:`clustermap.io.communes.harmonise_communes`),
+    and the remapping is reported in ``parameters["remapped_communes"]``.
+    """
+    from ..io.communes import harmonise_communes, looks_like_communes
+
+    target = units.index.get_indexer(table.unit_ids)
+    missing = target < 0
+    if not missing.any() or not looks_like_communes(units.index):
+        return target
+    mapped = harmonise_communes(pd.Series(table.unit_ids[missing].astype(str)))
+    dest = units.index.get_indexer(mapped["commune"].fillna("").astype(str))
+    moved = dest >= 0
+    if moved.any():
+        target[np.flatnonzero(missing)[moved]] = dest[moved]
+        how = mapped["how"].to_numpy()[moved]
+        codes = mapped["code"].to_numpy()[moved]
+        x = table.measures[ESTABLISHMENTS]
+        rows = np.flatnonzero(missing)[moved]
+        n_est = np.asarray(x[rows].sum(axis=1)).ravel()
+        report = {
+            kind: {
+                "codes": int((how == kind).sum()),
+                "establishments": int(n_est[how == kind].sum()),
+                "examples": sorted(map(str, codes[how == kind]))[:5],
+            }
+            for kind in sorted(set(how))
+        }
+        run.params["remapped_communes"] = report
+        words = ", ".join(f"{k}: {v['codes']}" for k, v in report.items())
+        warnings.warn(
+            f"{int(moved.sum())} commune code(s) of the counts are not communes of the units "
+            f"and were mapped to the commune holding them ({words}); see "
+            "result.parameters['remapped_communes'].",
+            ClustermapWarning,
+            stacklevel=5,
+        )
+    return target

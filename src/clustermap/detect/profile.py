@@ -33,12 +33,12 @@ from ..core.schema import (
     UNIT_NAME,
 )
 from ..errors import SchemaError
+from ..io.communes import looks_like_communes
 from .result import CLUSTER_COLUMNS
 from .scores import star_rating, strong_cluster_flags
 
 __all__ = ["AUTO_ZONE_UNITS", "cluster_frame", "composition", "membership", "outline"]
 
-_COMMUNE_CODE = r"^(?:\d{5}|2[AB]\d{3})$"
 
 #: Target size (in median units) of the comparison zones built by ``score_units="auto"``
 #: when the units are not French communes.
@@ -66,7 +66,7 @@ def membership(units: gpd.GeoDataFrame, zones: Any) -> tuple[sp.csr_matrix, str]
                 f"score_units must be 'auto', a GeoDataFrame, a Series or None; got {zones!r}."
             )
         ids = units.index.astype(str)
-        if len(ids) and ids.str.match(_COMMUNE_CODE).mean() >= 0.95:
+        if looks_like_communes(ids):
             dep = np.where(ids.str.startswith("97"), ids.str[:3], ids.str[:2])
             return _membership_from_labels(pd.Series(dep, index=units.index)), (
                 "départements (first 2 or 3 characters of the commune codes)"
