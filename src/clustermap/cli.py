@@ -230,7 +230,61 @@ def _parser() -> argparse.ArgumentParser:
         description="Read the bundled demo registry, detect clusters, write the report.",
     )
     common(demo, "clustermap_demo.html")
+
+    fetch = sub.add_parser(
+        "fetch",
+        help="download official data into the local cache and print the paths",
+        description="Download a publisher's files once into the local cache (see "
+        "clustermap.datasets.fetch_*) and print their paths, one per line.",
+    )
+    fetch.add_argument("what", choices=FETCH_KINDS, help="which files")
+    fetch.add_argument(
+        "--departement",
+        "--departements",
+        nargs="+",
+        default=None,
+        help="sirene: département codes, e.g. 74 01 39",
+    )
+    fetch.add_argument("--year", type=int, default=None, help="communes: COG vintage; cbp: year")
+    fetch.add_argument(
+        "--cache",
+        default=None,
+        help="cache folder (default $CLUSTERMAP_CACHE or the user cache folder)",
+    )
+    fetch.add_argument("--base-url", default=None, help="publisher's folder URL, when it moved")
+    fetch.add_argument("--sha256", default=None, help="expected SHA-256 of the file")
+    fetch.add_argument("--lang", choices=_i18n.LANGS, default="fr", help="language of messages")
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    fetch.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
+
+
+#: what ``clustermap fetch`` downloads
+FETCH_KINDS = ("sirene", "sirene-stock", "communes", "cog", "urssaf", "cbp")
+
+
+def _fetch(args: argparse.Namespace, out: TextIO) -> int:
+    """``clustermap fetch``: download into the cache, print the paths."""
+    from .io import fetch as f
+
+    common = {"cache": args.cache, "base_url": args.base_url, "progress": not args.quiet}
+    if args.what == "sirene":
+        if not args.departement:
+            raise ValueError("clustermap fetch sirene needs --departement, e.g. --departement 74")
+        paths = f.fetch_sirene(args.departement, sha256=args.sha256, **common)
+    elif args.what == "sirene-stock":
+        paths = list(f.fetch_sirene_stock(**common).values())
+    elif args.what == "communes":
+        paths = [f.fetch_communes(year=args.year or 2018, sha256=args.sha256, **common)]
+    elif args.what == "cog":
+        paths = list(f.fetch_cog(**common).values())
+    elif args.what == "urssaf":
+        paths = [f.fetch_urssaf(**common)]
+    else:
+        paths = list(f.fetch_cbp(args.year or 2021, **common).values())
+    for path in paths:
+        print(path, file=out)
+    return 0
 
 
 def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: str) -> dict:
@@ -369,6 +423,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import clustermap as cm
 
     lang = args.lang
+    if args.command == "fetch":
+        return _fetch(args, out)
     inputs = {}
     if args.command == "detect":
         inputs = {"registry": args.registry, "--units": args.units}

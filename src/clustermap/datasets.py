@@ -10,6 +10,11 @@ establishments are invented; only the NAF codes are real. It is regenerated exac
 :func:`make_registry` generates such registries over any polygons (e.g. real communes) or
 over a synthetic territory made by :func:`make_territory`.
 
+The **real** files come from their publishers through the fetchers re-exported here from
+:mod:`clustermap.io.fetch` (:func:`fetch_sirene`, :func:`fetch_sirene_stock`,
+:func:`fetch_communes`, :func:`fetch_cog`, :func:`fetch_urssaf`, :func:`fetch_cbp`), each
+cached on disk after its first download (``clustermap fetch ...`` on the command line).
+
 Generative model
 ----------------
 Each unit *i* has a population :math:`P_i` (the units' ``population`` column, or a synthetic
@@ -44,6 +49,15 @@ from pyproj import CRS, Transformer
 from .core.atomic import atomic_path
 from .core.schema import UNIT_ID
 from .errors import SchemaError
+from .io.fetch import (
+    cache_folder,
+    fetch_cbp,
+    fetch_cog,
+    fetch_communes,
+    fetch_sirene,
+    fetch_sirene_stock,
+    fetch_urssaf,
+)
 from .io.presets import SIRENE_COLUMNS
 
 __all__ = [
@@ -51,7 +65,14 @@ __all__ = [
     "DEMO_SECTORS",
     "HTML_NAMES",
     "Demo",
+    "cache_folder",
     "demo_path",
+    "fetch_cbp",
+    "fetch_cog",
+    "fetch_communes",
+    "fetch_sirene",
+    "fetch_sirene_stock",
+    "fetch_urssaf",
     "load_demo",
     "make_registry",
     "make_territory",

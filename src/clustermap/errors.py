@@ -1,7 +1,8 @@
 """Exceptions and warnings raised by clustermap.
 
-Every exception subclasses :class:`ValueError` (or :class:`FileNotFoundError`) as well as
-:class:`ClustermapError`, so ``except ValueError`` keeps working in user code.
+Every exception subclasses :class:`ValueError` (or :class:`FileNotFoundError`, or
+:class:`ConnectionError` for downloads) as well as :class:`ClustermapError`, so ``except
+ValueError`` keeps working in user code.
 
 Messages say what was expected, what was given and how to fix it, naming the file, the row
 or the column involved.
@@ -14,6 +15,7 @@ __all__ = [
     "ClustermapError",
     "ClustermapWarning",
     "DataFileError",
+    "FetchError",
     "SchemaError",
 ]
 
@@ -32,6 +34,10 @@ class DataFileError(ClustermapError, ValueError):
 
 class CRSError(ClustermapError, ValueError):
     """A coordinate reference system is missing, unknown or does not match."""
+
+
+class FetchError(ClustermapError, ConnectionError):
+    """A publisher's file cannot be downloaded (offline, moved, or not the expected file)."""
 
 
 class ClustermapWarning(UserWarning):

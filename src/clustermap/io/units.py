@@ -224,12 +224,15 @@ def _load_layer(source: Any) -> tuple[gpd.GeoDataFrame, str]:
         try:
             if path.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
                 gdf = gpd.read_parquet(path)
+            elif path.suffix.lower() == ".gz":  # e.g. communes-100m.geojson.gz (Etalab)
+                gdf = gpd.read_file(f"/vsigzip/{path}")
             else:
                 gdf = gpd.read_file(path)
         except Exception as err:  # pyogrio / pyarrow raise many different types
             raise DataFileError(
                 f"Cannot read units file {str(path)!r} as a vector layer ({err}). Expected a "
-                "GeoParquet, GeoPackage, GeoJSON or Shapefile with polygon geometries."
+                "GeoParquet, GeoPackage, GeoJSON (or .geojson.gz), zipped Shapefile or "
+                "Shapefile with polygon geometries."
             ) from err
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
             raise DataFileError(f"Units file {str(path)!r} has no geometry column.")
