@@ -14,6 +14,13 @@ folder defaults to ``src/clustermap/data``. Writes two UTF-8 CSV files:
 ``cluster_categories.csv``
     one row per category: ``category``, ``name_en`` (the U.S. benchmark name),
     ``name_fr`` (written for this project), ``type``, ``sous_classes`` (how many).
+``naics_cluster_categories.csv``
+    the U.S. benchmark clusters themselves on NAICS 2012 (for County Business Patterns):
+    ``naics``, ``category``, ``type``, ``subcluster``, ``source`` (``benchmark``, or
+    ``override`` for the industries the benchmark leaves out: public administration 92 is
+    local public administration, as for NAF; notaries 541120 local commercial services;
+    private households 814110, local without a cluster name in the benchmark, local personal
+    services as NAF 97.00Z).
 
 Where the categories come from
 ------------------------------
@@ -200,8 +207,36 @@ def category_type(name: str) -> str:
     return "local" if name.startswith("Local ") else "traded"
 
 
+def _naics_table(concordances: Path) -> pd.DataFrame:
+    """NAICS 2012 -> the U.S. benchmark clusters, with the two gaps of the benchmark filled."""
+    src = pd.read_csv(
+        concordances / "naics2012_us_cluster_resolved.csv", dtype=str, keep_default_na=False
+    )
+    name = src["cluster"].copy()
+    source = pd.Series("benchmark", index=src.index)
+    public = src["naics2012"].str.startswith("92") & (name == "")
+    name[public] = "Local Public Administration"
+    notaries = (src["naics2012"] == "541120") & (name == "")
+    name[notaries] = "Local Commercial Services"
+    households = (src["naics2012"] == "814110") & (name == "")
+    name[households] = "Local Personal Services (Non-Medical)"
+    source[public | notaries | households] = "override"
+    missing = sorted(set(name) - set(NAMES_FR))
+    if missing or (name == "").any():
+        raise SystemExit(f"NAICS categories without a French name or code without one: {missing}")
+    return pd.DataFrame(
+        {
+            "naics": src["naics2012"],
+            "category": name.map(slug),
+            "type": name.map(category_type),
+            "subcluster": src["subcluster"],
+            "source": source,
+        }
+    ).sort_values("naics")
+
+
 def build(concordances: Path, folder: Path) -> dict[str, Path]:
-    """Write the two files into ``folder`` and return their paths."""
+    """Write the three files into ``folder`` and return their paths."""
     src = pd.read_csv(
         concordances / "naf2_sous_classe_us_cluster.csv", dtype=str, keep_default_na=False
     )
@@ -252,9 +287,11 @@ def build(concordances: Path, folder: Path) -> dict[str, Path]:
     paths = {
         "mapping": folder / "naf_cluster_categories.csv",
         "names": folder / "cluster_categories.csv",
+        "naics": folder / "naics_cluster_categories.csv",
     }
     table.to_csv(paths["mapping"], index=False, lineterminator="\n")
     names.to_csv(paths["names"], index=False, lineterminator="\n")
+    _naics_table(concordances).to_csv(paths["naics"], index=False, lineterminator="\n")
     return paths
 
 

@@ -231,3 +231,66 @@ def test_fetch_then_detect_on_the_command_line(publisher, tmp_path, capsys):
     assert code == 2 and "--base-url" in err and "HTTP 404" in err
     assert main(["fetch", "sirene", "--quiet"]) == 2
     assert "--departement" in capsys.readouterr().err
+
+
+def test_us_path_county_business_patterns_to_benchmark_clusters(tmp_path):
+    """fetch_cbp from a local server: a CBP county file (zip) and the cartographic counties
+    (zipped shapefile), read by clustermap and grouped into the U.S. benchmark clusters."""
+    import zipfile
+
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    from shapely.geometry import box
+
+    site = tmp_path / "census"
+    cbp_dir = site / "programs-surveys" / "cbp" / "datasets" / "2021"
+    geo_dir = site / "geo" / "tiger" / "GENZ2021" / "shp"
+    cbp_dir.mkdir(parents=True)
+    geo_dir.mkdir(parents=True)
+    side = 8
+    fips = [f"39{i:03d}" for i in range(1, side * side + 1)]
+    counties = gpd.GeoDataFrame(
+        {"GEOID": fips, "NAME": [f"County {f}" for f in fips]},
+        geometry=[box(i % side, i // side, i % side + 1, i // side + 1) for i in range(len(fips))],
+        crs=4269,
+    )
+    shp = tmp_path / "shp"
+    shp.mkdir()
+    counties.to_file(shp / "cb_2021_us_county_20m.shp")
+    with zipfile.ZipFile(geo_dir / "cb_2021_us_county_20m.zip", "w") as z:
+        for part in shp.iterdir():
+            z.write(part, part.name)
+    rng = np.random.default_rng(1)
+    rows = []
+    block = {fips[r * side + c] for r in range(2, 5) for c in range(2, 5)}
+    for f in fips:
+        machine = rng.poisson(2) + (25 if f in block else 0)  # precision turned products
+        rows += [
+            (f[:2], f[2:], "332721", machine, machine * 20),
+            (f[:2], f[2:], "722511", rng.poisson(60), 900),  # restaurants
+            (f[:2], f[2:], "------", 999, 9999),
+        ]  # the county total: an aggregate
+    table = pd.DataFrame(rows, columns=["fipstate", "fipscty", "naics", "est", "emp"])
+    with zipfile.ZipFile(cbp_dir / "cbp21co.zip", "w") as z:
+        z.writestr("CBP2021.CB2100CBP-Data.txt", table.to_csv(index=False))
+    server = _Server(site)
+    try:
+        files = fetch.fetch_cbp(2021, base_url=server.url, cache=tmp_path / "c", progress=False)
+    finally:
+        server.close()
+    counts = cm.read_counts(files["cbp"])
+    assert counts.info["format"] == "cbp" and counts.info["aggregate_rows"] == len(fips)
+    assert counts.establishments.shape == (len(fips), 2)
+    units = cm.read_units(files["counties"], unit_id="GEOID", name="NAME")
+    res = cm.detect_clusters(
+        counts,
+        units,
+        level="cluster_category",
+        local_statistic=None,
+        options={"nomenclature": "naics"},
+    )
+    top = res.clusters.iloc[0]
+    assert top["sector"] == "metalworking_technology" and top["sector_type"] == "traded"
+    assert block <= set(top["unit_ids"])
+    assert res.composition["code"].iloc[0] == "332721"

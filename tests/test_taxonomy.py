@@ -390,14 +390,28 @@ def test_cluster_category_level_everywhere_level_is_taken():
     assert cm.roll_up(["25.62"], "cluster_category", nomenclature="nace").tolist() == [
         "metalworking_technology"
     ]
+    # NAICS codes take the U.S. benchmark cluster itself (the same category ids)
+    assert cm.roll_up(["336411", "332721"], "cluster_category", nomenclature="naics").tolist() == [
+        "aerospace_vehicles_and_defense",
+        "metalworking_technology",
+    ]
     with pytest.raises(ValueError, match="own mapping"):
-        cm.roll_up(["336411"], "cluster_category", nomenclature="naics")
+        cm.roll_up(["AB"], "cluster_category", nomenclature="prefix")
     types = cm.sector_types(["plastics", "local_utilities"], level="cluster_category")
     assert types.tolist() == ["traded", "local"]
     # a division takes the type most of its sous-classes have
     cat = cm.cluster_categories()
     div = cat[cat.index.str.startswith("47")]["type"].value_counts().index[0]
     assert cm.sector_types("47") == div
+
+
+def test_naics_categories_are_the_us_benchmark_clusters():
+    us = cm.cluster_categories(nomenclature="naics")
+    assert len(us) == 1065 and us["name_fr"].notna().all()
+    assert set(us.loc[us["source"] == "override"].index.str[:2]) <= {"92", "54", "81"}
+    assert us.loc["336411", "type"] == "traded" and us.loc["722511", "type"] == "local"
+    # 51 traded benchmark clusters, all named in French
+    assert us.loc[us["type"] == "traded", "category"].nunique() == 51
 
 
 @pytest.mark.shared

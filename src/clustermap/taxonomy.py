@@ -642,10 +642,19 @@ def _categories() -> pd.DataFrame:
     return out.set_index("naf")
 
 
+@lru_cache(maxsize=1)
+def _naics_categories() -> pd.DataFrame:
+    return pd.read_csv(
+        _DATA / "naics_cluster_categories.csv", dtype=str, keep_default_na=False
+    ).set_index("naics")
+
+
 def _category_mapping(nomenclature: str) -> dict[str, str]:
+    if nomenclature == "naics":  # the U.S. benchmark clusters themselves (NAICS 2012)
+        return _naics_categories()["category"].to_dict()
     if nomenclature not in ("naf", "nace"):
         raise ValueError(
-            "level='cluster_category' groups NAF / NACE codes; with "
+            "level='cluster_category' groups NAF, NACE or NAICS codes; with "
             f"nomenclature={nomenclature!r} pass your own mapping of codes to groups as level="
         )
     cat = _categories()["category"]
@@ -654,7 +663,7 @@ def _category_mapping(nomenclature: str) -> dict[str, str]:
     return cat.to_dict()
 
 
-def cluster_categories(*, language: str = "fr") -> pd.DataFrame:
+def cluster_categories(*, language: str = "fr", nomenclature: str = "naf") -> pd.DataFrame:
     """The NAF cluster categories shipped with clustermap, one row per NAF sous-classe.
 
     Porter's clusters are groups of related industries, not single codes. These categories
@@ -671,6 +680,11 @@ def cluster_categories(*, language: str = "fr") -> pd.DataFrame:
     ----------
     language : {"fr", "en"}, default "fr"
         Language of the ``name`` column (both are always in ``name_fr`` / ``name_en``).
+    nomenclature : {"naf", "naics"}, default "naf"
+        ``"naics"``: the U.S. benchmark clusters on NAICS 2012 codes (for County Business
+        Patterns), indexed by ``naics``, with ``subcluster``; the industries the benchmark
+        leaves out (public administration 92, notaries, private households) are marked
+        ``source="override"``.
 
     Returns
     -------
@@ -690,9 +704,21 @@ def cluster_categories(*, language: str = "fr") -> pd.DataFrame:
     ['metalworking_technology', 'traded', 'override']
     >>> cat.loc["22.29A", "name"]
     'Plasturgie'
+    >>> us = cm.cluster_categories(nomenclature="naics", language="en")
+    >>> us.loc["332721", ["name", "type", "subcluster"]].tolist()
+    ['Metalworking Technology', 'traded', 'Fasteners']
     """
     if language not in ("fr", "en"):
         raise ValueError(f"language must be 'fr' or 'en'; got {language!r}.")
+    if nomenclature == "naics":
+        names = _categories().drop_duplicates("category").set_index("category")
+        out = _naics_categories().copy()
+        for col in ("name_en", "name_fr"):
+            out[col] = out["category"].map(names[col])
+        out.insert(1, "name", out[f"name_{language}"])
+        return out
+    if nomenclature != "naf":
+        raise ValueError(f"nomenclature must be 'naf' or 'naics'; got {nomenclature!r}.")
     out = _categories().copy()
     out.insert(1, "name", out[f"name_{language}"])
     return out
@@ -717,8 +743,9 @@ def sector_types(codes: Any, *, level: Any = "subclass", nomenclature: str = "na
 
     A NAF sous-classe (or NACE class) takes the type of its cluster category; a category id
     (``level="cluster_category"``) its own type; coarser NAF codes (groups, divisions,
-    sections) the type held by most of their sous-classes. Codes of other nomenclatures,
-    and groups of a user mapping, get ``<NA>``: :func:`clustermap.detect_clusters` then
+    sections) the type held by most of their sous-classes; NAICS codes the type of their
+    U.S. benchmark cluster (the majority for a prefix). Prefix codes, and groups of a user
+    mapping, get ``<NA>``: :func:`clustermap.detect_clusters` then
     decides from the data (docs/methods.md, "Traded and local sectors").
 
     Examples
@@ -727,14 +754,27 @@ def sector_types(codes: Any, *, level: Any = "subclass", nomenclature: str = "na
     ['traded', 'local', 'local', 'traded', <NA>]
     >>> cm.sector_types(["plastics", "local_utilities"], level="cluster_category").tolist()
     ['traded', 'local']
+    >>> cm.sector_types(["332721", "722511"], nomenclature="naics").tolist()
+    ['traded', 'local']
     """
     nomenclature = _check_nomenclature(nomenclature)
     cat = _categories()
     if is_category_level(level):
         types = cat.drop_duplicates("category").set_index("category")["type"].to_dict()
         return _map_unique(codes, lambda c: types.get(str(c)))
-    if nomenclature not in ("naf", "nace") or isinstance(level, (Mapping, pd.Series, pd.DataFrame)):
+    if isinstance(level, (Mapping, pd.Series, pd.DataFrame)) or nomenclature == "prefix":
         return _map_unique(codes, lambda c: None)
+    if nomenclature == "naics":
+        naics = _naics_categories()["type"]
+
+        def naics_one(code: Any) -> str | None:
+            norm = _normalize_one(code, "naics")
+            if norm is None:
+                return None
+            hits = naics[naics.index.str.startswith(norm[0])]
+            return None if not len(hits) else hits.value_counts().index[0]
+
+        return _map_unique(codes, naics_one)
     by_sub = cat["type"].to_dict()
 
     def one(code: Any) -> str | None:

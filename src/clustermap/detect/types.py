@@ -6,7 +6,7 @@ report *local* ones apart (industries present everywhere in proportion to popula
 bakeries, schools, building trades). A sector's type comes from, in this order:
 
 1. the user's own mapping (``DetectionOptions(sector_types={...})``);
-2. for NAF codes and the shipped cluster categories, the category's type
+2. for NAF (and NAICS) codes and the shipped cluster categories, the category's type
    (:func:`clustermap.sector_types`, U.S. benchmark definitions with French overrides); a
    group of a user mapping of NAF codes takes the type most of its codes have;
 3. otherwise the data (:func:`dissimilarity_types`): as Porter (2003) classified industries
@@ -108,7 +108,7 @@ def resolve_types(
         user = codes.map({str(k): str(v) for k, v in option.items()})
         types[user.notna()] = user[user.notna()]
         source[user.notna()] = "user"
-    elif option == "auto" and nomenclature in ("naf", "nace"):
+    elif option == "auto" and nomenclature in ("naf", "nace", "naics"):
         shipped = _shipped_types(codes, level, nomenclature)
         known = shipped.notna().to_numpy()
         types[known] = shipped[known].astype(object)

@@ -78,6 +78,47 @@ def _normalize_sectors(codes: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(normalize_codes(codes)), index=codes.index)
 
 
+def _read_zipped(path: Path, encoding: str) -> pd.DataFrame:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        tables = [n for n in archive.namelist() if n.lower().endswith((".txt", ".csv"))]
+        if len(tables) != 1:
+            raise DataFileError(
+                f"Counts file {path.name!r} is a zip archive holding {len(tables)} tables "
+                f"({tables[:5]}); extract the one to read and give its path."
+            )
+        with archive.open(tables[0]) as raw:
+            head = raw.readline().decode(encoding, errors="replace")
+        with archive.open(tables[0]) as raw:
+            return pd.read_csv(
+                raw, sep=_separator(head), dtype=str, keep_default_na=False, encoding=encoding
+            )
+
+
+#: County Business Patterns county files: state and county FIPS, NAICS, establishments, jobs
+_CBP_COLUMNS = ("fipstate", "fipscty", "naics", "est")
+
+
+def _cbp_long(df: pd.DataFrame, info: dict[str, Any]) -> pd.DataFrame:
+    """A CBP county file as a long table: county FIPS × 6-digit NAICS; aggregates counted."""
+    lower = {str(c).lower(): c for c in df.columns}
+    naics = df[lower["naics"]].astype(str).str.strip()
+    detail = naics.str.fullmatch(r"\d{6}")
+    info["aggregate_rows"] = int((~detail).sum())  # "------", "33----", "3327//": totals
+    out = pd.DataFrame(
+        {
+            UNIT_ID: df[lower["fipstate"]].astype(str).str.strip().str.zfill(2)
+            + df[lower["fipscty"]].astype(str).str.strip().str.zfill(3),
+            SECTOR: naics,
+            ESTABLISHMENTS: df[lower["est"]],
+        }
+    )
+    if "emp" in lower:
+        out["employees"] = df[lower["emp"]]
+    return out[detail.to_numpy()].reset_index(drop=True)
+
+
 def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"Counts file {str(path)!r} does not exist.")
@@ -95,7 +136,10 @@ def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     import gzip
     import zlib
 
-    compression = "gzip" if sniff(path) == "gzip" else None
+    kind = sniff(path)
+    if kind == "zip":  # a zipped CSV with one table (County Business Patterns)
+        return _read_zipped(path, encoding)
+    compression = "gzip" if kind == "gzip" else None
     try:
         sep = _separator(_first_line(path, encoding))
         df = pd.read_csv(
@@ -173,6 +217,11 @@ def read_counts(
     - **Long**: one row per unit × sector with columns for the unit, the sector, the number
       of establishments and (optionally) employment. Default names: ``unit`` / ``unit_id``,
       ``sector``, ``establishments``, ``employees``; or pass them.
+    - **County Business Patterns** county files (``cbpYYco.zip`` or its text file: columns
+      ``fipstate``, ``fipscty``, ``naics``, ``est``, ``emp``): units are the 5-digit county
+      FIPS codes, sectors the 6-digit NAICS codes as they are (rows of aggregates such as
+      ``------`` or ``33----`` are totals, counted in ``info["aggregate_rows"]``); group them
+      with ``level="cluster_category", nomenclature="naics"``.
 
     Duplicate unit × sector rows are summed. Sector codes are put in canonical NAF form
     (``4399A`` -> ``43.99A``) by :func:`clustermap.taxonomy.normalize_codes` unless
@@ -231,6 +280,10 @@ def read_counts(
         path = Path(path_or_df)
         df, source = _read_table(path, encoding), path.name
     info: dict[str, Any] = {"source": source, "rows": len(df)}
+    is_cbp = establishments is None and set(_CBP_COLUMNS) <= {str(c).lower() for c in df.columns}
+    if is_cbp:
+        df = _cbp_long(df, info)
+        normalize = False  # NAICS codes, kept as they are
     cols = list(df.columns)
     est_years = {int(m.group(1)): c for c in cols if (m := _URSSAF_EST.match(str(c)))}
     picked_year: int | None = None
@@ -260,7 +313,7 @@ def read_counts(
         establishments = establishments or lower.get(ESTABLISHMENTS)
         if employees is None:
             employees = lower.get("employees")
-        info["format"] = "long"
+        info["format"] = "cbp" if is_cbp else "long"
     needed = {"unit": unit, "sector": sector, "establishments": establishments}
     missing = [k for k, v in needed.items() if v is None or v not in cols]
     if missing:
