@@ -146,6 +146,14 @@ def test_derived_categories_recover_the_planted_groups_and_detection_uses_them(p
         assert row.establishments == o
         assert row.lq == pytest.approx(o / (n_region * counts[row.code].sum() / total))
     assert comp["excess_share"].sum() == pytest.approx(1.0)
+    # "a cluster on its own": exactly the codes a single-code run finds there
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        singles = cm.detect_clusters(counts, units, local_statistic=None).clusters
+    for row in comp.itertuples():
+        own = singles[singles["sector"] == row.code]["unit_ids"]
+        expected = any(set(u) & set(ids) for u in own)
+        assert row.single_code_cluster == expected, row.code
     assert found.loc[group, "codes"].startswith(comp["code"].iloc[0])
 
 
@@ -256,5 +264,11 @@ def test_related_industry_groups_of_the_overdispersed_registry_are_found():
         assert float((dist <= float(row["radius_km"]) + 10).mean()) >= 0.8
 
     check(shipped, "74081")  # Arve, metalworking_technology
+    # which of its codes are clusters on their own: decolletage (planted alone) and surface
+    # treatment; machining, tools and machine tools only as part of the group
+    comp = shipped.composition[shipped.composition["cluster_id"] == "metalworking_technology-1"]
+    alone = comp.set_index("code")["single_code_cluster"]
+    assert alone[["25.62A", "25.61Z"]].all()
+    assert not alone[["25.62B", "25.73B", "28.41Z"]].any()
     check(by_derived, "01283")  # Plastics Vallée
     assert len({derived.mapping[c] for c in groups.loc["01283", "naf_group"].split(";")}) == 1

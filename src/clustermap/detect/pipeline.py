@@ -329,7 +329,8 @@ def detect_clusters(
     sector_info = _SectorInfo(labels, artefact, analysed, dispersion, types, type_source)
     clusters = _rank(clusters, sector_info, inp.table.sectors, run)
     clusters = _within_type_lq(clusters, inp.table, types)
-    comp = _composition(data, inp, clusters, level, opts.nomenclature)
+    single = _SingleCodes(adj, opts, alpha, min_lq)
+    comp = _composition(data, inp, clusters, level, opts.nomenclature, single)
     if comp is not None and len(clusters):
         clusters["codes"] = _codes_text(clusters, comp)
     related = _related(cells, x.shape, clusters, inp.table.sectors, labels)
@@ -877,7 +878,56 @@ def _code_table(data: Any, inp: _Input) -> tuple[sp.csr_matrix, pd.Index] | None
     return sp.csr_matrix(values), pd.Index(counts.columns.astype(str))
 
 
-def _composition(data: Any, inp: _Input, clusters: pd.DataFrame, level: Any, nomenclature: str):
+class _SingleCodes:
+    """Single-code detection with the same settings, for the codes of a group level."""
+
+    def __init__(self, adj: sp.csr_matrix, opts: DetectionOptions, alpha: float, min_lq: float):
+        self.adj, self.opts, self.alpha, self.min_lq = adj, opts, alpha, min_lq
+
+    def regions(self, x: sp.csr_matrix, codes: pd.Index, wanted: np.ndarray) -> dict:
+        """Code -> unit rows of each of its single-code clusters (codes ``wanted`` only)."""
+        n_i = np.asarray(x.sum(axis=1)).ravel()
+        n_c = np.asarray(x.sum(axis=0)).ravel()
+        if not wanted.any() or n_i.sum() <= 0:
+            return {}
+        opts = self.opts
+        grow = self.alpha if opts.grow_alpha is None else opts.grow_alpha
+        region_alpha = self.alpha / max(int((n_c > 0).sum()), 1)  # as a run at code level
+        dispersion = estimate_dispersion(x)["alpha"].to_numpy()
+        cells = window_test(
+            x,
+            self.adj,
+            wanted,
+            alpha=self.alpha,
+            min_unit_lq=opts.min_unit_lq,
+            grow_alpha=grow,
+            conf_level=opts.conf_level,
+            dispersion=dispersion,
+        )
+        regions = find_regions(
+            cells,
+            link_matrix(self.adj, opts.link_order),
+            x,
+            region_alpha=region_alpha,
+            conf_level=opts.conf_level,
+            min_establishments=opts.min_establishments,
+            min_lq=self.min_lq,
+            dispersion=dispersion,
+        )
+        out: dict[str, list[np.ndarray]] = {}
+        for sec, rows in zip(regions["sec"], regions["rows"]):
+            out.setdefault(str(codes[sec]), []).append(np.asarray(rows))
+        return out
+
+
+def _composition(
+    data: Any,
+    inp: _Input,
+    clusters: pd.DataFrame,
+    level: Any,
+    nomenclature: str,
+    single: _SingleCodes | None = None,
+):
     """The codes inside each cluster of a group level (None for plain levels)."""
     if not _groups_codes(level):
         return None
@@ -893,7 +943,24 @@ def _composition(data: Any, inp: _Input, clusters: pd.DataFrame, level: Any, nom
         labels = sector_labels(pd.Series(codes), nomenclature=nomenclature)
     code_group = pd.Series(group.to_numpy(), index=codes).dropna()
     code_labels = pd.Series(labels.to_numpy(), index=codes).dropna()
-    return composition(clusters, x, inp.table.unit_ids, codes, code_group, code_labels)
+    comp = composition(clusters, x, inp.table.unit_ids, codes, code_group, code_labels)
+    if single is not None and len(comp):
+        wanted = np.asarray(pd.Index(codes).isin(comp["code"].unique()))
+        regions = single.regions(x.tocsr(), pd.Index(codes), wanted)
+        comp["single_code_cluster"] = _overlaps(comp, clusters, inp.table.unit_ids, regions)
+    return comp
+
+
+def _overlaps(comp: pd.DataFrame, clusters: pd.DataFrame, unit_ids: pd.Index, regions: dict):
+    """Whether each code of a cluster is a cluster on its own there (a region that overlaps)."""
+    rows_of = {
+        cid: set(unit_ids.get_indexer([str(u) for u in ids]))
+        for cid, ids in zip(clusters[CLUSTER_ID], clusters["unit_ids"])
+    }
+    return [
+        any(rows_of[cid] & set(r.tolist()) for r in regions.get(code, []))
+        for cid, code in zip(comp[CLUSTER_ID], comp["code"])
+    ]
 
 
 def _codes_text(clusters: pd.DataFrame, comp: pd.DataFrame) -> list[str]:

@@ -328,7 +328,9 @@ def composition(
     one row per code of the group present in the cluster's units: ``establishments``,
     ``expected`` (the region's total activity × the code's national share, as for any LQ),
     ``lq`` and ``excess_share``, the share of the cluster's excess ``sum(max(O - E, 0))``
-    this code carries (the codes that drive it come first).
+    this code carries (the codes that drive it come first). :func:`clustermap.detect_clusters`
+    adds ``single_code_cluster``: whether the code is a cluster on its own there (a cluster
+    of a detection by single codes with the same settings overlaps it).
 
     Parameters
     ----------

@@ -71,8 +71,9 @@ class ClusterResult:
         artefact flag.
     composition : pandas.DataFrame or None
         For a level that groups codes (``level="cluster_category"`` or a mapping): one row
-        per cluster × code present in it, with ``establishments``, ``expected``, ``lq`` and
-        ``excess_share`` (the codes driving the cluster first); None otherwise.
+        per cluster × code present in it, with ``establishments``, ``expected``, ``lq``,
+        ``excess_share`` (the codes driving the cluster first) and ``single_code_cluster``
+        (the code is a cluster on its own there); None otherwise.
     related : pandas.DataFrame or None
         Pairs of sectors with clusters whose local concentrations co-locate (``colocation``
         of :func:`clustermap.relatedness`, from the same window tests), most related first.

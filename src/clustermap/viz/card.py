@@ -124,9 +124,10 @@ class Extras:
             for r in part.head(self.max_items).itertuples(index=False):
                 label = f" — {r.code_label}" if isinstance(r.code_label, str) else ""
                 colon = " : " if lang == "fr" else ": "
+                alone = f" — {t('alone', lang)}" if getattr(r, "single_code_cluster", False) else ""
                 lines.append(
                     f"{r.code}{label}{colon}{i18n.fmt_int(r.establishments, lang)} {word}, "
-                    f"{t('lq_short', lang)} {i18n.fmt_num(r.lq, lang)}"
+                    f"{t('lq_short', lang)} {i18n.fmt_num(r.lq, lang)}{alone}"
                 )
             if len(part) > self.max_items:
                 lines.append(t("more_codes", lang, n=len(part) - self.max_items))

@@ -133,6 +133,7 @@ _LABELS: dict[str, tuple[str, str]] = {
         "Activities in the cluster (those driving its excess first)",
     ),
     "more_codes": ("… et {n} autres codes", "… and {n} more codes"),
+    "alone": ("un cluster à lui seul", "a cluster on its own"),
     "related_sectors": (
         "Secteurs liés (leurs concentrations se trouvent aux mêmes endroits)",
         "Related sectors (their concentrations are found in the same places)",
