@@ -1190,14 +1190,117 @@ else:
 ]
 
 
+# --------------------------------------------------------------------------- 05 territory
+
+TERRITORY = [
+    (
+        "md",
+        """
+# Your territory: its clusters, and whom to call
+
+A council, an EPCI or a chamber of commerce works for one territory. The analysis still runs
+on the whole study area (a location quotient needs the rest of the country); the territory
+selects what is shown: its **portfolio** (the clusters touching it, the sectors it is
+specialised in), the **firms to call** in each cluster, and a report that opens on it.
+
+A territory is a list of unit ids, an EPCI code (with the commune → EPCI table of the COG), a
+département code, or a polygon. On the bundled demo, we take the area within 15 km of the
+planted décolletage valley's centre.
+""",
+    ),
+    (
+        "code",
+        """
+import tempfile
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+import clustermap as cm
+
+warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
+pd.set_option("display.width", 140)
+demo = cm.load_demo()
+result = cm.detect_clusters(demo.registry, demo.units, local_statistic=None)
+centre = demo.units.to_crs(2154).loc["D1387"].geometry.centroid
+area = gpd.GeoSeries([centre.buffer(15_000)], crs=2154)  # a 15 km circle, in metres
+territory = cm.resolve_territory(area, result.units, name="Vallée du décolletage")
+print(territory.name, "-", len(territory.ids), "units")
+""",
+    ),
+    (
+        "md",
+        """
+## The portfolio
+
+Clusters touching the territory first (traded ones first, as in the whole list), with their
+establishments inside the territory, then the sectors in which the territory as a whole is
+significantly specialised without a cluster.
+""",
+    ),
+    (
+        "code",
+        """
+portfolio = result.portfolio(area, name="Vallée du décolletage")
+portfolio[["kind", "sector", "sector_label", "sector_type", "establishments", "lq", "lq_low",
+           "share_of_sector"]].round(2)
+""",
+    ),
+    (
+        "md",
+        """
+## Whom to call
+
+The establishments of each cluster inside the territory, largest first. In a real SIRENE
+file, establishments under statistical secrecy (`statutDiffusionEtablissement` other than
+`O`) are counted in `attrs["withheld"]` and not listed.
+""",
+    ),
+    (
+        "code",
+        """
+firms = result.firms(area)
+print(len(firms), "establishments to contact;", firms.attrs["withheld"], "withheld")
+firms.head(8)
+""",
+    ),
+    (
+        "md",
+        """
+## The report and the Excel file
+
+`write_report(..., territory=...)` opens on the territory: its map, the portfolio, one fiche
+per cluster with its firm list, then the national context; every table can be downloaded as
+CSV from the page. `export_firms` writes one Excel sheet per cluster. On the command line:
+`clustermap detect FILE --territory 200033116 --cog communes_cog.csv --xlsx firms.xlsx`.
+""",
+    ),
+    (
+        "code",
+        """
+with tempfile.TemporaryDirectory() as folder:
+    page = cm.write_report(result, Path(folder) / "territoire.html", territory=territory)
+    book = result.export_firms(Path(folder) / "entreprises.xlsx", area)
+    import openpyxl
+
+    sheets = openpyxl.load_workbook(book).sheetnames
+    print(page.name, f"{page.stat().st_size / 1e6:.1f} MB;", "Excel sheets:", sheets)
+""",
+    ),
+]
+
+
 def build(folder: Path = HERE) -> list[Path]:
-    """Write the four notebooks into ``folder`` and return their paths."""
+    """Write the notebooks into ``folder`` and return their paths."""
     out = []
     for name, cells in [
         ("01_quickstart.ipynb", QUICKSTART),
         ("02_sirene_workflow.ipynb", SIRENE),
         ("03_statistics.ipynb", STATISTICS),
         ("04_related_industries.ipynb", RELATED),
+        ("05_territory.ipynb", TERRITORY),
     ]:
         path = folder / name
         nbformat.write(_nb(cells), path)

@@ -301,3 +301,67 @@ def test_a_script_injected_through_data_is_blocked_by_the_policy(tmp_path, monke
     stderr = dom.split("<!--stderr-->")[1]
     assert "violates the following Content Security Policy" in stderr  # it was blocked ...
     assert "25.62A" in _legend_text(dom)  # ... while the page's own scripts ran
+
+
+TERRITORY_PROBE = """
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var r = {errors: window.__cm.errors, dialogs: window.__cm.dialogs, csp: window.__cm.csp};
+    function rows(id) {
+      return Array.prototype.map.call(document.querySelectorAll('#' + id + ' tbody tr'),
+        function (tr) { return Array.prototype.map.call(tr.cells, function (c) {
+          return c.textContent; }); });
+    }
+    r.portfolio = rows('cm-portfolio');
+    r.firms = rows('cm-firms-1');
+    r.csv = window.cmTableCsv('cm-firms-1');
+    r.territory_paths = document.querySelectorAll('path.cm-territory').length;
+    r.n_scripts = document.scripts.length;
+    r.buttons = document.querySelectorAll('button.cm-csv').length;
+    var out = document.createElement('pre');
+    out.id = 'test-result';
+    out.textContent = JSON.stringify(r);
+    document.body.appendChild(out);
+  }, 1500);
+});
+"""
+
+
+def test_territory_report_portfolio_firms_and_csv_in_the_browser(tmp_path):
+    """The report opened on a territory: portfolio rows, the firm list with a hostile name
+    shown as text, and the CSV of the firm table built by the page, offline."""
+    import warnings
+
+    demo = cm.load_demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = cm.detect_clusters(demo.registry, demo.units, local_statistic=None)
+    cid = res.clusters.loc[res.clusters["sector"] == "25.62A", "cluster_id"].iloc[0]
+    cells = res.table[res.table["cluster_id"] == cid]
+    ids = cells.nlargest(8, "establishments")["unit_id"].tolist()
+    est = res.establishments.copy()
+    member = est.index[(est["cluster_id"] == cid) & est["unit_id"].isin(ids)][0]
+    est.loc[member, "name"] = XSS_SCRIPT
+    est.loc[member, "employees"] = 1e6  # listed first
+    res = cm.ClusterResult(**{**res.__dict__, "establishments": est})
+    territory = cm.resolve_territory(ids, res.units, name="Vallée")
+    report = cm.write_report(res, tmp_path / "territoire.html", territory=territory)
+    source = report.read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(_instrument(source, TERRITORY_PROBE), encoding="utf-8")
+    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom")
+    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, proc.stderr[-2000:]
+    out = json.loads(html.unescape(match.group(1)))
+    assert out["errors"] == [] and out["dialogs"] == [] and out["csp"] == []
+    pf = res.portfolio(ids)
+    assert len(out["portfolio"]) == len(pf)
+    assert out["portfolio"][0][1] == "25.62A"
+    firms = res.firms(ids, cluster_id=cid)
+    assert len(out["firms"]) == len(firms)
+    assert out["firms"][0][0] == XSS_SCRIPT  # the name, as text
+    assert out["n_scripts"] == len(re.findall(r"<script[ >]", source)) + 2
+    lines = out["csv"].strip().split("\r\n")
+    assert len(lines) == len(firms) + 1
+    assert lines[1].startswith('"' + XSS_SCRIPT + '"')
+    assert out["territory_paths"] >= 1 and out["buttons"] >= 3

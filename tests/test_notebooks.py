@@ -29,6 +29,7 @@ NAMES = [
     "02_sirene_workflow.ipynb",
     "03_statistics.ipynb",
     "04_related_industries.ipynb",
+    "05_territory.ipynb",
 ]
 
 
@@ -139,6 +140,10 @@ def test_notebook_runs(name: str) -> None:
         assert "sirene_stock 2154 500" in text  # the stock + geolocation pair was read
         assert "1500 communes" in text
         assert "clusters" in text and "units_x_sectors" in text  # GeoPackage layers
+    elif name.startswith("05"):
+        assert "Vallée du décolletage -" in text
+        assert "establishments to contact; 0 withheld" in text
+        assert "Excel sheets: ['info', '01 25.62A-1'" in text
     elif name.startswith("04"):
         assert "732 sous-classes; 68 categories" in text
         assert "25.62A -> Metalworking Technology (traded)" in text

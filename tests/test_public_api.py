@@ -62,6 +62,7 @@ PUBLIC_NAMES = [
     "read_registry",
     "read_units",
     "relatedness",
+    "resolve_territory",
     "roll_up",
     "sector_labels",
     "sector_types",

@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "strong_cluster_flags": "detect.scores",
     "star_rating": "detect.scores",
     "detect_clusters": "detect.pipeline",
+    "resolve_territory": "detect.territory",
     "relatedness": "detect.relatedness",
     "derive_categories": "detect.relatedness",
     "ClusterResult": "detect.result",

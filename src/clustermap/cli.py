@@ -196,6 +196,19 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--alpha", type=float, default=None, help="significance level")
         p.add_argument("--lang", choices=_i18n.LANGS, default="fr", help="report language")
         p.add_argument("--gpkg", default=None, help="also write the clusters to this GeoPackage")
+        p.add_argument(
+            "--territory",
+            default=None,
+            help="open the report on a territory: an EPCI code (with --cog), a département "
+            "code, or unit ids separated by commas",
+        )
+        p.add_argument(
+            "--cog", default=None, help="commune table with 'code' and 'codeEpci' (or epci.json)"
+        )
+        p.add_argument("--territory-name", default=None, help="the territory's name in the report")
+        p.add_argument(
+            "--xlsx", default=None, help="also write the territory's firms to this Excel file"
+        )
         p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
         p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
@@ -428,7 +441,13 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     inputs = {}
     if args.command == "detect":
         inputs = {"registry": args.registry, "--units": args.units}
-    outs = _check_outputs({"--out": args.out, "--gpkg": args.gpkg}, inputs, lang)
+    if getattr(args, "xlsx", None) and not args.territory:
+        raise ValueError("--xlsx writes the firms of a territory: give --territory too.")
+    outs = _check_outputs(
+        {"--out": args.out, "--gpkg": args.gpkg, "--xlsx": args.xlsx},
+        {**inputs, "--cog": args.cog},
+        lang,
+    )
     report, gpkg = outs["--out"], outs.get("--gpkg")
     if args.command == "detect":
         registry_path = Path(args.registry)
@@ -460,7 +479,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(_msg("first_run", lang), file=err, flush=True)
     result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
     source = Path(args.registry).name if args.command == "detect" else None
-    progress.run("report", lambda: result.to_html(report, lang=lang, source=source))
+    territory = None
+    if args.territory:
+        code = args.territory
+        spec = code if "," not in code else [c.strip() for c in code.split(",") if c.strip()]
+        territory = cm.resolve_territory(spec, result.units, cog=args.cog, name=args.territory_name)
+    progress.run(
+        "report",
+        lambda: result.to_html(report, lang=lang, source=source, territory=territory),
+    )
+    if outs.get("--xlsx") is not None:
+        from .detect.territory import export_firms
+
+        export_firms(result, territory, outs["--xlsx"], language=lang)
     if gpkg is not None:
         progress.run("gpkg", lambda: result.to_file(gpkg))
     progress.done()

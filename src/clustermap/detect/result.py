@@ -121,6 +121,41 @@ class ClusterResult:
 
         return explore_clusters(self, **kwargs)
 
+    def portfolio(
+        self, territory: Any, *, cog: Any = None, name: str | None = None
+    ) -> pd.DataFrame:
+        """The clusters and specialisations of a territory, leading ones first.
+
+        See :func:`clustermap.detect.territory.portfolio`; ``territory`` as in
+        :func:`~clustermap.detect.territory.resolve_territory` (unit ids, an EPCI code with
+        ``cog=``, a département code, a polygon).
+        """
+        from .territory import portfolio, resolve_territory
+
+        return portfolio(self, resolve_territory(territory, self.units, cog=cog, name=name))
+
+    def firms(
+        self, territory: Any, *, cog: Any = None, cluster_id: str | None = None
+    ) -> pd.DataFrame:
+        """The establishments of the territory's clusters, to contact.
+
+        Establishments under SIRENE's statistical secrecy are counted in
+        ``.attrs["withheld"]``, not listed.
+        """
+        from .territory import firm_list, resolve_territory
+
+        firms, withheld = firm_list(
+            self, resolve_territory(territory, self.units, cog=cog), cluster_id=cluster_id
+        )
+        firms.attrs["withheld"] = withheld
+        return firms
+
+    def export_firms(self, path: str | Path, territory: Any, *, cog: Any = None) -> Path:
+        """Write the territory's firm lists to ``.xlsx`` (one sheet per cluster) or ``.csv``."""
+        from .territory import export_firms, resolve_territory
+
+        return export_firms(self, resolve_territory(territory, self.units, cog=cog), path)
+
     def to_html(self, path: str | Path, **kwargs: Any) -> Path:
         """Write the standalone HTML report (see :func:`clustermap.write_report`)."""
         from ..viz.report import write_report

@@ -13,6 +13,7 @@ __all__ = [
     "FRANCE_AREAS",
     "REJECT_REASONS",
     "SIRENE_COLUMNS",
+    "SIRENE_CONTACT",
     "SIZE_BANDS",
     "size_band_employees",
 ]
@@ -71,6 +72,17 @@ SIRENE_COLUMNS: dict[str, Any] = {
     "commune": "codeCommuneEtablissement",
     "name": ["denominationUsuelleEtablissement", "enseigne1Etablissement"],
 }
+
+#: SIRENE columns carried into the establishments when the file has them: the diffusion
+#: status (statistical secrecy: only ``O`` rows are named in firm lists) and the address
+SIRENE_CONTACT = (
+    "statutDiffusionEtablissement",
+    "numeroVoieEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePostalEtablissement",
+    "libelleCommuneEtablissement",
+)
 
 _PRESETS: dict[str, dict[str, Any]] = {
     "sirene": {**SIRENE_COLUMNS, "x": "longitude", "y": "latitude", "crs": 4326},

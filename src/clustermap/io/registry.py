@@ -103,7 +103,7 @@ from ..core import schema as S
 from ..core.options import as_options, take_legacy
 from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..taxonomy import LEVELS
-from .presets import _PRESETS, REJECT_REASONS
+from .presets import _PRESETS, REJECT_REASONS, SIRENE_CONTACT
 from .sources import _open_source
 from .validate import (
     _concat,
@@ -677,6 +677,8 @@ def read_registry(
     )
     keep_cols = list(cols.keep or [])
     _check_keep(keep_cols, reader)
+    if fmt in ("sirene", "sirene_stock"):  # the diffusion status and address, when present
+        keep_cols += [c for c in SIRENE_CONTACT if c in reader.columns and c not in keep_cols]
 
     per_row, geo_index, geo_xy, geo_epsg, uses_geometry, src_crs = _coordinates(
         reader, spec, fmt, x, crs, geolocation, encoding, chunksize

@@ -134,6 +134,51 @@ _LABELS: dict[str, tuple[str, str]] = {
     ),
     "more_codes": ("… et {n} autres codes", "… and {n} more codes"),
     "alone": ("un cluster à lui seul", "a cluster on its own"),
+    "your_territory": ("Votre territoire", "Your territory"),
+    "portfolio": ("Les clusters de votre territoire", "Your territory's clusters"),
+    "portfolio_note": (
+        "Les clusters qui touchent le territoire, les exportateurs d'abord, puis les secteurs "
+        "où le territoire est nettement spécialisé sans former de cluster. Les chiffres du "
+        "cluster (QL, part du secteur national) portent sur tout le cluster ; la colonne "
+        "« dans le territoire » compte ses établissements situés dans le territoire. Le rang "
+        "compare le territoire aux autres territoires du même type (QL du secteur).",
+        "The clusters touching the territory, traded ones first, then the sectors in which "
+        "the territory is clearly specialised without forming a cluster. The cluster's figures "
+        "(LQ, share of the national sector) are for the whole cluster; 'in the territory' "
+        "counts its establishments inside the territory. The rank compares the territory with "
+        "the other territories of the same kind (LQ of the sector).",
+    ),
+    "kind_cluster": ("cluster", "cluster"),
+    "kind_specialisation": ("spécialisation", "specialisation"),
+    "kind": ("Type", "Kind"),
+    "in_territory": ("Établissements dans le territoire", "Establishments in the territory"),
+    "rank_peers": ("Rang parmi les territoires comparables", "Rank among similar territories"),
+    "related_short": ("Secteurs liés", "Related sectors"),
+    "who_to_call": ("Qui contacter", "Whom to call"),
+    "firms_note": (
+        "Établissements du cluster situés dans le territoire, les plus grands d'abord. Un "
+        "établissement soumis au secret statistique (diffusion partielle dans SIRENE) est "
+        "compté mais pas nommé : {n} ne sont pas listés.",
+        "Establishments of the cluster inside the territory, largest first. An establishment "
+        "under statistical secrecy (partial diffusion in SIRENE) is counted but not named: "
+        "{n} are not listed.",
+    ),
+    "firm_name": ("Nom", "Name"),
+    "siret": ("SIRET", "SIRET"),
+    "commune": ("Commune", "Commune"),
+    "address": ("Adresse", "Address"),
+    "size_band": ("Tranche d'effectif", "Size band"),
+    "naf": ("Code NAF", "NAF code"),
+    "activity": ("Activité", "Activity"),
+    "download_csv": ("Télécharger ce tableau (CSV)", "Download this table (CSV)"),
+    "no_firms": (
+        "Aucun établissement nommé (données agrégées, ou tous sous secret statistique).",
+        "No establishment named (aggregated data, or all under statistical secrecy).",
+    ),
+    "territory_summary": (
+        "{units} communes ou unités, {est} établissements ; {n} cluster(s) touchent le territoire.",
+        "{units} communes or units, {est} establishments; {n} cluster(s) touch the territory.",
+    ),
     "related_sectors": (
         "Secteurs liés (leurs concentrations se trouvent aux mêmes endroits)",
         "Related sectors (their concentrations are found in the same places)",

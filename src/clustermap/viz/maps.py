@@ -703,6 +703,31 @@ def _drawn_units(clusters: pd.DataFrame, units: Any, simplify: Any) -> tuple[Any
     return pd.Series(_simplify_coverage(drawn.geometry.to_numpy(), tol), index=drawn.index), tol
 
 
+def _add_outline(m: Any, geom: Any, name: str) -> None:
+    """A thick dark outline (a territory) as its own layer, not clickable; None: nothing."""
+    if geom is None:
+        return
+    _add_geojson(
+        _feature_group(m, name),
+        _geojson([geom.boundary], [None]),
+        cls="cm-territory",
+        style={"color": "#111111", "weight": 3, "opacity": 0.9, "fill": False},
+        interactive=False,
+    )
+
+
+def _focus(units: Any, focus: Any, bounds: Any) -> tuple[Any, Any]:
+    """The outline of the ``focus`` units and the bounds to open on (else ``bounds``)."""
+    if focus is None or units is None:
+        return None, bounds
+    inside = units.loc[units.index.intersection(pd.Index([str(f) for f in focus]))]
+    if not len(inside):
+        return None, bounds
+    minx, miny, maxx, maxy = inside.total_bounds
+    outline = shapely.union_all(inside.geometry.to_numpy())
+    return outline, [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
 def explore_clusters(
     result: Any,
     *,
@@ -715,6 +740,7 @@ def explore_clusters(
     context: bool = False,
     largest: int = 5,
     map_options: MapOptions | Mapping[str, Any] | None = None,
+    focus: Sequence[str] | None = None,
     **map_kwds: Any,
 ) -> folium.Map:
     """Map the detected cluster regions, one toggleable layer per sector.
@@ -748,6 +774,8 @@ def explore_clusters(
         Number of establishments listed by name in each fiche.
     map_options : MapOptions or dict, optional
         Base map, simplification, offline page, layer selector (:class:`MapOptions`).
+    focus : sequence of str, optional
+        Unit ids of a territory: the map opens on them and draws their outline.
     **map_kwds
         Passed to :class:`folium.Map` when a new map is made.
 
@@ -807,6 +835,7 @@ def explore_clusters(
         with_data = units.loc[units.index.intersection(units_with_data(result))]
         minx, miny, maxx, maxy = (with_data if len(with_data) else units).total_bounds
         bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+    territory, bounds = _focus(units, focus, bounds)
     if bounds is None:
         warnings.warn(
             "No cluster has a geometry to draw: the map is empty.", ClustermapWarning, stacklevel=2
@@ -821,6 +850,7 @@ def explore_clusters(
             map_kwds=map_kwds,
         )
 
+    _add_outline(m, territory, i18n.t("your_territory", lang))
     if context and units is not None:
         # background lines: coarser than the clusters they frame
         ctx_tol = 3 * (tol if tol > 0 else _tolerance(units.total_bounds, simplify))

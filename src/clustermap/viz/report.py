@@ -40,6 +40,7 @@ from ..core.schema import (
 from . import i18n
 from .card import units_with_data
 from .offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
+from .territory_page import CSV_JS
 
 __all__ = ["write_report"]
 
@@ -204,6 +205,8 @@ def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
         body.append(f'<tr data-cluster="{cid}">{"".join(cells)}</tr>')
     return (
         f'<p class="cm-note">{_e(t("sort_hint", lang))}</p>'
+        f'<button type="button" class="cm-csv" data-table="{table_id}" data-name="clusters.csv">'
+        f"{_e(t('download_csv', lang))}</button>"
         f'<div class="cm-table-wrap"><table class="cm-sortable" id="{table_id}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         + (f'<p class="cm-note">⚠ {_e(t("artefact_note", lang))}</p>' if has_artefact else "")
@@ -394,6 +397,7 @@ def write_report(
     simplify: float | str | None = "auto",
     tiles: Any = "OpenStreetMap",
     date: str | None = None,
+    territory: Any = None,
 ) -> Path:
     """Write the standalone HTML report of a cluster detection.
 
@@ -425,6 +429,12 @@ def write_report(
         Base map (``None``: plain background only).
     date : str, optional
         Date shown (default: today, ISO format).
+    territory : optional
+        A territory the report opens on (its map, the portfolio of its clusters, one fiche
+        per cluster with the firms to call, then the national context): unit ids, a
+        département code, a polygon, or a
+        :class:`~clustermap.detect.territory.Territory` from
+        :func:`clustermap.resolve_territory` (for an EPCI code with ``cog=``).
 
     Returns
     -------
@@ -465,6 +475,10 @@ def write_report(
         )
     title = title or t("report_title", lang)
     date = date or _dt.date.today().isoformat()
+    from ..detect.territory import Territory, resolve_territory
+
+    if territory is not None and not isinstance(territory, Territory):
+        territory = resolve_territory(territory, result.units)
 
     m = explore_clusters(
         result,
@@ -474,6 +488,7 @@ def write_report(
         largest=largest,
         map_options={"simplify": simplify, "tiles": tiles, "offline": True},
         height="100%",
+        focus=None if territory is None else territory.ids,
     )
     fig = m.get_root()
     fig.header._children.pop("cm_csp", None)  # the page gets its own policy below
@@ -482,25 +497,7 @@ def write_report(
     map_html = fig.html.render()
     map_script = fig.script.render()
 
-    nav = "".join(
-        f'<a href="#{sid}">{_e(label)}</a>'
-        for sid, label in [
-            ("cm-analysed", t("what_was_analysed", lang)),
-            ("cm-map", t("map", lang)),
-            ("cm-clusters", t("cluster_table", lang)),
-            ("cm-leading", t("leading_clusters", lang)),
-            ("cm-parameters-section", t("parameters", lang)),
-            ("cm-method", t("method", lang)),
-        ]
-    )
-    # our own text: escaped, never cut (the cut is for data shown in cells)
-    method = "".join(f"<p>{html.escape(p)}</p>" for p in i18n.method_note(lang))
-    linkage = _linkage(result, lang)
-    if linkage:
-        linkage = (
-            f'<section id="cm-linkage-section"><h2>{_e(t("linkage", lang))}</h2>{linkage}</section>'
-        )
-
+    nav, sections = _sections(result, lang, source, date, map_html, leading, largest, territory)
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -519,36 +516,68 @@ def write_report(
 <nav class="cm-nav">{nav}</nav>
 </div></header>
 <main>
-<section id="cm-analysed"><h2>{_e(t("what_was_analysed", lang))}</h2>
-{_summary(result, lang, source, date)}
-</section>
-<section id="cm-map"><h2>{_e(t("map", lang))}</h2>
-<p class="cm-note">{_e(t("map_note", lang))}</p>
-<div class="cm-map-box">{map_html}</div>
-</section>
-<section id="cm-clusters"><h2>{_e(t("cluster_table", lang))}</h2>
-{_cluster_tables(result.clusters, lang)}
-</section>
-<section id="cm-leading"><h2>{_e(t("leading_clusters", lang))}</h2>
-{_leading(result, lang, leading, largest)}
-</section>
-{linkage}
-<section id="cm-parameters-section"><h2>{_e(t("parameters", lang))}</h2>
-{_parameters(result, lang)}
-</section>
-<section id="cm-method"><h2>{_e(t("method", lang))}</h2>
-{method}
-</section>
+{sections}
 <footer>{_e(t("generated_by", lang, version=__version__))}</footer>
 </main>
 <script>{map_script}</script>
 <script>{_SORT_JS}</script>
+<script>{CSV_JS}</script>
 </body>
 </html>
 """
     # only the scripts written here are allowed: the map's header scripts (Leaflet, the
     # helpers), its script section and the table sorter; the finished page, which holds
     # registry text, is never scanned for scripts
-    own_scripts = [*SCRIPT_RE.findall(map_header), map_script, _SORT_JS]
+    own_scripts = [*SCRIPT_RE.findall(map_header), map_script, _SORT_JS, CSV_JS]
     page = add_csp(page, own_scripts)
     return write_text_atomic(path, page)
+
+
+def _sections(result, lang, source, date, map_html, leading, largest, territory):
+    """The navigation links and the sections of the report, in reading order."""
+    t = i18n.t
+    # our own text: escaped, never cut (the cut is for data shown in cells)
+    method = "".join(f"<p>{html.escape(p)}</p>" for p in i18n.method_note(lang))
+    linkage = _linkage(result, lang)
+    if linkage:
+        linkage = (
+            f'<section id="cm-linkage-section"><h2>{_e(t("linkage", lang))}</h2>{linkage}</section>'
+        )
+    body = {
+        "analysed": f'<section id="cm-analysed"><h2>{_e(t("what_was_analysed", lang))}</h2>'
+        f"{_summary(result, lang, source, date)}</section>",
+        "map": f'<section id="cm-map"><h2>{_e(t("map", lang))}</h2><p class="cm-note">'
+        f'{_e(t("map_note", lang))}</p><div class="cm-map-box">{map_html}</div></section>',
+        "clusters": f'<section id="cm-clusters"><h2>{_e(t("cluster_table", lang))}</h2>'
+        f"{_cluster_tables(result.clusters, lang)}</section>",
+        "leading": f'<section id="cm-leading"><h2>{_e(t("leading_clusters", lang))}</h2>'
+        f"{_leading(result, lang, leading, largest)}</section>",
+        "linkage": linkage,
+        "parameters": f'<section id="cm-parameters-section"><h2>{_e(t("parameters", lang))}'
+        f"</h2>{_parameters(result, lang)}</section>",
+        "method": f'<section id="cm-method"><h2>{_e(t("method", lang))}</h2>{method}</section>',
+    }
+    order = ["analysed", "map", "clusters", "leading", "linkage", "parameters", "method"]
+    nav_items = [
+        ("cm-analysed", t("what_was_analysed", lang)),
+        ("cm-map", t("map", lang)),
+        ("cm-clusters", t("cluster_table", lang)),
+        ("cm-leading", t("leading_clusters", lang)),
+        ("cm-parameters-section", t("parameters", lang)),
+        ("cm-method", t("method", lang)),
+    ]
+    if territory is not None:  # the territory first, then the national context
+        from .territory_page import territory_sections
+
+        body["top"], body["portfolio"], body["fiches"] = territory_sections(
+            result, territory, lang, largest
+        )
+        order = ["top", "map", "portfolio", "fiches", *[k for k in order if k != "map"]]
+        nav_items = [
+            ("cm-portfolio-section", t("portfolio", lang)),
+            ("cm-territory-fiches", t("who_to_call", lang)),
+            *nav_items,
+        ]
+    nav = "".join(f'<a href="#{sid}">{_e(label)}</a>' for sid, label in nav_items)
+    sections = "\n".join(body[k] for k in order if body.get(k))
+    return nav, sections
