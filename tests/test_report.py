@@ -263,7 +263,8 @@ def test_parameters_and_method_read_for_a_council_officer(report):
         ["Graine aléatoire (reproductibilité)", "7"],
     ]
     assert re.search(
-        r"<details><summary>Paramètres techniques[^<]*</summary>\s*<table id=\"cm-parameters\"",
+        r"<details><summary>Paramètres techniques[^<]*</summary>\s*(<button[^>]*>[^<]*</button>)?"
+        r"\s*<table id=\"cm-parameters\"",
         page,
     )
     method = html.unescape(re.search(r'id="cm-method">(.*?)</section>', page, re.S).group(1))

@@ -40,7 +40,7 @@ from ..core.schema import (
 from . import i18n
 from .card import units_with_data
 from .offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
-from .territory_page import CSV_JS
+from .territory_page import CSV_JS, csv_button
 
 __all__ = ["write_report"]
 
@@ -205,9 +205,8 @@ def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
         body.append(f'<tr data-cluster="{cid}">{"".join(cells)}</tr>')
     return (
         f'<p class="cm-note">{_e(t("sort_hint", lang))}</p>'
-        f'<button type="button" class="cm-csv" data-table="{table_id}" data-name="clusters.csv">'
-        f"{_e(t('download_csv', lang))}</button>"
-        f'<div class="cm-table-wrap"><table class="cm-sortable" id="{table_id}">'
+        + csv_button(table_id, "clusters.csv", lang)
+        + f'<div class="cm-table-wrap"><table class="cm-sortable" id="{table_id}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         + (f'<p class="cm-note">⚠ {_e(t("artefact_note", lang))}</p>' if has_artefact else "")
     )
@@ -241,7 +240,8 @@ def _summary(result: Any, lang: str, source: str | None, date: str) -> str:
     out.append("</table>")
     if isinstance(rejects, dict) and rejects:
         out.append(
-            f'<h3>{_e(t("dropped", lang))}</h3><table id="cm-rejects"><thead><tr>'
+            f"<h3>{_e(t('dropped', lang))}</h3>{csv_button('cm-rejects', 'rejets.csv', lang)}"
+            f'<table id="cm-rejects"><thead><tr>'
             f"<th>{_e(t('reason', lang))}</th><th class=num>{_e(t('count', lang))}</th>"
             "</tr></thead><tbody>"
         )
@@ -299,7 +299,8 @@ def _parameters(result: Any, lang: str) -> str:
             else ""
         )
         + f"<details><summary>{_e(t('technical', lang))}</summary>"
-        f'<table id="cm-parameters"><thead><tr><th>{_e(t("parameter", lang))}</th>'
+        + csv_button("cm-parameters", "parametres.csv", lang)
+        + f'<table id="cm-parameters"><thead><tr><th>{_e(t("parameter", lang))}</th>'
         f"<th>{_e(t('value', lang))}</th></tr></thead><tbody>{rows}</tbody></table></details>"
     )
 

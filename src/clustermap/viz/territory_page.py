@@ -16,7 +16,7 @@ from ..core.display import display_text
 from ..core.schema import CLUSTER_ID, ESTABLISHMENTS
 from . import i18n
 
-__all__ = ["CSV_JS", "territory_sections"]
+__all__ = ["CSV_JS", "csv_button", "territory_sections"]
 
 #: the CSV download of any table with a ``button.cm-csv[data-table]``; window.cmTableCsv for tests
 CSV_JS = """
@@ -53,6 +53,14 @@ CSV_JS = """
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else display_text(value), quote=True)
+
+
+def csv_button(table_id: str, name: str, lang: str) -> str:
+    """A button that downloads the table ``table_id`` as CSV (built by the page, offline)."""
+    return (
+        f'<button type="button" class="cm-csv" data-table="{_e(table_id)}" '
+        f'data-name="{_e(name)}">{_e(i18n.t("download_csv", lang))}</button>'
+    )
 
 
 def _missing(value: Any) -> bool:
@@ -92,12 +100,8 @@ def _table(
             cls = ' class="num"' if kind in ("num", "int", "pct", "lq") else ""
             cells.append(f'<td{cls} data-v="{_e(v)}">{_e(text)}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
-    button = (
-        f'<button type="button" class="cm-csv" data-table="{_e(table_id)}" '
-        f'data-name="{_e(csv_name)}">{_e(i18n.t("download_csv", lang))}</button>'
-    )
     return (
-        f'<p class="cm-note">{button}</p><div class="cm-table-wrap">'
+        f'<p class="cm-note">{csv_button(table_id, csv_name, lang)}</p><div class="cm-table-wrap">'
         f'<table class="cm-sortable" id="{_e(table_id)}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
