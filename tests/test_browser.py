@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_maps import XSS_IMG, XSS_SCRIPT, make_result
 
@@ -92,7 +93,7 @@ window.addEventListener('load', function () {
     r.body_has_script_text = document.body.textContent.indexOf('__XSS__') >= 0;
     r.img_x = count('img[src="x"]');
     r.n_scripts = document.scripts.length;
-    // sort the cluster table by establishments (ascending, then descending)
+    // sort the cluster table by establishments (first click, then second click)
     var th = document.querySelectorAll('#cm-cluster-table thead th')[4];
     th.querySelector('button').click();
     function col() {
@@ -202,10 +203,11 @@ def test_registry_text_shows_as_text(browser_run):
 
 
 def test_cluster_table_sorts(browser_run):
+    """Numbers sort largest first on the first click, then smallest first."""
     result, r = browser_run
     values = result.clusters["establishments"].astype(float).tolist()
-    assert [float(v) for v in r["sorted_asc"]] == sorted(values)
-    assert [float(v) for v in r["sorted_desc"]] == sorted(values, reverse=True)
+    assert [float(v) for v in r["sorted_asc"]] == sorted(values, reverse=True)  # 1st click
+    assert [float(v) for v in r["sorted_desc"]] == sorted(values)  # 2nd click
 
 
 def test_offline_map_screenshot_is_not_blank(tmp_path):
@@ -365,3 +367,67 @@ def test_territory_report_portfolio_firms_and_csv_in_the_browser(tmp_path):
     assert len(lines) == len(firms) + 1
     assert lines[1].startswith('"' + XSS_SCRIPT + '"')
     assert out["territory_paths"] >= 1 and out["buttons"] >= 3
+
+
+LAYOUT_PROBE = """
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var r = {errors: window.__cm.errors, dialogs: window.__cm.dialogs, csp: window.__cm.csp};
+    var ctl = document.querySelector('.leaflet-control-layers');
+    r.collapsed = !ctl.classList.contains('leaflet-control-layers-expanded');
+    function box(el) { var b = el.getBoundingClientRect();
+      return {l: b.left, r: b.right, t: b.top, b: b.bottom}; }
+    var a = box(ctl), g = box(document.querySelector('.cm-legend'));
+    r.overlap = !(a.r <= g.l || g.r <= a.l || a.b <= g.t || g.b <= a.t);
+    var wrap = document.querySelector('#cm-cluster-table').parentElement;
+    r.hscroll = wrap.scrollWidth > wrap.clientWidth + 1;
+    r.rows = document.querySelectorAll('#cm-cluster-table tbody tr').length;
+    r.csv_lines = window.cmTableCsv('cm-cluster-table').trim().split('\\r\\n').length;
+    // a click on a table row opens that cluster's fiche
+    document.querySelector('#cm-cluster-table tr[data-cluster="__ROW__"]').click();
+    var pop = document.querySelector('.leaflet-popup-content');
+    r.row_popup = pop ? pop.textContent : null;
+    r.row_fiches = pop ? pop.querySelectorAll('.cm-fiche').length : 0;
+    // a click where two clusters overlap lists both
+    var p = document.querySelector('path.cm-layer-__OVER__');
+    var b = p.getBoundingClientRect();
+    p.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, view: window,
+      clientX: b.left + b.width / 2, clientY: b.top + b.height / 2}));
+    var pops = document.querySelectorAll('.leaflet-popup-content');  // the new one is last
+    pop = pops[pops.length - 1];
+    r.over_fiches = pop ? pop.querySelectorAll('.cm-fiche').length : 0;
+    r.over_text = pop ? pop.textContent : null;
+    var out = document.createElement('pre');
+    out.id = 'test-result';
+    out.textContent = JSON.stringify(r);
+    document.body.appendChild(out);
+  }, 1500);
+});
+"""
+
+
+def test_report_layout_at_1366_by_768(tmp_path):
+    """On a laptop screen: layer control collapsed, legend apart from it, the cluster table
+    without sideways scroll, a row click opens its fiche, the CSV holds the rows, and a click
+    where two clusters of different sectors overlap lists both."""
+    result = make_result()
+    extra = result.clusters.iloc[[0]].copy()
+    extra["cluster_id"], extra["sector"], extra["sector_label"] = "22.29A-1", "22.29A", "Plast"
+    clusters = pd.concat([result.clusters, extra], ignore_index=True)
+    result = cm.ClusterResult(**{**result.__dict__, "clusters": clusters})
+    report = cm.write_report(result, tmp_path / "report.html")
+    tail = LAYOUT_PROBE.replace("__ROW__", "10.71C-1").replace("__OVER__", "22_29A")
+    probe = tmp_path / "probe.html"
+    probe.write_text(_instrument(report.read_text(encoding="utf-8"), tail), encoding="utf-8")
+    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom", "--window-size=1366,768")
+    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, proc.stderr[-2000:]
+    r = json.loads(html.unescape(match.group(1)))
+    assert r["errors"] == [] and r["csp"] == [] and r["dialogs"] == []
+    assert r["collapsed"] is True
+    assert r["overlap"] is False
+    assert r["hscroll"] is False
+    assert r["csv_lines"] == r["rows"] + 1 == len(clusters) + 1
+    assert r["row_fiches"] == 1 and "Boulangerie" in r["row_popup"]
+    assert r["over_fiches"] == 2
+    assert "Plast" in r["over_text"] and "Décolletage" in r["over_text"]

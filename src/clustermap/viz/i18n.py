@@ -110,8 +110,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     ),
     "cluster_table": ("Tableau des clusters", "Table of clusters"),
     "sort_hint": (
-        "Cliquez sur un en-tête de colonne pour trier.",
-        "Click a column header to sort.",
+        "Cliquez sur un en-tête de colonne pour trier (les nombres du plus grand au plus "
+        "petit d'abord), sur une ligne pour voir le cluster sur la carte.",
+        "Click a column header to sort (numbers largest first), a row to see the cluster on "
+        "the map.",
     ),
     "map": ("Carte", "Map"),
     "map_note": (
@@ -171,6 +173,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "naf": ("Code NAF", "NAF code"),
     "activity": ("Activité", "Activity"),
     "download_csv": ("Télécharger ce tableau (CSV)", "Download this table (CSV)"),
+    "more_columns": ("Plus / moins de colonnes", "More / fewer columns"),
     "no_firms": (
         "Aucun établissement nommé (données agrégées, ou tous sous secret statistique).",
         "No establishment named (aggregated data, or all under statistical secrecy).",

@@ -145,6 +145,8 @@ _CSS = """
 .cm-legend-swatch{flex:0 0 14px;height:12px;border:1px solid #777}
 .cm-legend-note{margin-top:4px;color:#444;font-style:italic}
 .cm-fiche{font:12.5px/1.35 system-ui,sans-serif;min-width:240px}
+.cm-fiches .cm-fiche+.cm-fiche{border-top:2px solid #bbb;margin-top:8px;padding-top:6px}
+.cm-fiche-count{font:600 12px system-ui,sans-serif;color:#555;margin-bottom:4px}
 .cm-fiche-title{font-weight:700;font-size:14px;margin-bottom:4px}
 .cm-fiche-warn{background:#fff3cd;padding:2px 4px;margin-bottom:4px}
 .cm-fiche-table{border-collapse:collapse}
@@ -189,6 +191,51 @@ var cmUtil = (function () {
     return root;
   }
   function tip(text) { return el('div', 'cm-tip', text); }
+  // every clickable cluster, for "all the clusters under the click" and the table links
+  var pickable = [];
+  window.cmFeatures = window.cmFeatures || {};
+  function inRing(pt, ring) {
+    var x = pt[0], y = pt[1], inside = false;
+    for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+      if (((yi > y) !== (yj > y)) && (x < (xj - xi) * (y - yi) / (yj - yi) + xi)) {
+        inside = !inside;
+      }
+    }
+    return inside;
+  }
+  function contains(geom, pt) {
+    if (!geom) { return false; }
+    var polys = geom.type === 'Polygon' ? [geom.coordinates] :
+      geom.type === 'MultiPolygon' ? geom.coordinates : [];
+    return polys.some(function (rings) {
+      var n = 0;
+      rings.forEach(function (r) { if (inRing(pt, r)) { n++; } });
+      return n % 2 === 1;
+    });
+  }
+  function openFiche(l, latlng, all) {
+    var map = l._map;
+    if (!map) { return; }
+    var here = !all ? [] : pickable.filter(function (e) {
+      return map.hasLayer(e.layer) && contains(e.feature.geometry, [latlng.lng, latlng.lat]);
+    });
+    if (here.indexOf(l._cmEntry) < 0) { here.unshift(l._cmEntry); }
+    var box = el('div', 'cm-fiches');
+    if (here.length > 1) {
+      box.appendChild(el('div', 'cm-fiche-count', here.length + ' clusters'));
+    }
+    here.forEach(function (e) { box.appendChild(fiche(e.feature.properties.p)); });
+    L.popup({maxWidth: 420, maxHeight: 420}).setLatLng(latlng).setContent(box).openOn(map);
+  }
+  window.cmOpenCluster = function (id) {
+    var l = window.cmFeatures[id];
+    if (!l || !l._map) { return false; }
+    var b = l.getBounds();
+    l._map.fitBounds(b, {maxZoom: 12});
+    openFiche(l, b.getCenter(), false);
+    return true;
+  };
   function geojson(target, data, o) {
     var layer = L.geoJson(data, {
       className: o.cls,
@@ -201,7 +248,12 @@ var cmUtil = (function () {
       onEachFeature: function (f, l) {
         var p = f.properties || {};
         if (p.t) { l.bindTooltip(function () { return tip(p.t); }, {sticky: true}); }
-        if (p.p) { l.bindPopup(function () { return fiche(p.p); }, {maxWidth: 400}); }
+        if (p.p) {
+          l._cmEntry = {feature: f, layer: l};
+          pickable.push(l._cmEntry);
+          if (p.id) { window.cmFeatures[p.id] = l; }
+          l.on('click', function (e) { openFiche(l, e.latlng, true); });
+        }
       }
     });
     layer.addTo(target);
@@ -589,7 +641,7 @@ def _finish(m: folium.Map, layer_control: bool) -> folium.Map:
     for k in existing:
         del m._children[k]
     if layer_control or existing:
-        folium.LayerControl(collapsed=False).add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
     return m
 
 
@@ -623,7 +675,22 @@ def _add_geojson(
 
 
 def _color_of(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+    """The palette, then distinct generated colours (golden-angle hues, two lightnesses).
+
+    Examples
+    --------
+    >>> _color_of(0), _color_of(19) != _color_of(20), len({_color_of(i) for i in range(60)})
+    ('#e41a1c', True, 60)
+    """
+    if index < len(PALETTE):
+        return PALETTE[index]
+    import colorsys
+
+    k = index - len(PALETTE)
+    hue = (k * 0.618033988749895 + 0.11) % 1.0
+    light = 0.38 if k % 2 else 0.55
+    r, g, b = colorsys.hls_to_rgb(hue, light, 0.65)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 def _css_token(text: str) -> str:

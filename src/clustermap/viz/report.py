@@ -67,6 +67,12 @@ table.cm-sortable th button{all:unset;cursor:pointer}
 table.cm-sortable th[aria-sort=ascending] button::after{content:" \\25B2"}
 table.cm-sortable th[aria-sort=descending] button::after{content:" \\25BC"}
 .cm-table-wrap{overflow-x:auto}
+table.cm-sortable .cm-sec{display:none}
+table.cm-sortable.cm-all .cm-sec{display:table-cell}
+table.cm-sortable tr[data-cluster]{cursor:pointer}
+table.cm-sortable tr[data-cluster]:hover td{background:#f3f7fc}
+td.cm-label{min-width:11em;max-width:20em}
+.cm-note button,button.cm-csv,button.cm-more{font:inherit;font-size:12.5px;margin:0 8px 4px 0}
 .cm-kpis{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0}
 .cm-kpi{background:#eef2f7;border-radius:6px;padding:6px 12px}
 .cm-kpi b{display:block;font-size:20px}
@@ -84,12 +90,14 @@ _SORT_JS = """
     heads.forEach(function (th, col) {
       var b = th.querySelector('button');
       (b || th).addEventListener('click', function () {
-        var asc = th.getAttribute('aria-sort') !== 'ascending';
+        var numeric = th.getAttribute('data-type') === 'num';
+        var cur = th.getAttribute('aria-sort');
+        // numbers: largest first on the first click; text: A to Z first
+        var asc = numeric ? cur === 'descending' : cur !== 'ascending';
         heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
         th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
-        var numeric = th.getAttribute('data-type') === 'num';
         rows.sort(function (a, b) {
           var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
           if (numeric) {
@@ -102,6 +110,21 @@ _SORT_JS = """
         });
         rows.forEach(function (r) { body.appendChild(r); });
       });
+    });
+  });
+  // a row of a cluster opens its fiche on the map
+  document.querySelectorAll('tr[data-cluster]').forEach(function (tr) {
+    tr.addEventListener('click', function () {
+      var id = tr.getAttribute('data-cluster');
+      if (window.cmOpenCluster && window.cmOpenCluster(id)) {
+        document.getElementById('cm-map').scrollIntoView();
+      }
+    });
+  });
+  document.querySelectorAll('button.cm-more').forEach(function (b) {
+    b.addEventListener('click', function () {
+      var table = document.getElementById(b.getAttribute('data-table'));
+      if (table) { table.classList.toggle('cm-all'); }
     });
   });
 })();
@@ -161,10 +184,25 @@ def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
         (P_VALUE, t("p_value", lang), "num"),
     ]
     cols = [c for c in cols if c[0] == "rank" or c[0] in clusters.columns]
+    # secondary columns, behind "more columns", so the table fits a laptop screen
+    secondary = {"focus", "stars", "strong_cluster", P_VALUE, EMPLOYEES, "rank"}
+
+    def css(key: str, typ: str) -> str:
+        names = [
+            n
+            for n, on in (
+                ("num", typ == "num"),
+                ("cm-sec", key in secondary),
+                ("cm-label", key == "sector_label"),
+            )
+            if on
+        ]
+        return f' class="{" ".join(names)}"' if names else ""
+
     head = "".join(
-        f'<th scope="col" data-type="{typ}"{" class=num" if typ == "num" else ""}>'
+        f'<th scope="col" data-type="{typ}"{css(key, typ)}>'
         f'<button type="button">{_e(label)}</button></th>'
-        for _, label, typ in cols
+        for key, label, typ in cols
     )
     body = []
     has_artefact = False
@@ -195,7 +233,7 @@ def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
                     "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
                 )
             v = _num_attr(value) if typ == "num" else str(text)
-            cls = ' class="num"' if typ == "num" else ""
+            cls = css(key, typ)
             flag = ""
             if key == "sector_label" and _is_artefact(row):
                 has_artefact = True
@@ -206,6 +244,8 @@ def _cluster_table(clusters: pd.DataFrame, lang: str, table_id: str) -> str:
     return (
         f'<p class="cm-note">{_e(t("sort_hint", lang))}</p>'
         + csv_button(table_id, "clusters.csv", lang)
+        + f'<button type="button" class="cm-more" data-table="{_e(table_id)}">'
+        + f"{_e(t('more_columns', lang))}</button>"
         + f'<div class="cm-table-wrap"><table class="cm-sortable" id="{table_id}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         + (f'<p class="cm-note">⚠ {_e(t("artefact_note", lang))}</p>' if has_artefact else "")
