@@ -631,3 +631,65 @@ def test_counts_with_a_unit_on_several_rows_add_up(lattice):
     pd.testing.assert_frame_equal(
         a.clusters.drop(columns="geometry"), b.clusters.drop(columns="geometry")
     )
+
+
+def test_exposure_proportional_to_activity_changes_nothing_and_bad_values_are_named(lattice):
+    """An exposure equal to each unit's establishments is the default model; a missing
+    column or a unit without a value is refused with its name."""
+    units, counts = lattice
+    plain = cm.detect_clusters(counts, units, local_statistic=None)
+    same = cm.detect_clusters(
+        counts, units, local_statistic=None, options={"exposure": counts.sum(axis=1)}
+    )
+    pd.testing.assert_frame_equal(
+        plain.clusters.drop(columns="geometry"), same.clusters.drop(columns="geometry")
+    )
+    assert same.parameters["exposure"] == "user values per unit"
+    with pytest.raises(SchemaError, match="'population' is not a column of the units"):
+        cm.detect_clusters(counts, units, options={"exposure": "population"})
+    partial = counts.sum(axis=1).iloc[:-3]
+    with pytest.raises(SchemaError, match="3 unit\\(s\\) holding establishments have no exposure"):
+        cm.detect_clusters(counts, units, options={"exposure": partial})
+
+
+@pytest.mark.shared
+def test_bars_per_inhabitant_in_the_real_extract(capsys, tmp_path):
+    """The real extract of bars (one sector, 95 %): with the population as exposure, the
+    concentration of bars per inhabitant is found; its LQ equals a hand count."""
+    from clustermap.cli import main
+
+    path = shared_file("sirene", "paca_bars_5630Z_sirene2016.csv.gz")
+    cog_path = shared_file("france_boundaries", "communes_cog_epci.csv.gz")
+    cog = pd.read_csv(cog_path, dtype=str)
+    pop = pd.to_numeric(cog.set_index("code")["population"])
+    registry = cm.read_registry(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = cm.detect_clusters(registry, local_statistic=None, options={"exposure": pop})
+    assert not any("one sector" in str(w.message) for w in caught)  # the remedy is applied
+    top = res.clusters.iloc[0]
+    assert top["sector"] == "56.30Z"
+    est = registry.establishments
+    units = res.units.index.astype(str)
+    population = pop.groupby(level=0).first().reindex(units)
+    o = int(((est["sector"] == "56.30Z") & est["commune"].isin(top["unit_ids"])).sum())
+    n_bars = int((est["sector"] == "56.30Z").sum())
+    e = population[top["unit_ids"]].sum() * n_bars / population.sum()
+    assert top["establishments"] == o
+    assert top["lq"] == pytest.approx(o / e)
+    assert set(top["unit_ids"]) <= {f"132{i:02d}" for i in range(1, 17)}  # central Marseille
+    code = main(
+        [
+            "detect",
+            str(path),
+            "--exposure",
+            "population",
+            "--cog",
+            str(cog_path),
+            "--out",
+            str(tmp_path / "bars.html"),
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "56.30Z" in out and f"{o} établissements" in out

@@ -203,9 +203,18 @@ def _parser() -> argparse.ArgumentParser:
             "code, or unit ids separated by commas",
         )
         p.add_argument(
-            "--cog", default=None, help="commune table with 'code' and 'codeEpci' (or epci.json)"
+            "--cog",
+            default=None,
+            help="commune table with 'code' and 'codeEpci' (or epci.json); its 'population' "
+            "column serves --exposure population",
         )
         p.add_argument("--territory-name", default=None, help="the territory's name in the report")
+        p.add_argument(
+            "--exposure",
+            default=None,
+            help="expected counts proportional to this column (of --cog by commune code, or "
+            "of --units), e.g. population: bars per inhabitant in a one-sector file",
+        )
         p.add_argument(
             "--xlsx", default=None, help="also write the territory's firms to this Excel file"
         )
@@ -317,6 +326,7 @@ def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: s
         "--permutations": ("permutations", args.permutations),
         "--seed": ("random_state", args.seed),
         "--alpha": ("alpha", args.alpha),
+        "--exposure": ("exposure", _exposure_value(args)),
     }
     out: dict[str, Any] = {}
     for opt, (name, value) in wanted.items():
@@ -333,6 +343,23 @@ def _detect_kwargs(detect: Callable[..., Any], args: argparse.Namespace, lang: s
     if args.seed is None and "random_state" in params:
         out["random_state"] = DEFAULT_SEED  # the same report every run
     return out
+
+
+def _exposure_value(args: argparse.Namespace) -> Any:
+    """The value of ``--exposure``: a column of ``--cog`` by commune code, else of the units.
+
+    A COG table with the column gives a Series (commune code -> value); otherwise the name
+    is passed on, as a column of the units.
+    """
+    name = getattr(args, "exposure", None)
+    if not name or not getattr(args, "cog", None) or str(args.cog).lower().endswith(".json"):
+        return name
+    import pandas as pd
+
+    table = pd.read_csv(args.cog, dtype=str)
+    if name not in table.columns or "code" not in table.columns:
+        return name
+    return pd.Series(pd.to_numeric(table[name], errors="coerce").to_numpy(), index=table["code"])
 
 
 def _same_file(a: Path, b: Path) -> bool:

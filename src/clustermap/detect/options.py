@@ -80,6 +80,11 @@ class DetectionOptions:
         data (a sector is traded when its establishments are spread across the comparison
         zoning unlike all activity, docs/methods.md); a mapping: your own types
         (``"traded"`` / ``"local"``) per sector; ``None``: no types, one list.
+    exposure : str, pandas.Series or None, default None
+        What expected counts are proportional to, per unit. ``None``: all the unit's
+        establishments (a unit's LQ compares it with its own activity). A column of the units
+        (``"population"``) or a Series (unit id -> value): expected counts proportional to it,
+        so a one-sector file can still be tested for concentration ("bars per inhabitant").
 
     Examples
     --------
@@ -105,6 +110,7 @@ class DetectionOptions:
     nomenclature: str = "naf"
     dispersion: Any = "estimate"
     sector_types: Any = "auto"
+    exposure: Any = None
 
     def __post_init__(self) -> None:
         d = self.dispersion
@@ -157,7 +163,7 @@ class DetectionOptions:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict (``score_units`` given as polygons or a Series shows its type)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("score_units", "dispersion", "sector_types"):
+        for name in ("score_units", "dispersion", "sector_types", "exposure"):
             value = getattr(self, name)
             if not isinstance(value, str | int | float | type(None)):
                 out[name] = type(value).__name__

@@ -267,14 +267,16 @@ def detect_clusters(
     x = inp.table.measures[ESTABLISHMENTS]
     labels, artefact = _sector_info(inp.table.sectors, level, opts.nomenclature)
     analysed = _analysed(inp.table, sectors, level, artefact, opts)
-    _warn_one_sector(inp.table)
+    totals = _exposure(opts.exposure, inp.units, inp.table, run)
+    if totals is None:  # with an exposure, a one-sector file is what it is for
+        _warn_one_sector(inp.table)
     n_analysed = int(analysed.sum())
     run.params["region_alpha"] = (
         alpha / max(n_analysed, 1) if opts.region_alpha is None else opts.region_alpha
     )
     run.params["n_sectors_analysed"] = n_analysed
     run.lap("aggregate")
-    dispersion = _dispersion(x, inp.table.sectors, analysed, opts, run)
+    dispersion = _dispersion(x, inp.table.sectors, analysed, opts, run, totals)
     comp_x, comp_emp = _comparison_tables(inp.units, inp.table, opts.score_units, run)
     types, type_source = resolve_types(
         inp.table.sectors, level, opts.sector_types, opts.nomenclature, comp_x
@@ -292,6 +294,7 @@ def detect_clusters(
         grow_alpha=grow_alpha,
         conf_level=opts.conf_level,
         dispersion=dispersion,
+        totals=totals,
     )
     gi = _LocalGi(x, inp.table, graph, alpha, random_state, n_jobs, opts, run)
     if opts.gi_alpha is not None:
@@ -306,6 +309,7 @@ def detect_clusters(
         min_establishments=opts.min_establishments,
         min_lq=min_lq,
         dispersion=dispersion,
+        totals=totals,
     )
     regions = _name_regions(regions, inp.table.sectors, cells)
     if len(regions):
@@ -329,7 +333,7 @@ def detect_clusters(
     sector_info = _SectorInfo(labels, artefact, analysed, dispersion, types, type_source)
     clusters = _rank(clusters, sector_info, inp.table.sectors, run)
     clusters = _within_type_lq(clusters, inp.table, types)
-    single = _SingleCodes(adj, opts, alpha, min_lq)
+    single = _SingleCodes(adj, opts, alpha, min_lq, totals)
     comp = _composition(data, inp, clusters, level, opts.nomenclature, single)
     if comp is not None and len(clusters):
         clusters["codes"] = _codes_text(clusters, comp)
@@ -539,7 +543,9 @@ def _warn_one_sector(table: SectorTable) -> None:
             f"{share:.1%} of the establishments are in one sector ({table.sectors[top]}): its "
             "LQ compares each unit with the unit's own activity, which is mostly that sector, "
             "so it is about 1 everywhere and that sector cannot show clusters. To find where "
-            "it concentrates, give a registry of every sector of the territory.",
+            "it concentrates, give a registry of every sector of the territory, or test it "
+            "per inhabitant: options={'exposure': population per unit} (on the command line "
+            "--exposure population --cog COG_TABLE).",
             ClustermapWarning,
             stacklevel=4,
         )
@@ -657,12 +663,17 @@ def _comparison_tables(units: gpd.GeoDataFrame, table: SectorTable, zones: Any, 
 
 
 def _dispersion(
-    x: sp.csr_matrix, sectors: pd.Index, analysed: np.ndarray, opts: DetectionOptions, run: _Run
+    x: sp.csr_matrix,
+    sectors: pd.Index,
+    analysed: np.ndarray,
+    opts: DetectionOptions,
+    run: _Run,
+    totals: np.ndarray | None = None,
 ) -> np.ndarray:
     """Extra-Poisson dispersion ``alpha_s`` of every sector (0 for the Poisson model)."""
     d = opts.dispersion
     if isinstance(d, str) and d == "estimate":
-        alpha = estimate_dispersion(x)["alpha"].to_numpy()
+        alpha = estimate_dispersion(x, totals=totals)["alpha"].to_numpy()
         run.params["dispersion_model"] = (
             "negative binomial, alpha estimated per sector (robust quantile rule, shrunk "
             "towards the median of the well-measured sectors)"
@@ -687,6 +698,48 @@ def _dispersion(
             raise SchemaError("options.dispersion values must be >= 0.")
         run.params["dispersion_model"] = "negative binomial, alpha given per sector"
     return np.where(np.asarray(sectors == OTHER), 0.0, alpha)
+
+
+def _exposure(
+    exposure: Any, units: gpd.GeoDataFrame, table: SectorTable, run: _Run
+) -> np.ndarray | None:
+    """Per-unit totals proportional to the exposure, summing to the establishments (or None)."""
+    if exposure is None:
+        return None
+    if isinstance(exposure, str):
+        if exposure not in units.columns:
+            raise SchemaError(
+                f"options exposure={exposure!r} is not a column of the units; columns are "
+                f"{[c for c in units.columns if c != units.geometry.name][:10]}. Give a column "
+                "of the units or a Series (unit id -> value), e.g. the population of the COG."
+            )
+        values = units[exposure]
+        run.params["exposure"] = exposure
+    else:
+        values = pd.to_numeric(pd.Series(exposure), errors="coerce")
+        values.index = values.index.astype(str)
+        grouped = values.groupby(level=0)
+        clash = grouped.nunique() > 1
+        if clash.any():
+            raise SchemaError(
+                f"options exposure gives several values to the units {list(clash.index[clash])[:5]}"
+                "; give one value per unit."
+            )
+        values = grouped.first()  # a repeated id with one value and blanks: that value
+        run.params["exposure"] = "user values per unit"
+    v = pd.to_numeric(values.reindex(table.unit_ids), errors="coerce").to_numpy(dtype=float)
+    n_i = np.asarray(table.measures[ESTABLISHMENTS].sum(axis=1)).ravel()
+    missing = (~np.isfinite(v) | (v < 0)) & (n_i > 0)
+    if missing.any():
+        ids = list(table.unit_ids[missing][:5])
+        raise SchemaError(
+            f"{int(missing.sum())} unit(s) holding establishments have no exposure (e.g. "
+            f"{ids}); give a value >= 0 for every unit with establishments."
+        )
+    v = np.where(np.isfinite(v) & (v > 0), v, 0.0)
+    if v.sum() <= 0:
+        raise SchemaError("The exposure is 0 for every unit.")
+    return v * (n_i.sum() / v.sum())
 
 
 @dataclass
@@ -881,8 +934,9 @@ def _code_table(data: Any, inp: _Input) -> tuple[sp.csr_matrix, pd.Index] | None
 class _SingleCodes:
     """Single-code detection with the same settings, for the codes of a group level."""
 
-    def __init__(self, adj: sp.csr_matrix, opts: DetectionOptions, alpha: float, min_lq: float):
+    def __init__(self, adj, opts: DetectionOptions, alpha: float, min_lq: float, totals=None):
         self.adj, self.opts, self.alpha, self.min_lq = adj, opts, alpha, min_lq
+        self.totals = totals
 
     def regions(self, x: sp.csr_matrix, codes: pd.Index, wanted: np.ndarray) -> dict:
         """Code -> unit rows of each of its single-code clusters (codes ``wanted`` only)."""
@@ -893,7 +947,7 @@ class _SingleCodes:
         opts = self.opts
         grow = self.alpha if opts.grow_alpha is None else opts.grow_alpha
         region_alpha = self.alpha / max(int((n_c > 0).sum()), 1)  # as a run at code level
-        dispersion = estimate_dispersion(x)["alpha"].to_numpy()
+        dispersion = estimate_dispersion(x, totals=self.totals)["alpha"].to_numpy()
         cells = window_test(
             x,
             self.adj,
@@ -903,6 +957,7 @@ class _SingleCodes:
             grow_alpha=grow,
             conf_level=opts.conf_level,
             dispersion=dispersion,
+            totals=self.totals,
         )
         regions = find_regions(
             cells,
@@ -913,6 +968,7 @@ class _SingleCodes:
             min_establishments=opts.min_establishments,
             min_lq=self.min_lq,
             dispersion=dispersion,
+            totals=self.totals,
         )
         out: dict[str, list[np.ndarray]] = {}
         for sec, rows in zip(regions["sec"], regions["rows"]):

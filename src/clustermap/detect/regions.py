@@ -95,6 +95,7 @@ def find_regions(
     min_establishments: int,
     min_lq: float,
     dispersion: np.ndarray | None = None,
+    totals: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Connected components of candidate cells holding a seed, with the region floors applied.
 
@@ -107,7 +108,8 @@ def find_regions(
     With ``dispersion`` (the sectors' ``alpha_s``), the region count is negative binomial
     with variance ``E + extra``, ``extra = alpha_s sum_{i in R} E_is²``: the p-value and the
     LQ interval (:func:`~clustermap.stats.dispersion.overdispersed_interval`) account for
-    it. Without it they are the exact Poisson ones (Garwood).
+    it. Without it they are the exact Poisson ones (Garwood). ``totals``: the exposure expected
+    counts are proportional to (as in :func:`~clustermap.detect.window.window_test`).
 
     Examples
     --------
@@ -122,7 +124,8 @@ def find_regions(
     >>> [(int(r.sec), r.rows.tolist(), float(r.O)) for r in reg.itertuples()]
     [(0, [0, 1], 70.0), (1, [3, 4], 55.0)]
     """
-    n_i = np.asarray(x.sum(axis=1)).ravel()
+    n_i = np.asarray(x.sum(axis=1)).ravel()  # the units' establishments (focus)
+    base = n_i if totals is None else np.asarray(totals, dtype=float)  # expected counts
     n_s = np.asarray(x.sum(axis=0)).ravel()
     total = float(n_s.sum())
     seeded = np.unique(cells.loc[cells["seed"].to_numpy(), "_c"].to_numpy())
@@ -134,8 +137,9 @@ def find_regions(
         has_seed = np.bincount(lab, weights=grp["seed"].to_numpy(dtype=float), minlength=n_comp)
         obs = np.bincount(lab, weights=grp[ESTABLISHMENTS].to_numpy(), minlength=n_comp)
         tot = np.bincount(lab, weights=n_i[r], minlength=n_comp)
-        tot2 = np.bincount(lab, weights=n_i[r] ** 2, minlength=n_comp)
-        exp = tot * n_s[c] / total
+        tot_base = np.bincount(lab, weights=base[r], minlength=n_comp)
+        tot2 = np.bincount(lab, weights=base[r] ** 2, minlength=n_comp)
+        exp = tot_base * n_s[c] / total
         a_c = 0.0 if dispersion is None else float(dispersion[c])
         extra = a_c * (n_s[c] / total) ** 2 * tot2
         for k in np.flatnonzero(has_seed > 0):

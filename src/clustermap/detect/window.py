@@ -92,6 +92,7 @@ def window_test(
     grow_alpha: float,
     conf_level: float,
     dispersion: np.ndarray | None = None,
+    totals: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per nonzero unit × sector cell: its LQ, window test, seed and candidate flags.
 
@@ -111,6 +112,10 @@ def window_test(
         (:func:`~clustermap.stats.dispersion.estimate_dispersion`): the window count is
         then tested as negative binomial with variance ``E_W + alpha_s sum_{j in W} E_js²``.
         None (or zeros): the exact Poisson test.
+    totals : numpy.ndarray, optional
+        The activity of each unit that expected counts are proportional to (default: its
+        establishments, ``x`` row sums); an exposure such as population, scaled to sum to the
+        establishments, tests concentration per inhabitant.
 
     Returns
     -------
@@ -135,7 +140,7 @@ def window_test(
     [(0, 0), (1, 0), (3, 1), (4, 1)]
     """
     n_units, n_sec = x.shape
-    n_i = np.asarray(x.sum(axis=1)).ravel()
+    n_i = np.asarray(x.sum(axis=1)).ravel() if totals is None else np.asarray(totals, float)
     n_s = np.asarray(x.sum(axis=0)).ravel()
     total = float(n_s.sum())
     window = (adjacency + sp.identity(n_units, format="csr")).tocsr()

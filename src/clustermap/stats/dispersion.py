@@ -124,6 +124,7 @@ def estimate_dispersion(
     min_expected: float = 1.0,
     max_units: int = 1000,
     prior_units: int = 100,
+    totals: Any = None,
 ) -> pd.DataFrame:
     """Extra-Poisson dispersion ``alpha`` of every sector of a units × sectors count table.
 
@@ -151,6 +152,9 @@ def estimate_dispersion(
         Largest expected counts used per sector (bounds the cost).
     prior_units : int, default 100
         Weight of the pooled value in the shrinkage, in units.
+    totals : array-like, optional
+        The activity expected counts are proportional to (default the row sums of ``x``), as
+        in the window test.
 
     Returns
     -------
@@ -174,7 +178,7 @@ def estimate_dispersion(
     [0.35, 0.0]
     """
     x = sp.csc_matrix(x, dtype=float)
-    n_i = np.asarray(x.sum(axis=1)).ravel()
+    n_i = np.asarray(x.sum(axis=1)).ravel() if totals is None else np.asarray(totals, float)
     n_s = np.asarray(x.sum(axis=0)).ravel()
     total = float(n_s.sum())
     order = np.argsort(-n_i, kind="stable")
