@@ -620,13 +620,17 @@ ax = axes[0]
 ax.errorbar(cut["observed"], cut["lq"], yerr=[cut["lq"] - cut["lq_low"],
             cut["lq_high"] - cut["lq"]], fmt="o", ms=3, alpha=0.5, elinewidth=0.8)
 ax.axhline(1, color="grey", lw=0.8)
-ax.set(xscale="log", yscale="log", xlabel="establishments of 25.71Z in the commune",
+ax.set(yscale="log", xlabel="establishments of 25.71Z in the commune",
        ylabel="LQ with 95 % interval", title="Small counts, wide intervals")
+ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))   # counts: 1, 2, 3… not 2×10⁰
+ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
 ax = axes[1]
 ax.scatter(cut["lq"], cut["lq_smoothed"], s=8, alpha=0.6)
 ax.plot([0.1, 200], [0.1, 200], color="grey", lw=0.8)
 ax.set(xscale="log", yscale="log", xlabel="raw LQ", ylabel="empirical-Bayes LQ",
        title="Smoothing shrinks the small communes")
+for axis in (ax.xaxis, ax.yaxis):
+    axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
 fig.tight_layout()
 """,
     ),
@@ -681,11 +685,18 @@ pd.crosstab(lisa.label["25.62A"], gi.label["25.62A"],
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 colours = {"HH": "#d7191c", "HL": "#fdae61", "LH": "#abd9e9", "LL": "#2c7bb6",
            "hot": "#d7191c", "ns": "#eeeeee"}
+from matplotlib.patches import Patch
+
+words = {"HH": "HH: high among high", "HL": "HL: high among low", "LH": "LH: low among high",
+         "LL": "LL: low among low", "hot": "hot spot", "ns": "not significant"}
 for ax, (name, res) in zip(axes, [("local Moran", lisa), ("Gi*", gi)]):
     lab = res.label["25.62A"].reindex(units.index)
     units.plot(ax=ax, color=lab.map(colours).fillna("#eeeeee"), linewidth=0)
     ax.set_title(f"{name}, décolletage 25.62A (uncorrected 5 %)")
     ax.set_axis_off()
+    shown = [k for k in colours if (lab == k).any()] + ["ns"]
+    ax.legend(handles=[Patch(color=colours[k], label=words[k]) for k in dict.fromkeys(shown)],
+              loc="lower left", fontsize=8, frameon=True)
 fig.tight_layout()
 """,
     ),

@@ -6,6 +6,8 @@ import html
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -388,3 +390,26 @@ def test_first_run_says_once_that_kernels_compile(
     assert code == 0
     assert ("First run on this machine" in err) is said
     assert err.count("First run") <= 1
+
+
+def test_progress_bars_show_in_a_terminal_and_quiet_silences_them(monkeypatch, capsys):
+    """tqdm bars on stderr inside the long steps when progress is on; --quiet and
+    set_progress(False) silence them; the setting comes back after the command."""
+    from clustermap.core.progress import progress_setting
+
+    demo = cm.load_demo()
+    cm.set_progress(True)
+    try:
+        cm.detect_clusters(demo.registry, demo.units, local_statistic=None)
+        err = capsys.readouterr().err
+        assert "detect_clusters" in err and "step" in err  # the tqdm bar of the stages
+        cm.set_progress(False)
+        cm.detect_clusters(demo.registry, demo.units, local_statistic=None)
+        assert "detect_clusters" not in capsys.readouterr().err
+        cm.set_progress(True)
+        out = str(Path(tempfile.mkdtemp()) / "d.html")
+        assert cli.main(["demo", "--out", out, "--quiet"]) == 0
+        assert "detect_clusters" not in capsys.readouterr().err
+        assert progress_setting() is True  # restored after the command
+    finally:
+        cm.set_progress(None)

@@ -66,6 +66,7 @@ PUBLIC_NAMES = [
     "roll_up",
     "sector_labels",
     "sector_types",
+    "set_progress",
     "star_rating",
     "strong_cluster_flags",
     "taxonomy",

@@ -71,6 +71,8 @@ _EXPORTS: dict[str, str] = {
     "explore_local": "viz.maps",
     "explore_establishments": "viz.maps",
     "write_report": "viz.report",
+    # progress bars of the long steps
+    "set_progress": "core.progress",
     # bundled data
     "load_demo": "datasets",
     "make_registry": "datasets",

@@ -619,6 +619,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lang = args.lang
     previous = _sigterm_as_interrupt()
+    from .core.progress import progress_setting, set_progress
+
+    bars = progress_setting()
+    if args.quiet:  # no progress line, and no progress bar inside the long steps
+        set_progress(False)
     try:
         return _run(args, out, err)
     except KeyboardInterrupt:
@@ -640,6 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     finally:
+        set_progress(bars)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

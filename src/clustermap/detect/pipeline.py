@@ -78,6 +78,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..core.options import as_options, keyword_only, resolve_seed, take_legacy
+from ..core.progress import bar
 from ..core.schema import (
     CLUSTER_ID,
     COMMUNE,
@@ -365,11 +366,17 @@ class _Run:
         }
         self.timings: dict[str, float] = {}
         self._clock = time.perf_counter()
+        self._bar = bar(total=6, desc="detect_clusters", unit="step")
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = round(now - self._clock, 3)
         self._clock = now
+        self._bar.set_postfix_str(stage, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 @dataclass
@@ -824,6 +831,7 @@ def _assemble(inp, cells, clusters, info: _SectorInfo, run, comp=None, related=N
     sectors_frame = _sectors_frame(table, info, cells, clusters)
     est = _label_establishments(inp.establishments, tidy)
     run.lap("scores_and_tables")
+    run.close()
     run.params["timings"] = run.timings
     return ClusterResult(
         clusters=clusters,

@@ -101,6 +101,7 @@ from pyproj import CRS
 
 from ..core import schema as S
 from ..core.options import as_options, take_legacy
+from ..core.progress import bar
 from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..taxonomy import LEVELS
 from .presets import _PRESETS, REJECT_REASONS, SIRENE_CONTACT
@@ -707,7 +708,7 @@ def read_registry(
     columns = _needed_columns(spec, keep_cols)
     kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
     offset = 0
-    for chunk in reader.chunks(columns):
+    for chunk in bar(reader.chunks(columns), desc="read_registry", unit="chunk"):
         if len(chunk) == 0:
             continue
         kept, rejects, repairs, id_hash = _process_chunk(chunk, offset, ctx)

@@ -69,6 +69,7 @@ import pandas as pd
 
 from ..core.options import as_options, resolve_seed, take_legacy
 from ..core.parallel import numba_threads
+from ..core.progress import bar
 from ..core.schema import EMPLOYEES, ESTABLISHMENT_ID, SECTOR
 from ..errors import ClustermapWarning, CRSError, SchemaError
 
@@ -1125,7 +1126,7 @@ def k_density(
     sims_out: dict[str, np.ndarray] = {}
     fixed = float(bandwidth) if bandwidth is not None else 0.0
     with numba_threads(n_jobs):
-        for s in sectors:
+        for s in bar(sectors, desc="envelopes", unit="sector"):
             ref = np.flatnonzero(pts.types == s)
             nb = np.flatnonzero(pts.types == neighbor) if neighbor is not None else ref[:0]
             uni = neighbor is None
@@ -1379,7 +1380,7 @@ def m_function(
     sims_out: dict[str, np.ndarray] = {}
     n_sites = len(w)
     with numba_threads(n_jobs):
-        for s in sectors:
+        for s in bar(sectors, desc="envelopes", unit="sector"):
             is_ref = pts.types == s
             is_nb = is_ref if neighbor is None else (pts.types == neighbor)
             ref = np.flatnonzero(is_ref)
