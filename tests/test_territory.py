@@ -226,3 +226,31 @@ def test_epci_from_the_etalab_epci_json(demo_result, tmp_path):
     path.write_text(json.dumps(data), encoding="utf-8")
     t = resolve_territory("200000001", res.units, cog=path)
     assert sorted(t.ids) == sorted(ids) and t.name == "CC de la Vallée"
+
+
+def test_sirene_diffusion_status_and_address_are_read_and_used(tmp_path):
+    """A SIRENE file with statutDiffusionEtablissement and the address columns: read_registry
+    keeps them, the firm list shows the address and withholds the P rows."""
+    raw = pd.read_csv(cm.datasets.demo_path("registry"), dtype=str)
+    rng = np.random.default_rng(0)
+    raw["statutDiffusionEtablissement"] = np.where(rng.random(len(raw)) < 0.1, "P", "O")
+    raw["numeroVoieEtablissement"] = "12"
+    raw["libelleVoieEtablissement"] = "RUE DU DECOLLETAGE"
+    path = tmp_path / "geo_siret_demo.csv"
+    raw.to_csv(path, index=False)
+    registry = cm.read_registry(path)
+    assert {"statutDiffusionEtablissement", "libelleVoieEtablissement"} <= set(
+        registry.establishments.columns
+    )
+    demo = cm.load_demo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        res = cm.detect_clusters(registry, demo.units, local_statistic=None)
+    cid, ids = _territory_of(res)
+    firms = res.firms(ids, cluster_id=cid)
+    est = res.establishments
+    members = est[(est["cluster_id"] == cid) & est["unit_id"].isin(ids)]
+    secret = members["statutDiffusionEtablissement"] == "P"
+    assert firms.attrs["withheld"] == int(secret.sum()) > 0
+    assert len(firms) == int((~secret).sum())
+    assert (firms["address"] == "12 RUE DU DECOLLETAGE").all()
