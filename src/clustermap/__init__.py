@@ -55,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     # specialisation, scores and detection
     "location_quotient": "stats.lq",
     "read_counts": "io.counts",
+    "read_count_panel": "io.counts",
+    "shift_share": "stats.change",
     "strong_cluster_flags": "detect.scores",
     "star_rating": "detect.scores",
     "detect_clusters": "detect.pipeline",

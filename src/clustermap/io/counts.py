@@ -16,7 +16,7 @@ from ..core.schema import ESTABLISHMENTS, SECTOR, UNIT_ID
 from ..errors import ClustermapWarning, DataFileError, SchemaError
 from .sniff import mismatch, sniff
 
-__all__ = ["CountTables", "header_columns", "looks_like_counts", "read_counts"]
+__all__ = ["CountTables", "header_columns", "looks_like_counts", "read_count_panel", "read_counts"]
 
 
 @dataclass
@@ -429,3 +429,58 @@ def looks_like_counts(columns: list[str]) -> bool:
     lower = {str(c).lower() for c in columns}
     has_xy = bool(lower & {"x", "y", "longitude", "latitude", "lon", "lat", "geometry"})
     return not has_xy and bool(lower & {"unit", UNIT_ID}) and {SECTOR, ESTABLISHMENTS} <= lower
+
+
+def read_count_panel(
+    path_or_df: str | Path | pd.DataFrame,
+    *,
+    years: Any = None,
+    encoding: str = "utf-8",
+) -> dict[int, CountTables]:
+    """Every year of a yearly count file (URSSAF commune × APE), read once.
+
+    Parameters
+    ----------
+    path_or_df : str, pathlib.Path or pandas.DataFrame
+        A wide yearly file (``Nombre d'établissements YYYY`` columns), as :func:`read_counts`.
+    years : iterable of int, optional
+        The years to keep (default: all in the file).
+    encoding : str, default "utf-8"
+
+    Returns
+    -------
+    dict of int to CountTables
+        Year -> the tables :func:`read_counts` gives for that year (the same values).
+
+    Examples
+    --------
+    >>> wide = pd.DataFrame({
+    ...     "Code commune": ["76005", "76540"], "Code APE": ["4399A", "4399A"],
+    ...     "Nombre d'établissements 2021": ["1", "2"], "Effectifs salariés 2021": ["3", "10"],
+    ...     "Nombre d'établissements 2022": ["1", "3"], "Effectifs salariés 2022": ["2", "12"]})
+    >>> panel = cm.read_count_panel(wide)
+    >>> sorted(panel), int(panel[2022].establishments.loc["76540", "43.99A"])
+    ([2021, 2022], 3)
+    """
+    if isinstance(path_or_df, pd.DataFrame):
+        df, source = path_or_df, "<DataFrame>"
+    else:
+        path = Path(path_or_df)
+        df, source = _read_table(path, encoding), path.name
+    present = sorted(int(m.group(1)) for c in df.columns if (m := _URSSAF_EST.match(str(c))))
+    if not present:
+        raise SchemaError(
+            f'{source}: no yearly columns ("Nombre d\'établissements YYYY"); read a one-date '
+            "table with read_counts."
+        )
+    wanted = present if years is None else [int(y) for y in years]
+    missing = sorted(set(wanted) - set(present))
+    if missing:
+        raise SchemaError(f"{source}: no columns for the years {missing}; years are {present}.")
+    out = {}
+    for year in wanted:
+        tables = read_counts(df, year=year)
+        tables.source = source
+        tables.info["source"] = source
+        out[year] = tables
+    return out

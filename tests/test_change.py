@@ -1,0 +1,60 @@
+"""Change over time: the yearly panel equals one-year reads, and the shift-share components
+sum exactly to the observed change (hand computations, and the real Rouen URSSAF panel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clustermap as cm
+from conftest import shared_file
+
+
+def test_shift_share_by_hand_and_exact_sum():
+    rng = np.random.default_rng(0)
+    t0 = pd.DataFrame(
+        rng.poisson(5, (30, 6)),
+        index=[f"u{i}" for i in range(30)],
+        columns=[f"s{j}" for j in range(6)],
+    )
+    t1 = t0 + rng.poisson(2, t0.shape) - rng.poisson(1, t0.shape).clip(0, None)
+    t1 = t1.clip(lower=0)
+    t1["new"] = rng.poisson(1, 30)  # a sector absent at the first date
+    out = cm.shift_share(t0, t1, years=5)
+    parts = out["national_growth"] + out["industry_mix"] + out["regional_share"]
+    np.testing.assert_allclose(parts, out["change"], atol=1e-9)
+    # by hand for one cell
+    g = t1.to_numpy().sum() / t0.to_numpy().sum() - 1
+    g_s = t1["s2"].sum() / t0["s2"].sum() - 1
+    row = out.set_index(["unit_id", "sector"]).loc[("u3", "s2")]
+    x0, x1 = t0.loc["u3", "s2"], t1.loc["u3", "s2"]
+    assert row["national_growth"] == pytest.approx(x0 * g)
+    assert row["industry_mix"] == pytest.approx(x0 * (g_s - g))
+    assert row["regional_share"] == pytest.approx(x1 - x0 - x0 * g_s)
+    assert row["cagr"] == pytest.approx((x1 / x0) ** (1 / 5) - 1)
+    lq0 = (x0 / t0.loc["u3"].sum()) / (t0["s2"].sum() / t0.to_numpy().sum())
+    assert row["lq_before"] == pytest.approx(lq0)
+    new = out[out["sector"] == "new"]
+    assert (new["regional_share"] == new["change"]).all()  # nothing to share at date 0
+    with pytest.raises(ValueError, match="first table holds nothing"):
+        cm.shift_share(t0 * 0, t1)
+
+
+@pytest.mark.shared
+def test_rouen_panel_equals_one_year_reads_and_shift_share_sums():
+    path = shared_file("urssaf", "urssaf_commune_x_ape_ze_rouen_2006_2022.csv.gz")
+    panel = cm.read_count_panel(path)
+    assert sorted(panel) == list(range(2006, 2023))
+    for year in (2006, 2014, 2022):
+        one = cm.read_counts(path, year=year)
+        pd.testing.assert_frame_equal(panel[year].establishments, one.establishments)
+        pd.testing.assert_frame_equal(panel[year].employees, one.employees)
+    out = cm.shift_share(panel[2006].employees, panel[2022].employees, years=16)
+    parts = out[["national_growth", "industry_mix", "regional_share"]].sum(axis=1)
+    np.testing.assert_allclose(parts, out["change"], atol=1e-9)
+    assert out["change"].sum() == pytest.approx(
+        panel[2022].employees.to_numpy().sum() - panel[2006].employees.to_numpy().sum()
+    )
+    with pytest.raises(cm.errors.SchemaError, match="no columns for the years \\[1990\\]"):
+        cm.read_count_panel(path, years=[1990])
