@@ -58,3 +58,31 @@ def test_rouen_panel_equals_one_year_reads_and_shift_share_sums():
     )
     with pytest.raises(cm.errors.SchemaError, match="no columns for the years \\[1990\\]"):
         cm.read_count_panel(path, years=[1990])
+
+
+@pytest.mark.shared
+def test_stock_at_dates_equals_the_published_stock_sizes():
+    """synthetic_france_v2's README gives the clean stock at five dates; the swapped rows
+    (repaired and kept here, removed there) are set aside to compare."""
+    registry = cm.read_registry(
+        shared_file("synthetic_france_v2", "registry.csv.gz"), options={"include_closed": True}
+    )
+    repaired = set(registry.repairs["establishment_id"]) if len(registry.repairs) else set()
+    est = registry.establishments
+    est = est[~est["establishment_id"].isin(repaired)]
+    units = cm.read_units(
+        shared_file("france_boundaries", "communes_2018_simplified.parquet"),
+        unit_id="code_insee",
+        name="nom",
+    )
+    panel = cm.stock_at_dates(est, units, [2005, 2010, 2015, 2020, 2025])
+    assert panel.totals().tolist() == [94_417, 143_341, 216_222, 324_749, 475_034]
+    assert panel.left_out == {"no_creation_date": 0}
+    # the emerging e-bike cluster of Bordeaux: 30.92Z within the commune, by hand
+    frame = panel.frame(2025)
+    bordeaux = est[(est["sector"] == "30.92Z") & (est["commune"] == "33063")]
+    at = bordeaux["dateCreationEtablissement"] <= "2025-12-31"
+    alive = (bordeaux["etatAdministratifEtablissement"] == "A") | (
+        bordeaux["dateDebut"] > "2025-12-31"
+    )
+    assert frame.loc["33063", "30.92Z"] == int((at & alive).sum())

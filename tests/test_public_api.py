@@ -70,6 +70,7 @@ PUBLIC_NAMES = [
     "set_progress",
     "shift_share",
     "star_rating",
+    "stock_at_dates",
     "strong_cluster_flags",
     "taxonomy",
     "units_from_registry",

@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "make_grid": "units",
     "assign_units": "table",
     "aggregate": "table",
+    "stock_at_dates": "table",
     # graphs and spatial autocorrelation
     "build_graph": "graph",
     "local_moran": "stats.autocorrelation",

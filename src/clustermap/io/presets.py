@@ -77,6 +77,9 @@ SIRENE_COLUMNS: dict[str, Any] = {
 #: status (statistical secrecy: only ``O`` rows are named in firm lists) and the address
 SIRENE_CONTACT = (
     "statutDiffusionEtablissement",
+    "dateCreationEtablissement",  # with dateDebut and the state: the stock at any date
+    "dateDebut",
+    "etatAdministratifEtablissement",
     "numeroVoieEtablissement",
     "typeVoieEtablissement",
     "libelleVoieEtablissement",

@@ -679,9 +679,11 @@ def read_registry(
     keep_cols = list(cols.keep or [])
     _check_keep(keep_cols, reader)
     if fmt in ("sirene", "sirene_stock"):  # the diffusion status (and address), when present
-        # the national stock (tens of millions of rows) keeps the status only: its addresses
-        # would cost gigabytes; keep= them on purpose
+        # the national stock (tens of millions of rows) keeps the status only: its dates and
+        # addresses would cost gigabytes; keep= them on purpose
         wanted = SIRENE_CONTACT if fmt == "sirene" else SIRENE_CONTACT[:1]
+        if "dateCreationEtablissement" not in reader.columns:  # the state alone dates nothing
+            wanted = tuple(c for c in wanted if c not in SIRENE_CONTACT[1:4])
         keep_cols += [c for c in wanted if c in reader.columns and c not in keep_cols]
 
     per_row, geo_index, geo_xy, geo_epsg, uses_geometry, src_crs = _coordinates(
