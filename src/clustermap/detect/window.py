@@ -70,7 +70,7 @@ def log_likelihood_ratio(o: np.ndarray, e: np.ndarray) -> np.ndarray:
     """Poisson log-likelihood ratio ``O ln(O/E) - (O - E)`` of an excess (0 when O <= E).
 
     Kulldorff's scan statistic of a window: it grows with both the size and the specificity
-    of the excess, and orders the clusters by strength.
+    of the excess (reported as ``strength``; the list is ordered by ``rank_score``).
 
     Examples
     --------
