@@ -148,6 +148,16 @@ def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
 
 
+def _run_probe(source: str, tail: str, tmp: Path, *extra: str) -> dict:
+    """Open ``source`` with the probe ``tail`` in headless Chromium; return its JSON result."""
+    probe = tmp / "probe.html"
+    probe.write_text(_instrument(source, tail), encoding="utf-8")
+    proc = _chromium(probe.as_uri(), tmp, "--dump-dom", *extra)
+    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert match, f"no test result in the page; stderr tail: {proc.stderr[-2000:]}"
+    return json.loads(html.unescape(match.group(1)))
+
+
 @pytest.fixture(scope="module")
 def browser_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
@@ -244,12 +254,7 @@ def test_demo_report_draws_one_shape_per_table_row(tmp_path):
         .replace("__LABEL__", first)
         .replace("__XSS__", "Décolletage")
     )
-    probe = tmp_path / "probe.html"
-    probe.write_text(_instrument(report.read_text(encoding="utf-8"), tail), encoding="utf-8")
-    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom")
-    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
-    assert match, proc.stderr[-2000:]
-    r = json.loads(html.unescape(match.group(1)))
+    r = _run_probe(report.read_text(encoding="utf-8"), tail, tmp_path)
     n = len(result.clusters)
     n_layer = int((result.clusters["sector"].astype(str) == first).sum())
     assert r["errors"] == [] and r["dialogs"] == [] and r["csp"] == []
@@ -349,12 +354,7 @@ def test_territory_report_portfolio_firms_and_csv_in_the_browser(tmp_path):
     territory = cm.resolve_territory(ids, res.units, name="Vallée")
     report = cm.write_report(res, tmp_path / "territoire.html", territory=territory)
     source = report.read_text(encoding="utf-8")
-    probe = tmp_path / "probe.html"
-    probe.write_text(_instrument(source, TERRITORY_PROBE), encoding="utf-8")
-    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom")
-    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
-    assert match, proc.stderr[-2000:]
-    out = json.loads(html.unescape(match.group(1)))
+    out = _run_probe(source, TERRITORY_PROBE, tmp_path)
     assert out["errors"] == [] and out["dialogs"] == [] and out["csp"] == []
     pf = res.portfolio(ids)
     assert len(out["portfolio"]) == len(pf)
@@ -417,12 +417,7 @@ def test_report_layout_at_1366_by_768(tmp_path):
     result = cm.ClusterResult(**{**result.__dict__, "clusters": clusters})
     report = cm.write_report(result, tmp_path / "report.html")
     tail = LAYOUT_PROBE.replace("__ROW__", "10.71C-1").replace("__OVER__", "22_29A")
-    probe = tmp_path / "probe.html"
-    probe.write_text(_instrument(report.read_text(encoding="utf-8"), tail), encoding="utf-8")
-    proc = _chromium(probe.as_uri(), tmp_path, "--dump-dom", "--window-size=1366,768")
-    match = re.search(r'<pre id="test-result">(.*?)</pre>', proc.stdout, re.DOTALL)
-    assert match, proc.stderr[-2000:]
-    r = json.loads(html.unescape(match.group(1)))
+    r = _run_probe(report.read_text(encoding="utf-8"), tail, tmp_path, "--window-size=1366,768")
     assert r["errors"] == [] and r["csp"] == [] and r["dialogs"] == []
     assert r["collapsed"] is True
     assert r["overlap"] is False

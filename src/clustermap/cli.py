@@ -37,6 +37,7 @@ from typing import Any, TextIO
 from ._version import __version__
 from .core.display import display_text
 from .errors import ClustermapError
+from .taxonomy import is_category_id
 from .viz import i18n as _i18n
 
 __all__ = ["main"]
@@ -430,11 +431,7 @@ def _print_top(clusters: Any, lang: str, out: TextIO) -> None:
             flag = " ⚠ artefact" if artefact == artefact and bool(artefact) else ""  # NaN-safe
             code = str(row["sector"])
             # a category id says nothing more than its name: print the name alone
-            head = (
-                label
-                if re.fullmatch(r"[a-z0-9_]+", code) and label
-                else (f"{display_text(code, 20)} {label}")
-            )
+            head = label if label and is_category_id(code) else f"{display_text(code, 20)} {label}"
             print(
                 f"  {rank}. {head} — {place} "
                 f"({_i18n.t('lq_short', lang)} {lq}, {est} {word}){flag}",

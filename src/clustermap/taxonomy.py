@@ -724,6 +724,23 @@ def cluster_categories(*, language: str = "fr", nomenclature: str = "naf") -> pd
     return out
 
 
+def is_category_id(code: Any) -> bool:
+    """True for the id of a shipped cluster category (``"plastics"``), whose name says more.
+
+    Examples
+    --------
+    >>> from clustermap.taxonomy import is_category_id
+    >>> is_category_id("plastics"), is_category_id("25.62A")
+    (True, False)
+    """
+    return str(code) in _category_ids()
+
+
+@lru_cache(maxsize=1)
+def _category_ids() -> frozenset[str]:
+    return frozenset(_categories()["category"])
+
+
 def category_names(categories: Any, *, language: str = "fr") -> pd.Series:
     """Names of category ids (``None`` for ids that are not shipped categories).
 

@@ -181,26 +181,40 @@ def resolve_territory(
     return Territory(pd.Index(inside), str(label), kind, peers)
 
 
-def _unit_totals(result: Any) -> pd.Series:
-    return result.table.groupby(UNIT_ID)[ESTABLISHMENTS].sum()
+class _Peers:
+    """The territory's rank by LQ among the territories of the same kind, for any sector.
 
+    The zones × sectors table is summed once; each sector's rank is then a lookup.
+    """
 
-def _peer_rank(result: Any, territory: Territory, sector: str) -> str:
-    """``"3 / 120"``: the territory's rank by LQ of ``sector`` among its peers."""
-    if territory.peers is None:
-        return ""
-    zone = territory.peers.dropna()
-    table = result.table
-    totals = _unit_totals(result).groupby(zone.reindex(_unit_totals(result).index)).sum()
-    cells = table[table[SECTOR].astype(str) == sector]
-    own = cells.groupby(zone.reindex(cells[UNIT_ID].astype(str)).to_numpy())[ESTABLISHMENTS].sum()
-    share = own.sum() / totals.sum()
-    lq = (own / totals.reindex(own.index)) / share
-    me = zone.reindex(territory.ids).dropna()
-    if not len(me) or me.iloc[0] not in lq.index:
-        return ""
-    rank = int((lq > lq[me.iloc[0]]).sum()) + 1
-    return f"{rank} / {len(totals)}"
+    def __init__(self, result: Any, territory: Territory) -> None:
+        self.me = None
+        if territory.peers is None:
+            return
+        zone = territory.peers.dropna()
+        table = result.table
+        zones = zone.reindex(table[UNIT_ID].astype(str)).to_numpy()
+        by = pd.DataFrame(
+            {
+                "zone": zones,
+                SECTOR: table[SECTOR].astype(str).to_numpy(),
+                ESTABLISHMENTS: table[ESTABLISHMENTS].to_numpy(),
+            }
+        ).dropna(subset=["zone"])
+        self.counts = by.groupby([SECTOR, "zone"])[ESTABLISHMENTS].sum()
+        self.totals = by.groupby("zone")[ESTABLISHMENTS].sum()
+        mine = zone.reindex(territory.ids).dropna()
+        self.me = mine.iloc[0] if len(mine) else None
+
+    def rank(self, sector: str) -> str:
+        """``"3 / 120"`` ("" when the territory has no peers or none of the sector)."""
+        if self.me is None or sector not in self.counts.index.get_level_values(0):
+            return ""
+        own = self.counts.loc[sector]
+        lq = (own / self.totals.reindex(own.index)) / (own.sum() / self.totals.sum())
+        if self.me not in lq.index:
+            return ""
+        return f"{int((lq > lq[self.me]).sum()) + 1} / {len(self.totals)}"
 
 
 def portfolio(result: Any, territory: Territory, *, alpha: float | None = None) -> pd.DataFrame:
@@ -224,6 +238,7 @@ def portfolio(result: Any, territory: Territory, *, alpha: float | None = None) 
     params = result.parameters or {}
     alpha = float(params.get("alpha", 0.05)) if alpha is None else alpha
     ids = set(territory.ids.astype(str))
+    peers = _Peers(result, territory)
     rows = []
     clusters = result.clusters
     table = result.table
@@ -251,10 +266,10 @@ def portfolio(result: Any, territory: Territory, *, alpha: float | None = None) 
                 "stars": c.get("stars"),
                 "strong_cluster": c.get("strong_cluster"),
                 "related": _related_text(result, str(c[SECTOR])),
-                "rank_among_peers": _peer_rank(result, territory, str(c[SECTOR])),
+                "rank_among_peers": peers.rank(str(c[SECTOR])),
             }
         )
-    rows += _specialisations(result, territory, alpha, {r["sector"] for r in rows})
+    rows += _specialisations(result, territory, alpha, {r["sector"] for r in rows}, peers)
     return pd.DataFrame(rows)
 
 
@@ -269,13 +284,15 @@ def _related_text(result: Any, sector: str) -> str:
     )
 
 
-def _specialisations(result: Any, territory: Territory, alpha: float, skip: set) -> list[dict]:
+def _specialisations(
+    result: Any, territory: Territory, alpha: float, skip: set, peers: _Peers
+) -> list[dict]:
     """Sectors where the territory as a whole is significantly specialised, no cluster there."""
     sectors = result.sectors
     if sectors is None or not len(sectors):
         return []
     table = result.table
-    totals = _unit_totals(result)
+    totals = result.table.groupby(UNIT_ID)[ESTABLISHMENTS].sum()
     total = float(totals.sum())
     n_t = totals.reindex(territory.ids).fillna(0)
     inside = table[table[UNIT_ID].astype(str).isin(set(territory.ids.astype(str)))]
@@ -309,7 +326,7 @@ def _specialisations(result: Any, territory: Territory, alpha: float, skip: set)
                 "lq_high": float(high[0]),
                 "share_of_sector": o / float(info.loc[sector, ESTABLISHMENTS]),
                 "related": _related_text(result, code),
-                "rank_among_peers": _peer_rank(result, territory, code),
+                "rank_among_peers": peers.rank(code),
             }
         )
     out.sort(key=lambda r: -r["lq_low"])

@@ -8,7 +8,6 @@ plain data (strings and numbers) that the page's own scripts display as text.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from ..core.schema import (
     SECTOR,
     UNIT_ID,
 )
+from ..taxonomy import is_category_id
 from . import i18n
 
 
@@ -160,7 +160,7 @@ def cluster_card(
     label = _val(row, "sector_label")
     code = str(row[SECTOR])
     sector = f"{code} — {label}" if label is not None and str(label) != code else code
-    if label is not None and re.fullmatch(r"[a-z0-9_]+", code):  # a category id: its name
+    if label is not None and is_category_id(code):  # a category id: its name says more
         sector = str(label)
     rows = [[t("sector", lang), sector]]
     if _val(row, "place") is not None:
