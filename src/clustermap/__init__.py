@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "read_counts": "io.counts",
     "read_count_panel": "io.counts",
     "shift_share": "stats.change",
+    "cluster_trends": "detect.dynamics",
+    "TrendResult": "detect.dynamics",
     "strong_cluster_flags": "detect.scores",
     "star_rating": "detect.scores",
     "detect_clusters": "detect.pipeline",

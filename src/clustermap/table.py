@@ -611,6 +611,8 @@ def counts_table(
     """
     if unmapped not in ("drop", "other"):
         raise ValueError(f"unmapped must be 'drop' or 'other'; {unmapped!r} was given.")
+    if isinstance(counts, SectorTable) and level is None and employees is None:
+        return counts  # already a table at its level (clustermap.cluster_trends)
     emp = employees
     if isinstance(counts, CountTables):
         emp = counts.employees if emp is None else emp
@@ -681,6 +683,11 @@ class StockPanel:
         Date -> counts.
     left_out : dict
         Establishments that could not be dated, by reason.
+    measure : str
+        ``"stock"`` (establishments active at each date), ``"created"`` or ``"closed"``
+        (establishments created, or closed, in the period ending at each date).
+    units : geopandas.GeoDataFrame or None
+        The zoning of the rows, when known (``stock_at_dates`` keeps it).
 
     Examples
     --------
@@ -696,6 +703,8 @@ class StockPanel:
     sectors: pd.Index
     tables: dict[str, sp.csr_matrix]
     left_out: dict[str, int]
+    measure: str = "stock"
+    units: gpd.GeoDataFrame | None = None
 
     def frame(self, date: Any) -> pd.DataFrame:
         """The table at ``date`` as a units × sectors DataFrame (zeros kept)."""
@@ -725,6 +734,7 @@ def stock_at_dates(
     *,
     level: Any = "subclass",
     nomenclature: str = "naf",
+    measure: str = "stock",
 ) -> StockPanel:
     """The stock of establishments at each date, as units × sectors tables, in one pass.
 
@@ -733,6 +743,11 @@ def stock_at_dates(
     closed establishment, ``dateDebut`` of its current period is its closure date). Read the
     registry with ``options={"include_closed": True}`` so that the closed ones are there;
     SIRENE files keep the three columns.
+
+    With ``measure="created"`` (or ``"closed"``) the table at each date counts the flows
+    instead: the establishments created (closed) after the previous date and on or before
+    this one; the first date takes everything created (closed) on or before it. These are
+    the events of :func:`clustermap.space_time_scan`.
 
     Parameters
     ----------
@@ -744,12 +759,21 @@ def stock_at_dates(
         ISO dates, or years (``2010`` is the stock on 31 December 2010).
     level, nomenclature
         Sector level, as everywhere.
+    measure : {"stock", "created", "closed"}, default "stock"
+        The stock at each date, or the creations (closures) of the period ending at it.
 
     Returns
     -------
     StockPanel
         ``tables[date]`` (sparse), ``frame(date)``, ``totals()``; ``left_out`` counts the
         establishments without a creation date (never in a stock).
+
+    Raises
+    ------
+    SchemaError
+        The registry lacks the date columns.
+    ValueError
+        An unknown ``measure``, or dates not in increasing order.
 
     Examples
     --------
@@ -764,7 +788,11 @@ def stock_at_dates(
     ...     geometry=[Point(0.5, 0.5)] * 3, crs=2154)
     >>> stock_at_dates(est, units, [2000, 2010, 2015]).totals().tolist()
     [1, 2, 2]
+    >>> stock_at_dates(est, units, [2000, 2010, 2015], measure="closed").totals().tolist()
+    [0, 0, 1]
     """
+    if measure not in ("stock", "created", "closed"):
+        raise ValueError(f"measure must be 'stock', 'created' or 'closed'; got {measure!r}.")
     est = getattr(registry, "establishments", registry)
     missing = [c for c in (_CREATED, _PERIOD, _STATE) if c not in est.columns]
     if missing:
@@ -781,6 +809,8 @@ def stock_at_dates(
         registry, units, level, unmapped="drop", nomenclature=nomenclature, warn=False
     )
     keys = [_iso_date(d) for d in dates]
+    if not keys or keys != sorted(set(keys)):
+        raise ValueError(f"dates must be distinct and increasing; got {list(dates)!r}.")
 
     def day(col: str) -> np.ndarray:  # YYYY-MM-DD as the integer YYYYMMDD (-1: missing)
         text = est[col].astype("string").str.replace("-", "", regex=False).str.slice(0, 8)
@@ -793,12 +823,20 @@ def stock_at_dates(
     n_units, n_sec = len(table.unit_ids), len(table.sectors)
     open_end = ~closed | (period < 0)  # a closed row without its closure date stays
     tables = {}
+    ended = np.where(closed & ~open_end, period, np.iinfo(np.int64).max)
+    since = -1
     for key in keys:
         t = int(key.replace("-", ""))
-        inside = placed & dated & (created <= t) & (open_end | (period > t))
+        if measure == "stock":
+            inside = placed & dated & (created <= t) & (open_end | (period > t))
+        elif measure == "created":
+            inside = placed & dated & (created <= t) & (created > since)
+        else:
+            inside = placed & dated & (ended <= t) & (ended > since)
+        since = t
         rows, cols = table.unit_of[inside], table.sector_code[inside]
         tables[key] = sp.csr_matrix(
             (np.ones(len(rows)), (rows, cols)), shape=(n_units, n_sec)
         )  # duplicates summed
     left = {"no_creation_date": int((placed & ~dated).sum())}
-    return StockPanel(keys, table.unit_ids, table.sectors, tables, left)
+    return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units)

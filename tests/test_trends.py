@@ -1,0 +1,191 @@
+"""Clusters over time: the trend tests against exact references, planted trends on a grid,
+and the planted emerging, declining and static clusters of synthetic_france_v2."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from shapely.geometry import box
+
+import clustermap as cm
+from clustermap.stats.trend import mann_kendall, rate_change_test
+from conftest import shared_file
+
+
+# ------------------------------------------------------------------------ the tests alone
+@pytest.mark.parametrize("seed", range(6))
+def test_mann_kendall_equals_scipy_kendall_tau_exact(seed):
+    """S against time is Kendall's tau between time and the values: scipy's exact test."""
+    rng = np.random.default_rng(seed)
+    n = 4 + seed
+    x = rng.normal(size=n) + 0.3 * seed * np.arange(n)
+    s, tau, p = mann_kendall(x)
+    ref = stats.kendalltau(np.arange(n), x, method="exact")
+    assert tau == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert s == round(tau * n * (n - 1) / 2)
+
+
+def test_mann_kendall_normal_approximation_with_ties_by_hand():
+    x = np.array([1, 2, 2, 3, 5, 4, 6, 7, 7, 7, 8, 9], dtype=float)
+    s, _, p = mann_kendall(x)
+    diff = [np.sign(x[j] - x[i]) for i in range(12) for j in range(i + 1, 12)]
+    assert s == int(sum(diff))
+    var = (12 * 11 * 29 - (2 * 1 * 9 + 3 * 2 * 11)) / 18  # one pair and one triple tied
+    assert p == pytest.approx(2 * stats.norm.sf((s - 1) / math.sqrt(var)), rel=1e-12)
+    assert mann_kendall([1.0, np.nan]) == (0, 0.0, 1.0)
+
+
+def test_rate_change_test_is_the_binomial_of_the_second_date_and_is_calibrated():
+    ratio, p = rate_change_test(12, 6.0, 30, 9.0)
+    p0 = 9.0 / 15.0
+    tails = stats.binom.sf(29, 42, p0), stats.binom.cdf(30, 42, p0)
+    assert p == pytest.approx(2 * min(tails))
+    assert ratio == pytest.approx((30 / 9) / (12 / 6))
+    # under no change, rejections at 5 % stay at or below 5 % (it is exact, and discrete)
+    rng = np.random.default_rng(1)
+    e1, e2 = 8.0, 20.0
+    o1, o2 = rng.poisson(e1, 4000), rng.poisson(e2, 4000)
+    rejected = np.mean([rate_change_test(a, e1, b, e2)[1] <= 0.05 for a, b in zip(o1, o2)])
+    assert rejected <= 0.05
+    assert rate_change_test(0, 1.0, 0, 1.0)[1] == 1.0
+
+
+# ------------------------------------------------------------------- planted grid trends
+def _grid(n: int = 15) -> gpd.GeoDataFrame:
+    ids = [f"c{i:03d}" for i in range(n * n)]
+    return gpd.GeoDataFrame(
+        {"name": [f"Ville {i}" for i in range(n * n)]},
+        geometry=[box(i % n, i // n, i % n + 1, i // n + 1) for i in range(n * n)],
+        index=pd.Index(ids, name="unit_id"),
+        crs=2154,
+    )
+
+
+def _block(row: int, col: int, n: int = 15) -> list[int]:
+    return [(row + r) * n + col + c for r in range(3) for c in range(3)]
+
+
+#: planted values of sector "a" in each 3 × 3 block (3 units apart, never linked) at the
+#: three dates, and the answer
+PLANTED = {
+    "stable": ((0, 0), (40, 40, 40)),
+    "growing": ((0, 6), (30, 45, 75)),
+    "new": ((0, 12), (8, 8, 45)),
+    "shrinking": ((7, 0), (90, 60, 30)),
+    "disappeared": ((7, 6), (45, 20, 8)),
+}
+GROWTH = (1.0, 1.5, 2.2)  # the whole stock grows: a static cluster grows in raw counts too
+
+
+def _panel(n: int = 15) -> dict[int, pd.DataFrame]:
+    ids = [f"c{i:03d}" for i in range(n * n)]
+    panel = {}
+    for t, (year, g) in enumerate(zip((2010, 2015, 2020), GROWTH)):
+        a = np.full(n * n, 8.0)
+        for (row, col), values in PLANTED.values():
+            a[_block(row, col)] = values[t]
+        a, total = np.round(a * g), round(200 * g)
+        panel[year] = pd.DataFrame({"a": a, "other": total - a}, index=ids)
+    return panel
+
+
+def test_planted_grid_trends_are_classed_and_the_series_is_by_hand():
+    units = _grid()
+    panel = _panel()
+    res = cm.cluster_trends(panel, units)
+    assert res.dates == ["2010", "2015", "2020"]
+    got = {}
+    for _, row in res.trends.iterrows():
+        for name, ((r, c), _) in PLANTED.items():
+            if f"c{r * 15 + c:03d}" in row["unit_ids"]:
+                got[name] = row["trend"]
+    assert got == {name: name for name in PLANTED}
+    assert len(res.trends) == len(PLANTED)  # nothing else
+    # the static corner: the series over its footprint, by hand
+    corner = res.trends[res.trends["trend"] == "stable"].iloc[0]
+    assert sorted(corner["unit_ids"]) == [f"c{i:03d}" for i in sorted(_block(0, 0))]
+    series = res.track(corner["track_id"])
+    for t, year in enumerate((2010, 2015, 2020)):
+        tab = panel[year]
+        obs = tab.loc[corner["unit_ids"], "a"].sum()
+        exp = tab.loc[corner["unit_ids"]].to_numpy().sum() * tab["a"].sum() / tab.to_numpy().sum()
+        assert series.loc[t, "establishments"] == obs
+        assert series.loc[t, "expected"] == pytest.approx(exp, rel=1e-12)
+        assert series.loc[t, "national"] == tab["a"].sum()
+    assert corner["growth"] == pytest.approx(GROWTH[-1] - 1, abs=0.01)  # raw counts grew
+    nat = panel[2020]["a"].sum() / panel[2010]["a"].sum()
+    assert corner["national_growth"] == pytest.approx(nat - 1)
+    assert corner["relative_growth"] == pytest.approx(GROWTH[-1] / nat - 1, abs=0.01)
+    assert corner["cagr"] == pytest.approx(GROWTH[-1] ** (1 / 10) - 1, abs=1e-3)
+    new = res.trends[res.trends["trend"] == "new"].iloc[0]
+    assert new["detected"] == ["2020"]
+    assert new["change_q"] <= 0.05 and new["lq_ratio"] > 3
+
+
+def test_trends_reject_bad_panels_in_the_callers_words():
+    units = _grid()
+    panel = _panel()
+    with pytest.raises(cm.errors.SchemaError, match="at least two dates"):
+        cm.cluster_trends({2010: panel[2010]}, units)
+    with pytest.raises(cm.errors.SchemaError, match=r"panel\['2010'\] must be"):
+        cm.cluster_trends({"2010": [1, 2], "2015": panel[2015]}, units)
+    with pytest.raises(cm.errors.SchemaError, match="needs units="):
+        cm.cluster_trends(panel)
+    with pytest.raises(cm.errors.SchemaError, match="not in the panel"):
+        cm.cluster_trends(panel, units, sectors=["zz"])
+
+
+# ------------------------------------------------------------------------- the real data
+@pytest.fixture(scope="module")
+def v2_trends():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
+        registry = cm.read_registry(
+            shared_file("synthetic_france_v2", "registry.csv.gz"),
+            options={"include_closed": True},
+        )
+        units = cm.read_units(
+            shared_file("france_boundaries", "communes_2018_simplified.parquet"),
+            unit_id="code_insee",
+            name="nom",
+        )
+    key = pd.read_csv(
+        shared_file("synthetic_france_v2", "answer_key.csv"), dtype=str, keep_default_na=False
+    )
+    codes = set(key["naf"]) | {c for g in key["naf_group"] for c in g.split(";") if c}
+    panel = cm.stock_at_dates(registry, units, [2005, 2010, 2015, 2020, 2025])
+    return key, cm.cluster_trends(panel, sectors=sorted(codes))
+
+
+@pytest.mark.shared
+def test_v2_emerging_declining_static_and_null_sectors(v2_trends):
+    key, res = v2_trends
+    trends = res.trends
+
+    def at(row):  # the followed clusters of the code that hold the planted centre
+        hit = trends[(trends["sector"] == row["naf"])]
+        return hit[[row["centre"] in ids for ids in hit["unit_ids"]]]
+
+    emerging = at(key[key["kind"] == "emerging"].iloc[0])
+    assert len(emerging) == 1 and emerging["trend"].iloc[0] in ("new", "growing")
+    declining = at(key[key["kind"] == "declining"].iloc[0])
+    assert len(declining) == 1 and declining["trend"].iloc[0] in ("shrinking", "disappeared")
+    for _, row in key[key["kind"] == "planted"].iterrows():
+        found = at(row)
+        assert len(found) == 1 and found["trend"].iloc[0] == "stable", row["name"]
+    # null sectors: no cluster followed, so no trend class at all (0 of 40; chance allows ~2)
+    null = set(key.loc[key["kind"] == "null_sector", "naf"])
+    assert len(null) == 40
+    assert not trends["sector"].isin(null).any()
+    # the series are the panel's own counts over the footprint
+    row = emerging.iloc[0]
+    series = res.track(row["track_id"])
+    assert series["establishments"].tolist()[-1] == row["establishments_last"]
+    assert series["detected"].tolist() == [d in row["detected"] for d in res.dates]
