@@ -71,6 +71,7 @@ PUBLIC_NAMES = [
     "sector_types",
     "set_progress",
     "shift_share",
+    "space_time_scan",
     "star_rating",
     "stock_at_dates",
     "strong_cluster_flags",

@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "shift_share": "stats.change",
     "cluster_trends": "detect.dynamics",
     "TrendResult": "detect.dynamics",
+    "space_time_scan": "stats.spacetime",
     "strong_cluster_flags": "detect.scores",
     "star_rating": "detect.scores",
     "detect_clusters": "detect.pipeline",
