@@ -117,8 +117,10 @@ def main() -> int:
         3,
     )
     llr = float(out["llr"].iloc[0])
-    print(f"{code}, observed scan: pure-Python reference {t_ref:.2f} s, kernel (and one "
-          f"replication) {t_k:.3f} s, ratio {t_ref / t_k:.0f}x; max LLR {llr:.6f} vs {ref:.6f}")
+    print(
+        f"{code}, observed scan: pure-Python reference {t_ref:.2f} s, kernel (and one "
+        f"replication) {t_k:.3f} s, ratio {t_ref / t_k:.0f}x; max LLR {llr:.6f} vs {ref:.6f}"
+    )
     return 0
 
 

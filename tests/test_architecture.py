@@ -41,6 +41,7 @@ LAYERS = {
 UPWARD_ALLOWED = {
     ("detect.result", "viz.maps"),
     ("detect.result", "viz.report"),
+    ("detect.dynamics", "viz.report"),
 }
 
 MAX_LINES = 120

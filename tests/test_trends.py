@@ -4,6 +4,7 @@ and the planted emerging, declining and static clusters of synthetic_france_v2."
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import geopandas as gpd
@@ -189,3 +190,57 @@ def test_v2_emerging_declining_static_and_null_sectors(v2_trends):
     series = res.track(row["track_id"])
     assert series["establishments"].tolist()[-1] == row["establishments_last"]
     assert series["detected"].tolist() == [d in row["detected"] for d in res.dates]
+
+
+# ------------------------------------------------------------------------------ the CLI
+def _urssaf_file(path, panel: dict[int, pd.DataFrame], ids: list[str]) -> None:
+    """The grid panel written as a wide yearly URSSAF file (sector "a" = 25.62A)."""
+    frames = []
+    for sector, ape in (("a", "2562A"), ("other", "4711D")):
+        cols = {"Code commune": ids, "Code APE": ape}
+        for year, tab in panel.items():
+            cols[f"Nombre d'établissements {year}"] = tab[sector].astype(int).to_numpy()
+            cols[f"Effectifs salariés {year}"] = 3 * tab[sector].astype(int).to_numpy()
+        frames.append(pd.DataFrame(cols))
+    pd.concat(frames).to_csv(path, sep=";", index=False)
+
+
+def test_cli_years_follows_the_clusters_and_writes_the_trends_section(tmp_path):
+    from clustermap.cli import main
+
+    units = _grid()
+    ids = [f"{74001 + i:05d}" for i in range(len(units))]
+    units.index = pd.Index(ids, name="unit_id")
+    units.reset_index().to_parquet(tmp_path / "units.parquet")
+    panel = {y: t.set_axis(ids) for y, t in _panel().items()}
+    _urssaf_file(tmp_path / "urssaf.csv", panel, ids)
+    out = tmp_path / "report.html"
+    argv = ["detect", str(tmp_path / "urssaf.csv"), "--units", str(tmp_path / "units.parquet"),
+            "--unit-id", "unit_id", "--unit-name", "name", "--years", "2010,2015,2020",
+            "--out", str(out), "--quiet", "--lang", "en"]  # fmt: skip
+    assert main(argv) == 0
+    page = out.read_text(encoding="utf-8")
+    assert 'id="cm-trends"' in page and 'href="#cm-trends"' in page
+    found = sorted(set(re.findall(r'data-trend="([a-z]+)"', page)))
+    assert found == sorted(PLANTED)  # the five planted classes, from the file
+    # the same through the API
+    res = cm.cluster_trends(cm.read_count_panel(tmp_path / "urssaf.csv"), units, level="subclass")
+    assert sorted(res.trends["trend"]) == sorted(PLANTED)
+
+
+def test_cli_refuses_dates_and_years_in_the_wrong_place(tmp_path, capsys):
+    from clustermap.cli import main
+
+    units = _grid()
+    ids = [f"{74001 + i:05d}" for i in range(len(units))]
+    units.index = pd.Index(ids, name="unit_id")
+    units.reset_index().to_parquet(tmp_path / "units.parquet")
+    _urssaf_file(tmp_path / "urssaf.csv", {y: t.set_axis(ids) for y, t in _panel().items()}, ids)
+    base = ["detect", str(tmp_path / "urssaf.csv"), "--units", str(tmp_path / "units.parquet"),
+            "--unit-id", "unit_id", "--quiet", "--lang", "en", "--out",
+            str(tmp_path / "r.html")]  # fmt: skip
+    assert main([*base, "--years", "2010;2015"]) == 2
+    assert "--years expects years or ISO dates" in capsys.readouterr().err
+    assert main([*base, "--dates", "2010,2015"]) == 2
+    assert "--dates is for dated registries" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()

@@ -61,6 +61,28 @@ _MESSAGES = {
     ),
     "load_demo": ("Chargement des données de démonstration", "Loading the demo data"),
     "detect": ("Détection des clusters", "Detecting clusters"),
+    "trends": (
+        "Détection à chaque date et suivi des clusters",
+        "Detecting at each date and following the clusters",
+    ),
+    "bad_dates": (
+        "{opt} attend des années ou des dates ISO séparées par des virgules, par exemple "
+        "{opt} 2010,2015,2020,2025 ; reçu {value!r}",
+        "{opt} expects years or ISO dates separated by commas, e.g. {opt} 2010,2015,2020,2025; "
+        "got {value!r}",
+    ),
+    "years_need_counts": (
+        "--years sert aux fichiers d'effectifs annuels (URSSAF) ; pour un registre, utilisez "
+        "--dates 2010,2015,2020,2025",
+        "--years is for yearly count files (URSSAF); for a registry use "
+        "--dates 2010,2015,2020,2025",
+    ),
+    "dates_need_registry": (
+        "--dates sert aux registres datés (SIRENE) ; pour un fichier d'effectifs annuels, "
+        "utilisez --years 2010,2015,2020",
+        "--dates is for dated registries (SIRENE); for a yearly count file use "
+        "--years 2010,2015,2020",
+    ),
     "report": ("Écriture du rapport", "Writing the report"),
     "gpkg": ("Écriture du GeoPackage", "Writing the GeoPackage"),
     "done": ("Terminé en", "Done in"),
@@ -169,6 +191,21 @@ class _Progress:
             print(f"{_msg('done', self.lang)} {elapsed}", file=self.stream, flush=True)
 
 
+def _time_options(detect: argparse.ArgumentParser) -> None:
+    detect.add_argument(
+        "--dates",
+        default=None,
+        help="follow the clusters over time: the registry's stock at these dates (years or "
+        "ISO dates, e.g. 2010,2015,2020,2025); adds the Trends section to the report",
+    )
+    detect.add_argument(
+        "--years",
+        default=None,
+        help="follow the clusters over these years of a yearly count file (URSSAF), e.g. "
+        "2008,2014,2022",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clustermap",
@@ -245,6 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         "detected from the header when not given",
     )
     detect.add_argument("--year", type=int, default=None, help="year of a URSSAF count file")
+    _time_options(detect)
     common(detect, "report.html")
 
     demo = sub.add_parser(
@@ -501,7 +539,16 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         if kernels_compiled() is False:
             print(_msg("first_run", lang), file=err, flush=True)
-    result = progress.run("detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs))
+    trends = None
+    if getattr(args, "dates", None) or getattr(args, "years", None):
+        trends = progress.run(
+            "trends", lambda: _trends(cm, args, registry, units, detect_kwargs, lang)
+        )
+        result = trends.results[trends.dates[-1]]
+    else:
+        result = progress.run(
+            "detect", lambda: cm.detect_clusters(registry, units, **detect_kwargs)
+        )
     source = Path(args.registry).name if args.command == "detect" else None
     territory = None
     if args.territory:
@@ -510,7 +557,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         territory = cm.resolve_territory(spec, result.units, cog=args.cog, name=args.territory_name)
     progress.run(
         "report",
-        lambda: result.to_html(report, lang=lang, source=source, territory=territory),
+        lambda: (trends or result).to_html(report, lang=lang, source=source, territory=territory),
     )
     if outs.get("--xlsx") is not None:
         from .detect.territory import export_firms
@@ -523,6 +570,33 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _date_list(value: str, opt: str, lang: str) -> list[Any]:
+    """``2010,2015`` -> [2010, 2015]; ISO dates kept as text; anything else refused."""
+    out: list[Any] = []
+    for part in (p.strip() for p in str(value).split(",") if p.strip()):
+        if re.fullmatch(r"\d{4}", part):
+            out.append(int(part))
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", part):
+            out.append(part)
+        else:
+            raise ValueError(_msg("bad_dates", lang, opt=opt, value=value))
+    if len(out) < 2:
+        raise ValueError(_msg("bad_dates", lang, opt=opt, value=value))
+    return out
+
+
+def _trends(cm: Any, args: argparse.Namespace, data: Any, units: Any, kwargs: dict, lang: str):
+    """Detection at every date (--dates, registry) or year (--years, counts), followed."""
+    kwargs = dict(kwargs)
+    level = kwargs.pop("level", "subclass")
+    kwargs.pop("random_state", None)  # the window test is exact: no permutation to seed
+    if args.dates:
+        dates = _date_list(args.dates, "--dates", lang)
+        panel = cm.stock_at_dates(data, units, dates, level=level)
+        return cm.cluster_trends(panel, units, **kwargs)
+    return cm.cluster_trends(data, units, level=level, **kwargs)
+
+
 def _read_input(cm: Any, args: argparse.Namespace, path: Path, progress: Any, lang: str) -> Any:
     """The registry, or the count tables when the file holds counts (--counts or header)."""
     from .io.counts import header_columns, looks_like_counts
@@ -533,13 +607,25 @@ def _read_input(cm: Any, args: argparse.Namespace, path: Path, progress: Any, la
     if counts:
         if not args.units:
             raise ValueError(_msg("counts_need_units", lang, path=path.name))
+        if args.dates:
+            raise ValueError(_msg("dates_need_registry", lang))
+        if args.years:
+            years = [int(y) for y in _date_list(args.years, "--years", lang)]
+            return progress.run(
+                "read_counts",
+                lambda: cm.read_count_panel(path, years=years, encoding=args.encoding),
+            )
         kwargs = {"year": args.year, "encoding": args.encoding}
         if args.sector_column:
             kwargs["sector"] = args.sector_column
         return progress.run("read_counts", lambda: cm.read_counts(path, **kwargs))
     if args.year is not None:
         raise ValueError(_msg("year_needs_counts", lang))
-    kwargs = {"encoding": args.encoding}
+    if args.years:
+        raise ValueError(_msg("years_need_counts", lang))
+    kwargs: dict[str, Any] = {"encoding": args.encoding}
+    if args.dates:  # the stock at past dates needs the establishments closed since
+        kwargs["options"] = {"include_closed": True}
     for key, value in (
         ("format", args.format),
         ("crs", args.crs),

@@ -45,6 +45,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -93,6 +94,10 @@ class TrendResult:
         The analysis units.
     parameters : dict
         Settings and what was left out.
+    tables : list of scipy.sparse.csr_matrix
+        The panel's counts at each date (units' rows × ``sectors``), for :meth:`territory`.
+    sectors : pandas.Index
+        The columns of ``tables``.
 
     Examples
     --------
@@ -108,6 +113,8 @@ class TrendResult:
     results: dict[str, ClusterResult]
     units: gpd.GeoDataFrame | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    tables: list[sp.csr_matrix] = field(default_factory=list, repr=False)
+    sectors: pd.Index | None = None
 
     def __repr__(self) -> str:
         counts = self.trends["trend"].value_counts() if len(self.trends) else pd.Series()
@@ -120,6 +127,64 @@ class TrendResult:
     def track(self, track_id: str) -> pd.DataFrame:
         """The series of one track, one row per date."""
         return self.series[self.series["track_id"] == track_id].reset_index(drop=True)
+
+    def to_html(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write the report of the last date with its "Dynamique / Trends" section.
+
+        Same keywords as :func:`clustermap.write_report` (``lang``, ``territory``, ...).
+        """
+        from ..viz.report import write_report
+
+        return write_report(self.results[self.dates[-1]], path, trends=self, **kwargs)
+
+    def territory(self, unit_ids: Sequence[str], *, min_establishments: int = 5) -> pd.DataFrame:
+        """Every sector of a territory between the first and the last date.
+
+        Parameters
+        ----------
+        unit_ids : sequence of str
+            The territory's units (``Territory.ids`` of :func:`clustermap.resolve_territory`).
+        min_establishments : int, default 5
+            Sectors with fewer establishments in the territory at both dates are left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per sector, largest first: ``sector``, ``establishments_first`` /
+            ``_last``, ``lq_first`` / ``_last``, ``growth``, ``national_growth``,
+            ``relative_growth`` (the change of the territory's share of the national sector)
+            and ``trend`` (class of a followed cluster of that sector touching the territory,
+            "" when none) — the data of the specialisation-versus-change chart.
+        """
+        if not self.tables:
+            return pd.DataFrame()
+        pos = self.units.index.get_indexer([str(u) for u in unit_ids])
+        pos = pos[pos >= 0]
+        first, last = self.tables[0], self.tables[-1]
+        out = pd.DataFrame({"sector": self.sectors.astype(str)})
+        for name, x in (("first", first), ("last", last)):
+            here = np.asarray(x[pos].sum(axis=0)).ravel()
+            nat = np.asarray(x.sum(axis=0)).ravel()
+            share_here = here / max(here.sum(), 1)
+            share_nat = nat / max(nat.sum(), 1)
+            out[f"establishments_{name}"] = here.round().astype(np.int64)
+            out[f"lq_{name}"] = np.where(share_nat > 0, share_here / np.where(share_nat > 0,
+                                         share_nat, 1), np.nan)  # fmt: skip
+            out[f"_nat_{name}"] = nat
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["growth"] = out["establishments_last"] / out["establishments_first"] - 1
+            out["national_growth"] = out["_nat_last"] / out["_nat_first"] - 1
+            out["relative_growth"] = (1 + out["growth"]) / (1 + out["national_growth"]) - 1
+        out = out.replace([np.inf, -np.inf], np.nan)
+        ids = {str(u) for u in unit_ids}
+        touching = self.trends[[bool(ids & set(u)) for u in self.trends["unit_ids"]]] if len(
+            self.trends) else self.trends  # fmt: skip
+        cls = dict(zip(touching.get("sector", []), touching.get("trend", [])))
+        out["trend"] = out["sector"].map(cls).fillna("")
+        big = out[["establishments_first", "establishments_last"]].max(axis=1)
+        out = out[(big >= min_establishments) & (out["sector"] != "(other)")]
+        out = out.drop(columns=["_nat_first", "_nat_last"])
+        return out.sort_values("establishments_last", ascending=False).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------ the panel
@@ -335,7 +400,8 @@ def cluster_trends(
         "left_out": data.left_out,
         "n_dates": len(data.dates),
     }
-    return TrendResult(data.dates, trends, series, results, units, params)
+    return TrendResult(data.dates, trends, series, results, units, params, data.tables,
+                       data.sectors)  # fmt: skip
 
 
 def _present(wanted: Sequence[str] | None, sectors: pd.Index, x: sp.csr_matrix) -> list | None:

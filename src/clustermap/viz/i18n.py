@@ -188,6 +188,61 @@ _LABELS: dict[str, tuple[str, str]] = {
     ),
     "cluster_here": ("un de leurs clusters est ici", "one of their clusters is here"),
     "linkage": ("Secteurs liés", "Related sectors"),
+    # trends
+    "trends": ("Dynamique", "Trends"),
+    "trends_note": (
+        "Chaque cluster est suivi sur les mêmes communes de {first} à {last}. Sa tendance "
+        "compare sa spécialisation (QL) au début et à la fin : le registre entier grossit "
+        "avec le temps, donc les nombres bruts grossissent aussi pour un cluster stable. "
+        "Nouveau : absent au début, nettement plus spécialisé à la fin ; en croissance / en "
+        "recul : spécialisation nettement plus forte / plus faible ; disparu : plus détecté "
+        "et nettement moins spécialisé ; intermittent : détecté à certaines dates seulement. "
+        "Les points pleins marquent les dates où il est détecté.",
+        "Each cluster is followed over the same places from {first} to {last}. Its trend "
+        "compares its specialisation (LQ) at the start and at the end: the whole registry "
+        "grows over time, so raw counts grow for a stable cluster too. New: absent at the "
+        "start, clearly more specialised at the end; growing / shrinking: clearly stronger / "
+        "weaker specialisation; disappeared: no longer detected and clearly less "
+        "specialised; intermittent: detected at some dates only. Filled dots mark the dates "
+        "where it was detected.",
+    ),
+    "no_trends": ("Aucun cluster à suivre.", "No cluster to follow."),
+    "trend": ("Tendance", "Trend"),
+    "trend_new": ("nouveau", "new"),
+    "trend_growing": ("en croissance", "growing"),
+    "trend_stable": ("stable", "stable"),
+    "trend_shrinking": ("en recul", "shrinking"),
+    "trend_disappeared": ("disparu", "disappeared"),
+    "trend_intermittent": ("intermittent", "intermittent"),
+    "lq_series": ("QL de {first} à {last}", "LQ from {first} to {last}"),
+    "growth_vs_national": (
+        "Croissance (du secteur en France)",
+        "Growth (of the sector nationally)",
+    ),
+    "national_short": ("France", "national"),
+    "lq_first_last": ("QL début → fin", "LQ start → end"),
+    "cmp_chart": (
+        "Spécialisation et évolution des clusters suivis",
+        "Specialisation and change of the followed clusters",
+    ),
+    "cmp_chart_territory": (
+        "Spécialisation et évolution des secteurs de {name}",
+        "Specialisation and change of the sectors of {name}",
+    ),
+    "cmp_note": (
+        "En haut : secteurs spécialisés (QL > 1). À droite : secteurs qui ont crû plus vite "
+        "qu'en France. Taille : établissements à la dernière date. Survoler une bulle pour "
+        "son nom.",
+        "Top: specialised sectors (LQ > 1). Right: sectors that grew faster than nationally. "
+        "Size: establishments at the last date. Hover a bubble for its name.",
+    ),
+    "cmp_x": (
+        "Croissance relative à celle du secteur en France",
+        "Growth relative to the sector's national growth",
+    ),
+    "cmp_y": ("Quotient de localisation (échelle log)", "Location quotient (log scale)"),
+    "cmp_top_right": ("spécialisés et en progression", "specialised and gaining"),
+    "cmp_top_left": ("spécialisés mais en perte de vitesse", "specialised but losing ground"),
     "linkage_note": (
         "Chaque trait relie deux secteurs dont les concentrations locales se trouvent aux "
         "mêmes endroits (plus le trait est épais, plus le lien est fort) : des industries "

@@ -41,6 +41,7 @@ from . import i18n
 from .card import units_with_data
 from .offline import CSP_PLACEHOLDER, SCRIPT_RE, add_csp
 from .territory_page import CSV_JS, csv_button
+from .trends_page import TREND_CSS
 
 __all__ = ["write_report"]
 
@@ -439,6 +440,7 @@ def write_report(
     tiles: Any = "OpenStreetMap",
     date: str | None = None,
     territory: Any = None,
+    trends: Any = None,
 ) -> Path:
     """Write the standalone HTML report of a cluster detection.
 
@@ -476,6 +478,12 @@ def write_report(
         département code, a polygon, or a
         :class:`~clustermap.detect.territory.Territory` from
         :func:`clustermap.resolve_territory` (for an EPCI code with ``cog=``).
+    trends : TrendResult, optional
+        Clusters followed over time (:func:`clustermap.cluster_trends`): adds the
+        "Dynamique / Trends" section (each leading cluster's series, its class, its growth
+        against the sector's national growth, and the specialisation-versus-change chart of
+        the territory's sectors). ``result`` is then usually ``trends.results`` at the
+        last date.
 
     Returns
     -------
@@ -538,7 +546,9 @@ def write_report(
     map_html = fig.html.render()
     map_script = fig.script.render()
 
-    nav, sections = _sections(result, lang, source, date, map_html, leading, largest, territory)
+    nav, sections = _sections(
+        result, lang, source, date, map_html, leading, largest, territory, trends
+    )
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -548,7 +558,7 @@ def write_report(
 <meta name="generator" content="clustermap {_e(__version__)}">
 <title>{_e(title)}</title>
 {map_header}
-<style>{_CSS}</style>
+<style>{_CSS}{TREND_CSS}</style>
 </head>
 <body>
 <header class="cm-top"><div class="cm-wrap">
@@ -574,7 +584,7 @@ def write_report(
     return write_text_atomic(path, page)
 
 
-def _sections(result, lang, source, date, map_html, leading, largest, territory):
+def _sections(result, lang, source, date, map_html, leading, largest, territory, trends=None):
     """The navigation links and the sections of the report, in reading order."""
     t = i18n.t
     # our own text: escaped, never cut (the cut is for data shown in cells)
@@ -607,6 +617,12 @@ def _sections(result, lang, source, date, map_html, leading, largest, territory)
         ("cm-parameters-section", t("parameters", lang)),
         ("cm-method", t("method", lang)),
     ]
+    if trends is not None:
+        from .trends_page import trends_section
+
+        body["trends"] = trends_section(trends, lang, territory)
+        order.insert(order.index("leading") + 1, "trends")
+        nav_items.insert(4, ("cm-trends", t("trends", lang)))
     if territory is not None:  # the territory first, then the national context
         from .territory_page import territory_sections
 
@@ -614,6 +630,9 @@ def _sections(result, lang, source, date, map_html, leading, largest, territory)
             result, territory, lang, largest
         )
         order = ["top", "map", "portfolio", "fiches", *[k for k in order if k != "map"]]
+        if trends is not None:  # the territory's dynamics right after its fiches
+            order.remove("trends")
+            order.insert(order.index("fiches") + 1, "trends")
         nav_items = [
             ("cm-portfolio-section", t("portfolio", lang)),
             ("cm-territory-fiches", t("who_to_call", lang)),
