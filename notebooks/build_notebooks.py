@@ -1302,6 +1302,262 @@ with tempfile.TemporaryDirectory() as folder:
     ),
 ]
 
+DYNAMICS = [
+    (
+        "md",
+        """
+# Clusters over time: new, growing, stable, shrinking, disappeared
+
+"Where are our clusters?" is followed by "are they growing?". clustermap answers with three
+tools:
+
+- `cm.stock_at_dates`: a registry's stock of establishments at several dates, in one pass
+  (creation date, and closure date for the closed ones); or the creations / closures of each
+  period;
+- `cm.cluster_trends`: the same detection at every date, clusters followed across dates (same
+  sector, shared places) over a fixed footprint, and classed by an exact test of the change of
+  their **location quotient** between the first and the last date;
+- `cm.space_time_scan`: Kulldorff's space-time permutation scan of every sector's creations
+  (or closures), for activity that appeared (or vanished) in one place at one time.
+
+Everything is *relative*. A registry's stock grows over time as establishments closed long
+ago drop out of it, so a cluster that keeps its weight grows in raw counts too. A class says
+whether the cluster's specialisation changed, and its growth is shown against the national
+growth of its sector.
+
+First, a planted answer on a 15 × 15 grid: five blocks of sector "a", one per class, while the
+whole stock grows 2.2-fold over the ten years.
+""",
+    ),
+    (
+        "code",
+        """
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from shapely.geometry import box
+
+import clustermap as cm
+
+warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
+pd.set_option("display.width", 160)
+n = 15
+ids = [f"c{i:03d}" for i in range(n * n)]
+grid = gpd.GeoDataFrame({"name": [f"Ville {i}" for i in range(n * n)]},
+                        geometry=[box(i % n, i // n, i % n + 1, i // n + 1) for i in range(n * n)],
+                        index=pd.Index(ids, name="unit_id"), crs=2154)
+planted = {  # block corner -> sector "a" in the block at 2010, 2015, 2020
+    "stable": ((0, 0), (40, 40, 40)), "growing": ((0, 6), (30, 45, 75)),
+    "new": ((0, 12), (8, 8, 45)), "shrinking": ((7, 0), (90, 60, 30)),
+    "disappeared": ((7, 6), (45, 20, 8)),
+}
+panel = {}
+for t, (year, g) in enumerate(zip((2010, 2015, 2020), (1.0, 1.5, 2.2))):
+    a = np.full(n * n, 8.0)
+    for (r, c), values in planted.values():
+        a[[(r + i) * n + c + j for i in range(3) for j in range(3)]] = values[t]
+    panel[year] = pd.DataFrame({"a": np.round(a * g), "other": round(200 * g) - np.round(a * g)},
+                               index=ids)
+trends = cm.cluster_trends(panel, grid)
+print(trends)
+cols = ["place", "trend", "establishments_first", "establishments_last", "growth",
+        "national_growth", "lq_first", "lq_last", "change_q"]
+print(trends.trends[cols].round(3).to_string())
+found = {}
+for _, row in trends.trends.iterrows():
+    for name, ((r, c), _) in planted.items():
+        if f"c{r * n + c:03d}" in row["unit_ids"]:
+            found[name] = row["trend"]
+assert found == {name: name for name in planted}
+print("planted classes recovered:", found == {name: name for name in planted})
+""",
+    ),
+    (
+        "md",
+        """
+The stable block grew by 120 % in establishments — as much as the whole economy — and is
+classed *stable*: its LQ did not move. Each class rests on the exact conditional test of two
+Poisson rates (the establishments at the last date among those at both dates, against the
+share their expected counts give), adjusted over the followed clusters (Benjamini–Hochberg).
+Stocks at two dates share most of their establishments, which makes the test conservative.
+
+## A national registry with dates
+
+The rest needs the national synthetic registry `synthetic_france_v2` (planted *emerging* and
+*declining* clusters with their answer key) and the real URSSAF counts of the Rouen area; it
+runs when the `shared/datasets` folder sits beside the project (or
+`CLUSTERMAP_SHARED_DATASETS` points to it), and says so otherwise. Read the registry with
+`include_closed=True`: the establishments closed since were in the past stocks.
+""",
+    ),
+    (
+        "code",
+        """
+DATA = Path(os.environ.get("CLUSTERMAP_SHARED_DATASETS", Path("..", "..", "shared", "datasets")))
+HAVE_DATA = (DATA / "synthetic_france_v2" / "registry.csv.gz").is_file()
+print("national data found" if HAVE_DATA else
+      "shared/datasets not found: the national part below is skipped")
+if HAVE_DATA:
+    registry = cm.read_registry(DATA / "synthetic_france_v2" / "registry.csv.gz",
+                                options={"include_closed": True})
+    communes = cm.read_units(DATA / "france_boundaries" / "communes_2018_simplified.parquet",
+                             unit_id="code_insee", name="nom")
+    key = pd.read_csv(DATA / "synthetic_france_v2" / "answer_key.csv", dtype=str,
+                      keep_default_na=False)
+    stocks = cm.stock_at_dates(registry, communes, [2005, 2010, 2015, 2020, 2025])
+    totals = stocks.totals()
+    print(totals.to_string())
+    print(f"the stock grows {totals.iloc[-1] / totals.iloc[1]:.1f}-fold from 2010 to 2025")
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    codes = sorted(set(key["naf"]) | {c for g in key["naf_group"] for c in g.split(";") if c})
+    followed = cm.cluster_trends(stocks, sectors=codes)  # the answer key's codes, for speed
+    print(followed)
+    show = ["sector", "place", "trend", "detected", "establishments_first",
+            "establishments_last", "growth", "national_growth", "lq_first", "lq_last"]
+    print(followed.trends[show].round(2).to_string())
+    for kind in ("emerging", "declining"):
+        row = key[key["kind"] == kind].iloc[0]
+        holds = np.array([row["centre"] in u for u in followed.trends["unit_ids"]], dtype=bool)
+        hit = followed.trends[(followed.trends["sector"] == row["naf"]).to_numpy() & holds]
+        print(f"{kind} ({row['name']}): {hit['trend'].tolist()}")
+    null = set(key.loc[key["kind"] == "null_sector", "naf"])
+    print("null sectors with a followed cluster:", int(followed.trends["sector"].isin(null).sum()),
+          "of", len(null))
+""",
+    ),
+    (
+        "md",
+        """
+The e-bike assembly of Bordeaux (planted from 2016, mostly 2020–2025) is *new*: not a
+cluster in 2005, a clearly stronger specialisation in 2025. The Vosges textile cluster
+(planted 1975–2004, 70 % closed between 2012 and 2024) is *disappeared*: detected up to 2020,
+no longer in 2025, its LQ fell from about 21 to 4. The eight static clusters are *stable*
+although their establishments grew four- to six-fold, as the whole stock did; no null sector
+has a followed cluster at all.
+
+A series of one followed cluster:
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for sector in ("30.92Z", "13.20Z", "25.62A"):
+        track = followed.trends[followed.trends["sector"] == sector].iloc[0]
+        series = followed.track(track["track_id"])
+        ax.plot(series["date"].str[:4], series["lq"], marker="o",
+                label=f"{sector} {track['place'][:28]} ({track['trend']})")
+    ax.set_yscale("log")
+    ax.set_ylabel("LQ of the footprint")
+    ax.legend(fontsize=8)
+    plt.show()
+""",
+    ),
+    (
+        "md",
+        """
+## The space-time scan
+
+Where did a sector's **creations** concentrate in space and time beyond its map and its
+calendar? `stock_at_dates(..., measure="created")` counts the creations of each period (the
+first period holds everything created before its date), and `space_time_scan` looks at every
+cylinder (a circle of communes × an interval of periods) of every sector at once, with Monte
+Carlo inference (999 replications by default; 199 here). A static cluster is explained by its
+map and is not found; the closures of a declining one are (`measure="closed"`).
+""",
+    ),
+    (
+        "code",
+        """
+if HAVE_DATA:
+    scan_codes = ["30.92Z", "13.20Z", *sorted(null)]
+    dates = [2005, 2010, 2015, 2020, 2025]
+    for measure in ("created", "closed"):
+        events = cm.stock_at_dates(registry, communes, dates, measure=measure)
+        scan = cm.space_time_scan(events, sectors=scan_codes, n_permutations=199, random_state=1)
+        cols = ["sector", "centre", "n_units", "first_period", "last_period", "observed",
+                "expected", "llr", "p_value", "q_value"]
+        significant = scan.loc[scan["q_value"] <= 0.05, "sector"].tolist()
+        print(measure, "- significant sectors:", sorted(significant))
+        print(scan[cols].head(4).round(4).to_string(), "\\n")
+""",
+    ),
+    (
+        "md",
+        """
+## The Rouen area: the fastest-growing specialisations (real URSSAF counts)
+
+The URSSAF file gives salaried employment by commune × APE code for every year since 2006.
+`read_count_panel` reads every year at once; `shift_share` splits each cell's change into
+national growth, industry mix and regional share (they add up to the change exactly). Here
+"national" is the whole file (the Rouen employment area). The five fastest-growing
+specialisations: cells with an employment LQ of at least 2 in 2022 and at least 100 jobs,
+ranked by their regional share (the growth beyond what their sector did in the area).
+""",
+    ),
+    (
+        "code",
+        """
+ROUEN = DATA / "urssaf" / "urssaf_commune_x_ape_ze_rouen_2006_2022.csv.gz"
+if ROUEN.is_file():
+    years = cm.read_count_panel(ROUEN)
+    jobs = {y: t.employees for y, t in years.items()}
+    change = cm.shift_share(jobs[2006], jobs[2022], years=16)
+    parts = change[["national_growth", "industry_mix", "regional_share"]].sum(axis=1)
+    print("components sum to the change, worst gap:", float((parts - change["change"]).abs().max()))
+    top = change[(change["lq_after"] >= 2) & (change["after"] >= 100)]
+    top = top.sort_values("regional_share", ascending=False).head(5)
+    names = communes["name"] if HAVE_DATA else pd.Series(dtype=str)
+    labels = cm.sector_labels(top["sector"])
+    top = top.assign(commune=[names.get(u, u) for u in top["unit_id"]],
+                     label=[str(v)[:40] for v in labels])
+    print(top[["commune", "sector", "label", "before", "after", "cagr", "lq_after",
+               "regional_share"]].round(3).to_string())
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for _, row in top.iterrows():
+        series = [jobs[y].loc[row["unit_id"], row["sector"]] for y in sorted(jobs)]
+        ax.plot(sorted(jobs), series, marker=".", label=f"{row['commune']} - {row['label'][:30]}")
+    ax.set_ylabel("salaried jobs")
+    ax.legend(fontsize=7)
+    plt.show()
+""",
+    ),
+    (
+        "md",
+        """
+## The report and the command line
+
+`TrendResult.to_html` writes the report of the last date with its *Dynamique / Trends*
+section: each followed cluster's class, a small chart of its LQ at every date, its growth
+against the national growth of its sector, and the specialisation-versus-change chart (of a
+territory's sectors with `territory=`). The command line does the same with
+`clustermap detect registry.csv.gz --dates 2010,2015,2020,2025` (a dated SIRENE file) or
+`clustermap detect urssaf.csv --units communes.parquet --years 2008,2014,2022`.
+""",
+    ),
+    (
+        "code",
+        """
+with tempfile.TemporaryDirectory() as folder:
+    page = trends.to_html(Path(folder) / "trends.html", lang="en")
+    html_text = page.read_text(encoding="utf-8")
+    print(page.name, "has the trends section:", 'id="cm-trends"' in html_text)
+""",
+    ),
+]
+
 
 def build(folder: Path = HERE) -> list[Path]:
     """Write the notebooks into ``folder`` and return their paths."""
@@ -1310,8 +1566,9 @@ def build(folder: Path = HERE) -> list[Path]:
         ("01_quickstart.ipynb", QUICKSTART),
         ("02_sirene_workflow.ipynb", SIRENE),
         ("03_statistics.ipynb", STATISTICS),
-        ("04_related_industries.ipynb", RELATED),
+        ("04_dynamics.ipynb", DYNAMICS),
         ("05_territory.ipynb", TERRITORY),
+        ("06_related_industries.ipynb", RELATED),
     ]:
         path = folder / name
         nbformat.write(_nb(cells), path)

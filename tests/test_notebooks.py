@@ -28,8 +28,9 @@ NAMES = [
     "01_quickstart.ipynb",
     "02_sirene_workflow.ipynb",
     "03_statistics.ipynb",
-    "04_related_industries.ipynb",
+    "04_dynamics.ipynb",
     "05_territory.ipynb",
+    "06_related_industries.ipynb",
 ]
 
 
@@ -145,6 +146,18 @@ def test_notebook_runs(name: str) -> None:
         assert "establishments to contact; 0 withheld" in text
         assert "Excel sheets: ['info', '01 25.62A-1'" in text
     elif name.startswith("04"):
+        assert "planted classes recovered: True" in text
+        assert "has the trends section: True" in text
+        if "national data found" in text:  # issue 19's done-when, on the public data
+            assert "emerging (Bordeaux e-bike assembly): ['new']" in text
+            assert "declining (Vosges textiles): ['disappeared']" in text
+            assert "null sectors with a followed cluster: 0 of 40" in text
+            assert "created - significant sectors: ['13.20Z', '30.92Z']" in text
+            assert "closed - significant sectors: ['13.20Z']" in text
+            assert "components sum to the change, worst gap:" in text
+        else:
+            assert "the national part below is skipped" in text
+    elif name.startswith("06"):
         assert "732 sous-classes; 68 categories" in text
         assert "25.62A -> Metalworking Technology (traded)" in text
         if "national data found" in text:  # the planted groups, found as one cluster each

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.progress import bar, progress_setting, set_progress
 from ..core.schema import ESTABLISHMENTS
 from ..errors import ClustermapWarning, SchemaError
 from ..io.counts import CountTables
@@ -383,15 +384,17 @@ def cluster_trends(
     point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
     graph = _default_graph(graph, units, point_units, SimpleNamespace(params={}))
     results: dict[str, ClusterResult] = {}
-    for key, x in zip(data.dates, data.tables):
-        table = SectorTable(units.index, data.sectors, {ESTABLISHMENTS: x}, pd.DataFrame())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ClustermapWarning)
-            results[key] = detect_clusters(
-                table, units, level=None, sectors=_present(sectors, data.sectors, x),
-                graph=graph, alpha=alpha, min_lq=min_lq, local_statistic=None,
-                options=options, random_state=0,
-            )  # fmt: skip
+    shown = progress_setting()
+    steps = bar(total=len(data.dates), desc="cluster_trends", unit="date")
+    set_progress(False)  # one bar over the dates, none inside each detection
+    try:
+        for key, x in zip(data.dates, data.tables):
+            results[key] = _detect_at(detect_clusters, x, units, data, sectors, graph,
+                                      alpha, min_lq, options)  # fmt: skip
+            steps.update(1)
+    finally:
+        set_progress(shown)
+        steps.close()
     trends, series = _follow(data, results, units, change_alpha)
     params = {
         "alpha": alpha,
@@ -402,6 +405,18 @@ def cluster_trends(
     }
     return TrendResult(data.dates, trends, series, results, units, params, data.tables,
                        data.sectors)  # fmt: skip
+
+
+def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, options):
+    """The detection at one date (its table already at the level, on the units' rows)."""
+    table = SectorTable(units.index, data.sectors, {ESTABLISHMENTS: x}, pd.DataFrame())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        return detect_clusters(
+            table, units, level=None, sectors=_present(sectors, data.sectors, x),
+            graph=graph, alpha=alpha, min_lq=min_lq, local_statistic=None,
+            options=options, random_state=0,
+        )  # fmt: skip
 
 
 def _present(wanted: Sequence[str] | None, sectors: pd.Index, x: sp.csr_matrix) -> list | None:
