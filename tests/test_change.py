@@ -86,3 +86,39 @@ def test_stock_at_dates_equals_the_published_stock_sizes():
         bordeaux["dateDebut"] > "2025-12-31"
     )
     assert frame.loc["33063", "30.92Z"] == int((at & alive).sum())
+
+
+def test_stock_from_the_history_file_counts_each_period_under_its_own_code():
+    """INSEE's history file: a code change and a closure, by hand."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    units = gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=2154,
+                             index=pd.Index(["u", "v"], name="unit_id"))  # fmt: skip
+    est = gpd.GeoDataFrame(
+        {"establishment_id": ["1", "2", "3"], "sector": ["25.62B", "25.62A", "10.71C"]},
+        geometry=[Point(0.5, 0.5), Point(1.5, 0.5), Point(0.5, 0.5)], crs=2154,
+    )  # fmt: skip
+    history = pd.DataFrame(
+        {
+            # 1: 25.62A from 2005, 25.62B from 2012 (the current code), closed since 2018
+            # 2: created 2015; 4: not in the registry; 3: an old NAF rev. 1 code until 2009
+            "siret": ["1", "1", "1", "2", "4", "3", "3"],
+            "dateDebut": ["2005-03-01", "2012-01-01", "2018-06-30", "2015-01-01", "2000-01-01",
+                          "1990-01-01", "2009-01-01"],
+            "dateFin": ["2011-12-31", "2018-06-29", "", "", "", "2008-12-31", ""],
+            "etatAdministratifEtablissement": ["A", "A", "F", "A", "A", "A", "A"],
+            "activitePrincipaleEtablissement": ["25.62A", "25.62B", "25.62B", "25.62A",
+                                                "25.62A", "15.8C", "10.71C"],
+        }
+    )  # fmt: skip
+    panel = cm.stock_at_dates(est, units, [2008, 2013, 2016, 2020], history=history)
+    f = {d[:4]: panel.frame(d) for d in panel.dates}
+    assert f["2008"].loc["u", "25.62A"] == 1 and f["2008"].to_numpy().sum() == 1
+    assert f["2013"].loc["u", "25.62B"] == 1 and f["2013"].loc["u", "25.62A"] == 0
+    assert f["2013"].loc["u", "10.71C"] == 1
+    assert f["2016"].loc["v", "25.62A"] == 1 and f["2016"].to_numpy().sum() == 3
+    assert f["2020"].loc["u", "25.62B"] == 0 and f["2020"].to_numpy().sum() == 2
+    assert panel.left_out == {"not_in_registry": 1, "code_outside_level": 1}
+    with pytest.raises(cm.errors.SchemaError, match="history has no"):
+        cm.stock_at_dates(est, units, [2010], history=history.drop(columns="dateFin"))

@@ -735,6 +735,7 @@ def stock_at_dates(
     level: Any = "subclass",
     nomenclature: str = "naf",
     measure: str = "stock",
+    history: Any = None,
 ) -> StockPanel:
     """The stock of establishments at each date, as units × sectors tables, in one pass.
 
@@ -761,6 +762,16 @@ def stock_at_dates(
         Sector level, as everywhere.
     measure : {"stock", "created", "closed"}, default "stock"
         The stock at each date, or the creations (closures) of the period ending at it.
+    history : pandas.DataFrame, str or path, optional
+        INSEE's ``StockEtablissementHistorique`` (a table or a CSV / Parquet file): one row
+        per period of an establishment (``siret``, ``dateDebut``, ``dateFin``,
+        ``etatAdministratifEtablissement``, ``activitePrincipaleEtablissement``). The stock
+        at ``t`` is then the establishments whose period holding ``t`` is active (``A``),
+        counted under **that period's** activity code (a code that changed is counted where
+        it was); the registry gives their place (matched on ``siret``). Periods coded in an
+        older nomenclature (NAF rév. 1) do not map to NAF rév. 2 levels and are counted in
+        ``left_out["code_outside_level"]``; establishments absent from the registry in
+        ``left_out["not_in_registry"]``.
 
     Returns
     -------
@@ -795,7 +806,7 @@ def stock_at_dates(
         raise ValueError(f"measure must be 'stock', 'created' or 'closed'; got {measure!r}.")
     est = getattr(registry, "establishments", registry)
     missing = [c for c in (_CREATED, _PERIOD, _STATE) if c not in est.columns]
-    if missing:
+    if missing and history is None:
         raise SchemaError(
             f"The registry has no {missing} column(s): read a SIRENE file with "
             "read_registry (it keeps them), with options={'include_closed': True} for the "
@@ -811,12 +822,12 @@ def stock_at_dates(
     keys = [_iso_date(d) for d in dates]
     if not keys or keys != sorted(set(keys)):
         raise ValueError(f"dates must be distinct and increasing; got {list(dates)!r}.")
+    if history is not None:
+        if measure != "stock":
+            raise ValueError("history= gives stocks only (measure='stock').")
+        return _history_stock(history, est, table, keys, level, nomenclature, units)
 
-    def day(col: str) -> np.ndarray:  # YYYY-MM-DD as the integer YYYYMMDD (-1: missing)
-        text = est[col].astype("string").str.replace("-", "", regex=False).str.slice(0, 8)
-        return pd.to_numeric(text, errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
-
-    created, period = day(_CREATED), day(_PERIOD)
+    created, period = _day_numbers(est[_CREATED], -1), _day_numbers(est[_PERIOD], -1)
     closed = est[_STATE].astype("string").fillna("A").str.upper().eq("F").to_numpy()
     placed = (table.unit_of >= 0) & (table.sector_code >= 0)
     dated = created >= 0
@@ -840,3 +851,64 @@ def stock_at_dates(
         )  # duplicates summed
     left = {"no_creation_date": int((placed & ~dated).sum())}
     return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units)
+
+
+#: columns of INSEE's history file used for the stock at a date
+_HISTORY = ("siret", "dateDebut", "dateFin", "etatAdministratifEtablissement",
+            "activitePrincipaleEtablissement")  # fmt: skip
+
+
+def _day_numbers(values: pd.Series, missing: int) -> np.ndarray:
+    """``YYYY-MM-DD`` as the integer ``YYYYMMDD``; empty dates get ``missing``."""
+    text = values.astype("string").str.replace("-", "", regex=False).str.slice(0, 8)
+    return pd.to_numeric(text, errors="coerce").fillna(missing).to_numpy(dtype=np.int64)
+
+
+def _history_stock(history, est, table, keys, level, nomenclature, units) -> StockPanel:
+    """The stock at each date from the periods of INSEE's history file."""
+    if isinstance(history, str | bytes) or hasattr(history, "__fspath__"):
+        path = str(history)
+        if path.endswith(".parquet"):
+            history = pd.read_parquet(path, columns=list(_HISTORY))
+        else:
+            history = pd.read_csv(path, dtype=str, usecols=list(_HISTORY), keep_default_na=False)
+    if not isinstance(history, pd.DataFrame):
+        raise SchemaError(f"history must be a DataFrame or a file path; got {type(history)}.")
+    absent = [c for c in _HISTORY if c not in history.columns]
+    if absent:
+        raise SchemaError(
+            f"history has no {absent} column(s): pass INSEE's StockEtablissementHistorique "
+            f"(columns {list(_HISTORY)})."
+        )
+    siret = history["siret"].astype(str).str.strip()
+    ids = est[ESTABLISHMENT_ID].astype(str).to_numpy() if ESTABLISHMENT_ID in est else None
+    where = pd.Index(ids).get_indexer(siret) if ids is not None else np.full(len(siret), -1)
+    unit = np.where(where >= 0, table.unit_of[np.maximum(where, 0)], -1)
+    codes = history["activitePrincipaleEtablissement"].astype("string").str.strip()
+    rolled, unmapped, _ = _sector_of(codes.astype(object), level, nomenclature, "drop")
+    extra = pd.Index(sorted(set(rolled[~unmapped].astype(str)) - set(table.sectors.astype(str))))
+    sectors = table.sectors.append(extra) if len(extra) else table.sectors
+    col = np.where(unmapped, -1, sectors.get_indexer(rolled.fillna("").astype(str)))
+    start = _day_numbers(history["dateDebut"], -1)
+    end = _day_numbers(history["dateFin"], 99_991_231)  # open: to the end of time
+    active = history["etatAdministratifEtablissement"].astype("string").str.upper().eq("A")
+    active = active.fillna(False).to_numpy()
+    tables, n_units = {}, len(table.unit_ids)
+    seen_out, seen_lost = set(), set()
+    for key in keys:
+        t = int(key.replace("-", ""))
+        holds = (start <= t) & (end >= t)
+        # one period per establishment at t: the latest start (a period may end the day
+        # the next one starts)
+        frame = pd.DataFrame({"s": siret[holds].to_numpy(), "start": start[holds],
+                              "pos": np.flatnonzero(holds)})  # fmt: skip
+        pos = frame.sort_values("start").drop_duplicates("s", keep="last")["pos"].to_numpy()
+        pos = pos[active[pos]]
+        seen_lost.update(siret.to_numpy()[pos[unit[pos] < 0]])
+        seen_out.update(siret.to_numpy()[pos[(unit[pos] >= 0) & (col[pos] < 0)]])
+        pos = pos[(unit[pos] >= 0) & (col[pos] >= 0)]
+        tables[key] = sp.csr_matrix(
+            (np.ones(len(pos)), (unit[pos], col[pos])), shape=(n_units, len(sectors))
+        )
+    left = {"not_in_registry": len(seen_lost), "code_outside_level": len(seen_out)}
+    return StockPanel(keys, table.unit_ids, sectors, tables, left, "stock", units)
