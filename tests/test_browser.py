@@ -426,3 +426,43 @@ def test_report_layout_at_1366_by_768(tmp_path):
     assert r["row_fiches"] == 1 and "Boulangerie" in r["row_popup"]
     assert r["over_fiches"] == 2
     assert "Plast" in r["over_text"] and "Décolletage" in r["over_text"]
+
+
+TRENDS_PROBE = """
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var r = {errors: window.__cm.errors, dialogs: window.__cm.dialogs, csp: window.__cm.csp};
+    r.rows = Array.prototype.map.call(document.querySelectorAll('#cm-trends-table tbody tr'),
+      function (tr) { return [tr.cells[1].textContent, tr.cells[2].textContent]; });
+    r.badges = Array.prototype.map.call(document.querySelectorAll('span.cm-trend'),
+      function (s) { return [s.getAttribute('data-trend'), getComputedStyle(s).backgroundColor]; });
+    r.sparks = document.querySelectorAll('#cm-trends svg.cm-spark').length;
+    r.bubbles = document.querySelectorAll('#cm-cmp-chart circle').length;
+    r.csv = window.cmTableCsv('cm-trends-table');
+    var out = document.createElement('pre');
+    out.id = 'test-result';
+    out.textContent = JSON.stringify(r);
+    document.body.appendChild(out);
+  }, 1500);
+});
+"""
+
+
+def test_trends_section_in_the_browser(tmp_path):
+    """The Trends section of a followed panel: one row per followed cluster with its class
+    coloured by the page's style sheet, a hostile place name shown as text, the chart drawn,
+    the table's CSV built offline, and no error or policy violation."""
+    from test_trends import PLANTED, _grid, _panel
+
+    units = _grid()
+    units.loc["c000", "name"] = XSS_SCRIPT
+    res = cm.cluster_trends(_panel(), units)
+    report = res.to_html(tmp_path / "dynamique.html", territory=list(units.index[:30]))
+    out = _run_probe(report.read_text(encoding="utf-8"), TRENDS_PROBE, tmp_path)
+    assert out["errors"] == [] and out["dialogs"] == [] and out["csp"] == []
+    assert len(out["rows"]) == len(PLANTED) == out["sparks"]
+    assert any(XSS_SCRIPT in place for place, _ in out["rows"])
+    colours = dict(out["badges"])
+    assert colours["new"] == "rgb(47, 133, 90)" and colours["disappeared"] == "rgb(155, 44, 44)"
+    assert out["bubbles"] >= 2
+    assert len(out["csv"].strip().split("\r\n")) == len(PLANTED) + 1
