@@ -8,14 +8,13 @@ with 999 replications, over five-year periods (2005 and before, 2006-2010, ..., 
 ``--yearly`` adds yearly periods (2015 and before, then 2016 ... 2025: 45 intervals of at
 most five periods instead of 9, about five times the work). Prints the wall time,
 the peak resident memory of the process before and after the scans, and — as the reference
-in the same run — the pure-Python scan of the tests (every cylinder spelled out) on one
-sector for the observed data, against the kernel on that sector alone.
+in the same run — the pure-Python scan of the tests (``tests/reference_scan.py``, every
+cylinder) on one sector for the observed data, against the kernel on that sector alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import resource
 import sys
@@ -25,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _timing import median_time
+from reference_scan import scan_reference
 
 import clustermap as cm
 
@@ -41,35 +42,6 @@ CALENDARS = {
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reference_llr(counts: np.ndarray, xy: np.ndarray, max_units: int, radius: float) -> float:
-    """Max LLR of one sector by enumeration (units with events × periods), as in the tests."""
-    total = counts.sum()
-    has = np.flatnonzero(counts.sum(axis=1) > 0)
-    c_t = counts.sum(axis=0)
-    n_t = counts.shape[1]
-    max_len = max(1, n_t // 2)
-    best = 0.0
-    for i in has:
-        d = np.hypot(*(xy[has] - xy[i]).T)
-        order = [j for j in has[np.argsort(d, kind="stable")][:max_units]
-                 if np.hypot(*(xy[j] - xy[i])) <= radius]  # fmt: skip
-        for k in range(1, len(order) + 1):
-            zone = order[:k]
-            c_z = counts[zone].sum()
-            if k > 1 and c_z > 0.5 * total:
-                break
-            for a in range(n_t):
-                for b in range(a, min(n_t, a + max_len)):
-                    c = counts[zone, a : b + 1].sum()
-                    mu = c_z * c_t[a : b + 1].sum() / total
-                    if c > mu:
-                        v = c * math.log(c / mu)
-                        if total > c:
-                            v += (total - c) * math.log((total - c) / (total - mu))
-                        best = max(best, v)
-    return best
 
 
 def main() -> int:
@@ -115,7 +87,11 @@ def main() -> int:
     counts = np.stack([t[:, s].toarray().ravel() for t in panel.tables.values()], axis=1)
     pts = units.loc[panel.unit_ids].representative_point().to_crs(2154)
     xy = np.column_stack([pts.x, pts.y])
-    t_ref, ref = median_time(lambda: reference_llr(counts, xy, 50, 50_000.0), 1)
+    t_ref, ref = median_time(
+        lambda: scan_reference(counts, xy, radius=50_000.0, max_units=50, max_share=0.5,
+                               max_len=len(panel.dates) // 2)[0],
+        1,
+    )  # fmt: skip
     t_k, out = median_time(
         lambda: cm.space_time_scan(panel, sectors=[code], n_permutations=1, random_state=1),
         3,

@@ -8,6 +8,7 @@ elsewhere.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -43,3 +44,44 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {'/'.join(parts)} from the shared datasets folder, absent here")
     return path
+
+
+@functools.cache
+def _v2(what: str, include_closed: bool = True):
+    import warnings
+
+    import pandas as pd
+
+    import clustermap as cm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
+        if what == "registry":
+            options = {"include_closed": True} if include_closed else None
+            return cm.read_registry(
+                shared_file("synthetic_france_v2", "registry.csv.gz"), options=options
+            )
+        if what == "communes":
+            return cm.read_units(
+                shared_file("france_boundaries", "communes_2018_simplified.parquet"),
+                unit_id="code_insee",
+                name="nom",
+            )
+    return pd.read_csv(
+        shared_file("synthetic_france_v2", "answer_key.csv"), dtype=str, keep_default_na=False
+    )
+
+
+def v2_registry(*, include_closed: bool = True):
+    """synthetic_france_v2's registry (read once per test process; do not modify it)."""
+    return _v2("registry", include_closed)
+
+
+def v2_communes():
+    """The 2018 commune polygons (read once per test process; do not modify them)."""
+    return _v2("communes")
+
+
+def v2_answer_key():
+    """synthetic_france_v2's answer key (read once per test process)."""
+    return _v2("key")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import clustermap as cm
-from conftest import shared_file
+from conftest import shared_file, v2_communes, v2_registry
 
 
 def test_shift_share_by_hand_and_exact_sum():
@@ -64,17 +64,11 @@ def test_rouen_panel_equals_one_year_reads_and_shift_share_sums():
 def test_stock_at_dates_equals_the_published_stock_sizes():
     """synthetic_france_v2's README gives the clean stock at five dates; the swapped rows
     (repaired and kept here, removed there) are set aside to compare."""
-    registry = cm.read_registry(
-        shared_file("synthetic_france_v2", "registry.csv.gz"), options={"include_closed": True}
-    )
+    registry = v2_registry()
     repaired = set(registry.repairs["establishment_id"]) if len(registry.repairs) else set()
     est = registry.establishments
     est = est[~est["establishment_id"].isin(repaired)]
-    units = cm.read_units(
-        shared_file("france_boundaries", "communes_2018_simplified.parquet"),
-        unit_id="code_insee",
-        name="nom",
-    )
+    units = v2_communes()
     panel = cm.stock_at_dates(est, units, [2005, 2010, 2015, 2020, 2025])
     assert panel.totals().tolist() == [94_417, 143_341, 216_222, 324_749, 475_034]
     assert panel.left_out == {"no_creation_date": 0}

@@ -23,7 +23,7 @@ from clustermap.detect.relatedness import (
     locational_correlation,
 )
 from clustermap.errors import ClustermapWarning
-from conftest import shared_file
+from conftest import v2_answer_key, v2_communes, v2_registry
 
 SIDE = 20
 
@@ -225,15 +225,8 @@ def test_related_industry_groups_of_the_overdispersed_registry_are_found():
     """synthetic_france_v2: the Arve group at level='cluster_category' (the shipped category
     holds its four codes), the Plastics Vallée at the categories derived from the registry
     (the shipped ones split it: moulds are metalworking, plastics machinery machinery)."""
-    registry = cm.read_registry(shared_file("synthetic_france_v2", "registry.csv.gz"))
-    units = cm.read_units(
-        shared_file("france_boundaries", "communes_2018_simplified.parquet"),
-        unit_id="code_insee",
-        name="nom",
-    )
-    key = pd.read_csv(
-        shared_file("synthetic_france_v2", "answer_key.csv"), dtype=str, keep_default_na=False
-    )
+    registry = v2_registry(include_closed=False)
+    units, key = v2_communes(), v2_answer_key()
     groups = key[key["kind"] == "planted_group"].set_index("centre")
     centroids = units.to_crs(2154).geometry.centroid
     with warnings.catch_warnings():

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from reference_scan import scan_reference
 from shapely.geometry import Point
 
 import clustermap as cm
 from clustermap.table import StockPanel
-from conftest import shared_file
+from conftest import v2_answer_key, v2_communes, v2_registry
 
 
 def _panel(counts: np.ndarray, xy: np.ndarray, dates=None) -> StockPanel:
@@ -30,42 +30,8 @@ def _panel(counts: np.ndarray, xy: np.ndarray, dates=None) -> StockPanel:
                       units)  # fmt: skip
 
 
-def _llr(c: float, mu: float, total: float) -> float:
-    if c <= mu:
-        return 0.0
-    out = c * math.log(c / mu)
-    if total - c > 0:
-        out += (total - c) * math.log((total - c) / (total - mu))
-    return out
-
-
-def _reference(counts: np.ndarray, xy: np.ndarray, *, radius, max_units, max_share, max_len):
-    """Every cylinder, spelled out: (max LLR, window units, first period, last period)."""
-    total = counts.sum()
-    has = np.flatnonzero(counts.sum(axis=1) > 0)
-    c_t = counts.sum(axis=0)
-    best = (0.0, None, None, None)
-    for i in has:
-        d = np.hypot(*(xy[has] - xy[i]).T)
-        order = has[np.lexsort((np.arange(len(has)), d))][:max_units]
-        order = [j for j in order if np.hypot(*(xy[j] - xy[i])) <= radius]
-        for k in range(1, len(order) + 1):
-            zone = order[:k]
-            c_z = counts[zone].sum()
-            if k > 1 and c_z > max_share * total:
-                break
-            for a in range(counts.shape[1]):
-                for b in range(a, min(counts.shape[1], a + max_len)):
-                    c = counts[zone, a : b + 1].sum()
-                    mu = c_z * c_t[a : b + 1].sum() / total
-                    v = _llr(c, mu, total)
-                    if v > best[0] + 1e-12:
-                        best = (v, sorted(zone), a, b)
-    return best
-
-
 @pytest.mark.parametrize("seed", range(5))
-def test_scan_equals_the_slow_reference(seed):
+def test_scan_equals_the_slowscan_reference(seed):
     rng = np.random.default_rng(seed)
     n, t = 25, 6
     xy = rng.uniform(0, 60_000, (n, 2))
@@ -75,7 +41,7 @@ def test_scan_equals_the_slow_reference(seed):
     out = cm.space_time_scan(panel, max_units=10, max_radius=30_000, max_share=0.5,
                              max_periods=3, n_permutations=19, random_state=seed)  # fmt: skip
     for s in range(2):
-        llr, zone, a, b = _reference(counts[:, :, s], xy, radius=30_000, max_units=10,
+        llr, zone, a, b = scan_reference(counts[:, :, s], xy, radius=30_000, max_units=10,
                                      max_share=0.5, max_len=3)  # fmt: skip
         row = out.set_index("sector").loc[f"s{s}"]
         assert row["llr"] == pytest.approx(llr, rel=1e-12)
@@ -95,7 +61,7 @@ def test_scan_p_value_matches_the_exact_permutation_distribution():
         3, 1, 1, 1, 1,
     )  # fmt: skip
     kw = {"radius": 10_000, "max_units": 3, "max_share": 0.5, "max_len": 2}
-    observed = _reference(counts[:, :, 0], xy, **kw)[0]
+    observed = scan_reference(counts[:, :, 0], xy, **kw)[0]
     units_of = np.repeat(np.arange(3), counts[:, :, 0].sum(axis=1))
     periods = np.concatenate([np.repeat(np.arange(3), counts[u, :, 0]) for u in range(3)])
     exceed = 0
@@ -103,7 +69,7 @@ def test_scan_p_value_matches_the_exact_permutation_distribution():
     for perm in perms:
         shuffled = np.zeros((3, 3), dtype=int)
         np.add.at(shuffled, (units_of, periods[list(perm)]), 1)
-        exceed += _reference(shuffled, xy, **kw)[0] >= observed - 1e-12
+        exceed += scan_reference(shuffled, xy, **kw)[0] >= observed - 1e-12
     exact = exceed / len(perms)
     out = cm.space_time_scan(_panel(counts, xy), max_radius=10_000, max_units=3,
                              max_share=0.5, max_periods=2, n_permutations=9999,
@@ -137,20 +103,7 @@ def test_scan_is_the_same_on_any_thread_count_and_rejects_stocks():
 
 @pytest.mark.shared
 def test_v2_scan_finds_the_emerging_and_declining_clusters_and_no_null_sector():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
-        registry = cm.read_registry(
-            shared_file("synthetic_france_v2", "registry.csv.gz"),
-            options={"include_closed": True},
-        )
-        units = cm.read_units(
-            shared_file("france_boundaries", "communes_2018_simplified.parquet"),
-            unit_id="code_insee",
-            name="nom",
-        )
-    key = pd.read_csv(
-        shared_file("synthetic_france_v2", "answer_key.csv"), dtype=str, keep_default_na=False
-    )
+    registry, units, key = v2_registry(), v2_communes(), v2_answer_key()
     null = sorted(key.loc[key["kind"] == "null_sector", "naf"])
     emerging = key[key["kind"] == "emerging"].iloc[0]
     declining = key[key["kind"] == "declining"].iloc[0]

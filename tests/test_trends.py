@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -16,7 +15,7 @@ from shapely.geometry import box
 
 import clustermap as cm
 from clustermap.stats.trend import mann_kendall, rate_change_test
-from conftest import shared_file
+from conftest import v2_answer_key, v2_communes, v2_registry
 
 
 # ------------------------------------------------------------------------ the tests alone
@@ -146,20 +145,7 @@ def test_trends_reject_bad_panels_in_the_callers_words():
 # ------------------------------------------------------------------------- the real data
 @pytest.fixture(scope="module")
 def v2_trends():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", cm.errors.ClustermapWarning)
-        registry = cm.read_registry(
-            shared_file("synthetic_france_v2", "registry.csv.gz"),
-            options={"include_closed": True},
-        )
-        units = cm.read_units(
-            shared_file("france_boundaries", "communes_2018_simplified.parquet"),
-            unit_id="code_insee",
-            name="nom",
-        )
-    key = pd.read_csv(
-        shared_file("synthetic_france_v2", "answer_key.csv"), dtype=str, keep_default_na=False
-    )
+    registry, units, key = v2_registry(), v2_communes(), v2_answer_key()
     codes = set(key["naf"]) | {c for g in key["naf_group"] for c in g.split(";") if c}
     panel = cm.stock_at_dates(registry, units, [2005, 2010, 2015, 2020, 2025])
     return key, cm.cluster_trends(panel, sectors=sorted(codes))
