@@ -4,7 +4,10 @@ Layout (docs/methods.md, "Kernels"): values are (n units, S sectors) rows, C-con
 of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors in
 up to five storage groups, each cut into tiles of shape (n + 1, tile); a pass runs one
 tile of every group, the passes sized for the shared cache; with several passes the draws
-of a block of units are made once and reused for every pass; ``subset_counts``: chosen
+of a block of units are made once and reused for every pass; a group a call does not use
+is passed as ``None`` and its code is never compiled, so a first call compiles only the
+storage types it needs — the demo's counts, uint8 only, in about 17 s instead of 66 s for
+all five; ``subset_counts``: chosen
 cells only, for adaptive refinement). The gathers (n * P * k * S values) are bound by
 memory traffic, so integer counts are stored as uint8 / uint16 / float32 whenever their
 sums stay exact, and other values gathered as float32 with an error bound when that is
@@ -32,7 +35,8 @@ No fastmath: the exactness of ties relies on plain IEEE arithmetic.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..core.numba_cache import CACHE
 
@@ -369,12 +373,15 @@ def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
 
 
 @njit(cache=CACHE)
-def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
+def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA,
+               geary, i0, i1, graph, draws, stop, cache, out):  # fmt: skip
     """Counts of units i0..i1-1 on one tile of each storage group (one pass of draws).
 
-    ``tiles`` = (X8, S8, C8, ..., X64, S64, C64, XA, SA, CA, XA64, MA) for this pass: Xg
-    (n + 1, wg) values (last row zeros), Sg (n, wg) int8 orientation (the draws count the
-    raw sums; see :func:`_oriented`), Cg (wg,) output columns (-1: padding); wg may be 0.
+    For each storage group g: Xg (n + 1, wg) values (last row zeros), Sg (n, wg) int8
+    orientation (the draws count the raw sums; see :func:`_oriented`), Cg (wg,) output
+    columns (-1: padding); a group absent from the call is ``None`` (its three arrays), and
+    numba prunes its code before compiling: only the storage groups a call uses are
+    compiled (each presence pattern is one specialisation, cached on disk).
     Group A is float64 values gathered as float32 (XA), with their float64 copy XA64 and
     each column's largest magnitude MA (float64, (wA,)).
     The other arguments are tuples of :func:`tiled_counts`' arguments and block state.
@@ -385,9 +392,18 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
     tail, h, check = stop
     direct, ids, made, buf, kmax = cache
     ge, le, nperm = out
-    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = tiles
-    n = X64.shape[0] - 1  # the last row of every tile is the zero padding row
-    w8, w16, w32, w64, wa = X8.shape[1], X16.shape[1], X32.shape[1], X64.shape[1], XA.shape[1]
+    n = indptr.shape[0] - 1
+    w8 = w16 = w32 = w64 = wa = 0
+    if X8 is not None:
+        w8 = X8.shape[1]
+    if X16 is not None:
+        w16 = X16.shape[1]
+    if X32 is not None:
+        w32 = X32.shape[1]
+    if X64 is not None:
+        w64 = X64.shape[1]
+    if XA is not None:
+        wa = XA.shape[1]
     o16 = w8
     o32 = o16 + w16
     o64 = o32 + w32
@@ -404,14 +420,24 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
     cg32, cl32 = cg[o32:o64], cl[o32:o64]
     cg64, cl64 = cg[o64:oa], cl[o64:oa]
     cga, cla = cg[oa:], cl[oa:]
-    cols = np.concatenate((C8, C16, C32, C64, CA))
+    cols = np.empty(width, dtype=np.int64)
     # observed and simulated sums: int32 for the integer groups (exact), else the values' type
     t8, a8 = np.empty(w8, dtype=np.int32), np.empty(w8, dtype=np.int32)
     t16, a16 = np.empty(w16, dtype=np.int32), np.empty(w16, dtype=np.int32)
-    t32, a32 = np.empty(w32, dtype=X32.dtype), np.empty(w32, dtype=X32.dtype)
-    t64, a64 = np.empty(w64, dtype=X64.dtype), np.empty(w64, dtype=X64.dtype)
-    ta, aa, bnd = np.empty(wa, dtype=XA.dtype), np.empty(wa, dtype=XA.dtype), np.empty(wa, XA.dtype)
-    ta64 = np.empty(wa, dtype=XA64.dtype)
+    t32, a32 = np.empty(w32, dtype=np.float32), np.empty(w32, dtype=np.float32)
+    t64, a64 = np.empty(w64, dtype=np.float64), np.empty(w64, dtype=np.float64)
+    ta, aa = np.empty(wa, dtype=np.float32), np.empty(wa, dtype=np.float32)
+    bnd, ta64 = np.empty(wa, dtype=np.float32), np.empty(wa, dtype=np.float64)
+    if X8 is not None:
+        cols[:o16] = C8
+    if X16 is not None:
+        cols[o16:o32] = C16
+    if X32 is not None:
+        cols[o32:o64] = C32
+    if X64 is not None:
+        cols[o64:oa] = C64
+    if XA is not None:
+        cols[oa:] = CA
     for i in range(i0, i1):
         a = indptr[i]
         k = indptr[i + 1] - a
@@ -425,24 +451,25 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
             cg[s] = 0
             cl[s] = 0
         if not geary:  # (Geary's statistic grows with its sum: flip stays 1)
-            for s in range(w8):
-                flip[s] = _flip_of(S8[i, s])
-            for s in range(w16):
-                flip[o16 + s] = _flip_of(S16[i, s])
-            for s in range(w32):
-                flip[o32 + s] = _flip_of(S32[i, s])
-            for s in range(w64):
-                flip[o64 + s] = _flip_of(S64[i, s])
-            for s in range(wa):
-                flip[oa + s] = _flip_of(SA[i, s])
-        if geary:
-            _geary_sum(X64, i, indices, a, k, eq, weights, a, t64, w64)
-        else:
-            _lag_head(X8, indices, a, k, eq, weights, a, t8, w8, k)
-            _lag_head(X16, indices, a, k, eq, weights, a, t16, w16, k)
-            _lag_head(X32, indices, a, k, eq, weights, a, t32, w32, k)
-            _lag_head(X64, indices, a, k, eq, weights, a, t64, w64, k)
-            if wa:
+            if X8 is not None:
+                for s in range(w8):
+                    flip[s] = _flip_of(S8[i, s])
+                _lag_head(X8, indices, a, k, eq, weights, a, t8, w8, k)
+            if X16 is not None:
+                for s in range(w16):
+                    flip[o16 + s] = _flip_of(S16[i, s])
+                _lag_head(X16, indices, a, k, eq, weights, a, t16, w16, k)
+            if X32 is not None:
+                for s in range(w32):
+                    flip[o32 + s] = _flip_of(S32[i, s])
+                _lag_head(X32, indices, a, k, eq, weights, a, t32, w32, k)
+            if X64 is not None:
+                for s in range(w64):
+                    flip[o64 + s] = _flip_of(S64[i, s])
+                _lag_head(X64, indices, a, k, eq, weights, a, t64, w64, k)
+            if XA is not None:
+                for s in range(wa):
+                    flip[oa + s] = _flip_of(SA[i, s])
                 _lag_head(XA, indices, a, k, eq, weights, a, ta, wa, k)
                 _lag_head(XA64, indices, a, k, eq, weights, a, ta64, wa, k)
                 # error bound of d = sum - observed sum in float32 against float64:
@@ -458,6 +485,8 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                     # MA < 0 marks an integer column whose float32 sums are exact:
                     # d > -0.5 is then d >= 0, ties count on both sides, nothing is near
                     bnd[s] = f * MA[s] if MA[s] >= 0.0 else -0.5
+        elif X64 is not None:
+            _geary_sum(X64, i, indices, a, k, eq, weights, a, t64, w64)
         done = p_end
         for q in range(n_draws):
             # one call site of the (inlined) draw code: it is large to compile
@@ -470,19 +499,20 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                     made[u] = q + 1
             src = buf if direct else ids
             if geary:
-                _geary_sum(X64, i, src, off, k, eq, weights, a, a64, w64)
-                for s in range(w64):
-                    _count(a64[s], t64[s], cg64, cl64, s)
+                if X64 is not None:
+                    _geary_sum(X64, i, src, off, k, eq, weights, a, a64, w64)
+                    for s in range(w64):
+                        _count(a64[s], t64[s], cg64, cl64, s)
             else:
-                if w8:
+                if X8 is not None:
                     _lag_count(X8, src, off, k, eq, weights, a, a8, t8, cg8, cl8, w8)
-                if w16:
+                if X16 is not None:
                     _lag_count(X16, src, off, k, eq, weights, a, a16, t16, cg16, cl16, w16)
-                if w32:
+                if X32 is not None:
                     _lag_count(X32, src, off, k, eq, weights, a, a32, t32, cg32, cl32, w32)
-                if w64:
+                if X64 is not None:
                     _lag_count(X64, src, off, k, eq, weights, a, a64, t64, cg64, cl64, w64)
-                if wa:
+                if XA is not None:
                     _lag_count_f32(
                         XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, bnd, cga, cla, wa
                     )
@@ -499,20 +529,39 @@ def _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out):
                 nperm[i, c] += drawn
 
 
-@njit(inline="always", cache=CACHE)
-def _pick(G, tt, empty):
-    """Tile tt of a storage group (n_tiles, ...), or ``empty`` outside its tiles."""
-    return G[tt] if 0 <= tt < G.shape[0] else empty
+def _pick3(G, tt, rows):  # pragma: no cover - replaced by the overload below in kernels
+    """Tile tt of a group's (n_tiles, rows, w) array, an empty (rows, 0) one outside its
+    tiles, None for an absent group."""
 
 
-@njit(inline="always", cache=CACHE)
-def _group_tile(X3, S3, C3, tt, n1):
-    """(values, multipliers, columns) of tile tt of one storage group, or empty ones."""
-    return (
-        _pick(X3, tt, np.zeros((n1, 0), dtype=X3.dtype)),
-        _pick(S3, tt, np.zeros((n1 - 1, 0), dtype=S3.dtype)),
-        _pick(C3, tt, np.zeros(0, dtype=C3.dtype)),
-    )
+def _pick2(G, tt):  # pragma: no cover - replaced by the overload below in kernels
+    """As :func:`_pick3` for a group's (n_tiles, w) array."""
+
+
+@overload(_pick3, jit_options={"cache": CACHE})
+def _pick3_impl(G, tt, rows):
+    if isinstance(G, types.NoneType):  # an absent group: chosen when compiling
+        return lambda G, tt, rows: None
+
+    def impl(G, tt, rows):
+        if 0 <= tt < G.shape[0]:
+            return G[tt]
+        return np.zeros((rows, 0), dtype=G.dtype)
+
+    return impl
+
+
+@overload(_pick2, jit_options={"cache": CACHE})
+def _pick2_impl(G, tt):
+    if isinstance(G, types.NoneType):
+        return lambda G, tt: None
+
+    def impl(G, tt):
+        if 0 <= tt < G.shape[0]:
+            return G[tt]
+        return np.zeros(0, dtype=G.dtype)
+
+    return impl
 
 
 @njit(cache=CACHE)
@@ -529,23 +578,20 @@ def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, sto
     buf = np.empty(max(kmax, 8), dtype=np.int32)  # the type of ids; >= 8: fast draws
     cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
     X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = groups
-    n1 = X64.shape[1]
-    n_pass = max(
-        max(starts[0] + X8.shape[0], starts[1] + X16.shape[0]),
-        max(starts[2] + X32.shape[0], starts[3] + X64.shape[0]),
-        starts[4] + XA.shape[0],
-    )
+    n1 = graph[0].shape[0]
+    n_pass = starts[5]
     for tt in range(n_pass):
-        tiles = (
-            _group_tile(X8, S8, C8, tt - starts[0], n1)
-            + _group_tile(X16, S16, C16, tt - starts[1], n1)
-            + _group_tile(X32, S32, C32, tt - starts[2], n1)
-            + _group_tile(X64, S64, C64, tt - starts[3], n1)
-            + _group_tile(XA, SA, CA, tt - starts[4], n1)
-            + (_pick(XA64, tt - starts[4], np.zeros((n1, 0), dtype=XA64.dtype)),)
-            + (_pick(MA, tt - starts[4], np.zeros(0, dtype=MA.dtype)),)
-        )
-        _tile_pass(tiles, geary, i0, i1, graph, draws, stop, cache, out)
+        t0, t1, t2 = tt - starts[0], tt - starts[1], tt - starts[2]
+        t3, t4 = tt - starts[3], tt - starts[4]
+        _tile_pass(
+            _pick3(X8, t0, n1), _pick3(S8, t0, n1 - 1), _pick2(C8, t0),
+            _pick3(X16, t1, n1), _pick3(S16, t1, n1 - 1), _pick2(C16, t1),
+            _pick3(X32, t2, n1), _pick3(S32, t2, n1 - 1), _pick2(C32, t2),
+            _pick3(X64, t3, n1), _pick3(S64, t3, n1 - 1), _pick2(C64, t3),
+            _pick3(XA, t4, n1), _pick3(SA, t4, n1 - 1), _pick2(CA, t4),
+            _pick3(XA64, t4, n1), _pick2(MA, t4),
+            geary, i0, i1, graph, draws, stop, cache, out,
+        )  # fmt: skip
 
 
 @njit(parallel=True, cache=CACHE)
@@ -581,7 +627,8 @@ def tiled_counts(
 
     groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA),
         for each storage group g: Xg (n_tiles, n + 1, tile) C-contiguous values
-        (``(0, n + 1, 1)`` when unused), the last row zeros (padding for blocks of four
+        (``None``, with Sg and Cg, when the group is unused: its code is not compiled), the
+        last row zeros (padding for blocks of four
         neighbours), the last tile zero-padded; Sg int8 (n_tiles, n, tile): orientation of
         the counts, the sign of the statistic's factor on the sum (sign of z_i for Moran, 1
         for Gi / Gi*; ignored when ``geary``), see :func:`_oriented`; Cg int64 (n_tiles, tile): the
@@ -589,9 +636,10 @@ def tiled_counts(
         values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|
         (-1: an integer column whose float32 sums are exact, compared exactly).
         Local Geary uses the float64 group only.
-    starts : int64 (5,), the first pass of each group: pass tt runs tile tt - starts[g] of
+    starts : int64 (6,), the first pass of each group: pass tt runs tile tt - starts[g] of
         group g (when it has one). All zeros: every pass mixes the groups (when they fit
         one pass); else the groups run one after the other, each in tiles of the budget.
+        ``starts[5]``: the number of passes.
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
@@ -606,12 +654,7 @@ def tiled_counts(
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
-    n_pass = max(
-        max(starts[0] + groups[0].shape[0], starts[1] + groups[3].shape[0]),
-        max(starts[2] + groups[6].shape[0], starts[3] + groups[9].shape[0]),
-        starts[4] + groups[12].shape[0],
-    )
-    direct = n_pass == 1
+    direct = starts[5] == 1
     graph = (indptr, indices, weights, equal)
     draws = (key, table, p_start, p_end)
     stop = (tail, h, check)

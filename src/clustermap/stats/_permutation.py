@@ -109,10 +109,15 @@ def _permutation_counts(
     widths, starts = _tile_widths(
         n, [g.size for g in groups], [np.dtype(d).itemsize for d in _STORAGE], budget
     )
-    arrays: list[np.ndarray] = []
+    arrays: list[np.ndarray | None] = []
+    n_pass = 0
     for code, (group, tile, dtype) in enumerate(zip(groups, widths, _STORAGE)):
         approx = code == _APPROX
         n_tiles = -(-group.size // tile) if group.size else 0
+        if n_tiles == 0:  # an absent group: None, and the kernel's code for it is not compiled
+            arrays += [None] * (5 if approx else 3)
+            continue
+        n_pass = max(n_pass, starts[code] + n_tiles)
         shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
         X3 = np.zeros(shape, dtype=dtype)
         S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
@@ -140,7 +145,7 @@ def _permutation_counts(
     if run.size:
         K.tiled_counts(
             tuple(arrays),
-            np.array(starts, dtype=np.int64),
+            np.array([*starts, n_pass], dtype=np.int64),
             kind == "geary",
             *common,
             0,
