@@ -75,9 +75,9 @@ def main() -> int:
                 ),
                 args.repeat,
             )
-            n_sig = int((out["q_value"] <= 0.05).sum())
+            sig = sorted(out.loc[out["q_value"] <= 0.05, "sector"])
             print(f"| {measure} | {name} | {len(out)} | {int(out['events'].sum())} | "
-                  f"{t:.1f} s | {n_sig} |")  # fmt: skip
+                  f"{t:.1f} s | {len(sig)}: {', '.join(sig)} |")  # fmt: skip
     print(f"peak memory after the scans: {peak_mb():.0f} MB")
     # the reference in the same run: one mid-sized sector, observed data only
     panel = cm.stock_at_dates(registry, units, CALENDARS["five-year periods (5)"],
