@@ -138,10 +138,10 @@ _MESSAGES = {
     ),
     "first_run": (
         "Premier lancement sur cette machine : les noyaux de calcul sont compilés une fois "
-        "(environ une minute sur 2 cœurs) ; les lancements suivants démarrent en quelques "
+        "(15 à 20 secondes sur 2 cœurs) ; les lancements suivants démarrent en quelques "
         "secondes.",
-        "First run on this machine: the statistics kernels are compiled once (about a minute "
-        "on 2 cores); later runs start in seconds.",
+        "First run on this machine: the statistics kernels are compiled once (15 to 20 "
+        "seconds on 2 cores); later runs start in seconds.",
     ),
     "unsupported": (
         "l'option {opt} n'est pas prise en charge par cette version de detect_clusters",

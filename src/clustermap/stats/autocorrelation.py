@@ -1104,9 +1104,9 @@ def global_moran(
 def kernels_compiled() -> bool | None:
     """Whether the permutation kernels are already compiled in numba's cache on this machine.
 
-    The first call of a local statistic compiles them (about a minute on 2 cores); later
-    processes load them in a second. None when it cannot be told (numba's cache layout is
-    not the one known, or caching is off).
+    The first call of a local statistic compiles them (15-20 s on 2 cores for the storage
+    types it uses); later processes load them in a second. None when it cannot be told
+    (numba's cache layout is not the one known, or caching is off).
 
     Examples
     --------
