@@ -617,7 +617,8 @@ def test_finishing_many_simulations_at_once_equals_one_by_one(method):
     r = np.linspace(0, 10, 41)
     m = 0 if method == "exact" else 1
     w1 = w[:n1].copy()
-    out = K.kd_simulations(*xyz, w1, w[:0].copy(), draws, True, True, False, r, True, 1.0, m, 0.0)
+    out = dist._kd_small_many(xyz, w1, w[:0].copy(), draws, True, True, False, r, True, 1.0, m,
+                              0.0)  # fmt: skip
     out[3][5, K.OK] = 0.0  # one simulation without a bandwidth
     w_total = dist._w_total(True, True, w1, w1)
     sims, bws = dist._kd_finish_many(*out, r, w_total, method)

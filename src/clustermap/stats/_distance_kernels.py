@@ -1362,7 +1362,7 @@ SMALL_PAIRS = 2_000_000
 SMALL_QBINS = 2048
 
 
-@njit(cache=CACHE)
+@njit(nogil=True, cache=CACHE)
 def kd_small(
     ax, ay, az, aw, bx, by, bz, bw, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
 ):
@@ -1506,82 +1506,3 @@ def kd_small(
                 _bin_one(ymirror, -di, w, lom, dmir, 512)
     meta[WREFL] = w_refl
     return acc, ymain, ymirror, meta
-
-
-@njit(cache=CACHE, parallel=True)
-def kd_simulations(
-    sx, sy, sz, w_ref, w_nb, draws, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
-):
-    """Kd of random-location draws, one simulation per thread (small sectors).
-
-    draws : int64[nsim, n1 + n2] site indices: the first n1 receive the reference points
-    (weights w_ref), the next n2 the neighbour points (weights w_nb; n2 = 0 if univariate).
-    """
-    nsim = draws.shape[0]
-    nr = r.shape[0]
-    n1 = w_ref.shape[0]
-    n2 = w_nb.shape[0]
-    accs = np.zeros((nsim, nr))
-    ymains = np.zeros((nsim, MAIN_SIZE))
-    ymirrors = np.zeros((nsim, MIRROR_SIZE))
-    metas = np.zeros((nsim, META))
-    for s in prange(nsim):
-        ax = np.empty(n1)
-        ay = np.empty(n1)
-        az = np.empty(n1)
-        for i in range(n1):
-            t = draws[s, i]
-            ax[i] = sx[t]
-            ay[i] = sy[t]
-            az[i] = sz[t]
-        bx = np.empty(n2)
-        by = np.empty(n2)
-        bz = np.empty(n2)
-        for i in range(n2):
-            t = draws[s, n1 + i]
-            bx[i] = sx[t]
-            by[i] = sy[t]
-            bz[i] = sz[t]
-        if uni:
-            acc, ym, yr, meta = kd_small(
-                ax,
-                ay,
-                az,
-                w_ref,
-                ax,
-                ay,
-                az,
-                w_ref,
-                True,
-                weighted,
-                spherical,
-                r,
-                uniform,
-                adjust,
-                method,
-                fixed_bw,
-            )
-        else:
-            acc, ym, yr, meta = kd_small(
-                ax,
-                ay,
-                az,
-                w_ref,
-                bx,
-                by,
-                bz,
-                w_nb,
-                False,
-                weighted,
-                spherical,
-                r,
-                uniform,
-                adjust,
-                method,
-                fixed_bw,
-            )
-        accs[s] = acc
-        ymains[s] = ym
-        ymirrors[s] = yr
-        metas[s] = meta
-    return accs, ymains, ymirrors, metas

@@ -61,6 +61,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -621,12 +622,45 @@ def _kd_curve(
     return _kd_finish(*out, r, w_total, method)
 
 
+def _kd_small_many(xyz, w1, w2, draws, uni, weighted, spherical, r, uniform, adjust, m,
+                   fixed_bw):  # fmt: skip
+    """The serial Kd kernel on every draw, one chunk of draws per thread.
+
+    Rows of ``draws``: n1 reference sites, then n2 neighbour sites; returns (acc, ymain,
+    ymirror, meta) stacked over the draws. The kernel runs without the GIL; a numba
+    ``prange`` wrapper around it would cost about 6.5 s more of compilation at a machine's
+    first use.
+    """
+    import numba
+
+    from . import _distance_kernels as K
+
+    sx, sy, sz = xyz
+    n1 = len(w1)
+
+    def one(k: int):
+        a = draws[k, :n1]
+        xa, ya, za = sx[a], sy[a], sz[a]
+        if uni:
+            return K.kd_small(xa, ya, za, w1, xa, ya, za, w1, True, weighted, spherical, r,
+                              uniform, adjust, m, fixed_bw)  # fmt: skip
+        b = draws[k, n1:]
+        return K.kd_small(xa, ya, za, w1, sx[b], sy[b], sz[b], w2, False, weighted, spherical,
+                          r, uniform, adjust, m, fixed_bw)  # fmt: skip
+
+    nsim = draws.shape[0]
+    workers = max(1, min(numba.get_num_threads(), nsim))
+    chunks = np.array_split(np.arange(nsim), workers)  # one task per thread
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda ks: [one(k) for k in ks], chunks))
+    outs = [o for part in parts for o in part]
+    return tuple(np.stack([o[j] for o in outs]) for j in range(4))
+
+
 def _kd_simulations(
     pts, w1, w2, draws, *, uni, weighted, spherical, r, uniform, adjust, method, fixed_bw
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulated curves (one row per draw) and their bandwidths."""
-    from . import _distance_kernels as K
-
     nsim = draws.shape[0]
     sims = np.full((nsim, len(r)), np.nan)
     bws = np.full(nsim, np.nan)
@@ -636,22 +670,10 @@ def _kd_simulations(
     m = 0 if method == "exact" else 1
     n1, n2 = len(w1), len(w2)
     if _is_small(n1, n2, uni):
-        accs, yms, yrs, metas = K.kd_simulations(
-            pts.x,
-            pts.y,
-            pts.z,
-            w1,
-            w2,
-            draws,
-            uni,
-            weighted,
-            spherical,
-            r,
-            uniform,
-            adjust,
-            m,
-            fixed_bw,
-        )
+        accs, yms, yrs, metas = _kd_small_many(
+            (pts.x, pts.y, pts.z), w1, w2, draws, uni, weighted, spherical, r, uniform, adjust,
+            m, fixed_bw,
+        )  # fmt: skip
         return _kd_finish_many(accs, yms, yrs, metas, r, w_total, method)
     for k in range(nsim):
         a = _take(pts, draws[k, :n1], w1)
