@@ -372,6 +372,15 @@ def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
             acc[s] += w * (d * d)
 
 
+@njit(inline="always", cache=CACHE)
+def _observed(X, S, i, flip, o, indices, a, k, eq, weights, t, w):
+    """Unit i's orientation of each column of a group (at ``flip[o:]``) and its observed
+    neighbour sums ``t``."""
+    for s in range(w):
+        flip[o + s] = _flip_of(S[i, s])
+    _lag_head(X, indices, a, k, eq, weights, a, t, w, k)
+
+
 @njit(cache=CACHE)
 def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA,
                geary, i0, i1, graph, draws, stop, cache, out):  # fmt: skip
@@ -452,25 +461,15 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
             cl[s] = 0
         if not geary:  # (Geary's statistic grows with its sum: flip stays 1)
             if X8 is not None:
-                for s in range(w8):
-                    flip[s] = _flip_of(S8[i, s])
-                _lag_head(X8, indices, a, k, eq, weights, a, t8, w8, k)
+                _observed(X8, S8, i, flip, 0, indices, a, k, eq, weights, t8, w8)
             if X16 is not None:
-                for s in range(w16):
-                    flip[o16 + s] = _flip_of(S16[i, s])
-                _lag_head(X16, indices, a, k, eq, weights, a, t16, w16, k)
+                _observed(X16, S16, i, flip, o16, indices, a, k, eq, weights, t16, w16)
             if X32 is not None:
-                for s in range(w32):
-                    flip[o32 + s] = _flip_of(S32[i, s])
-                _lag_head(X32, indices, a, k, eq, weights, a, t32, w32, k)
+                _observed(X32, S32, i, flip, o32, indices, a, k, eq, weights, t32, w32)
             if X64 is not None:
-                for s in range(w64):
-                    flip[o64 + s] = _flip_of(S64[i, s])
-                _lag_head(X64, indices, a, k, eq, weights, a, t64, w64, k)
+                _observed(X64, S64, i, flip, o64, indices, a, k, eq, weights, t64, w64)
             if XA is not None:
-                for s in range(wa):
-                    flip[oa + s] = _flip_of(SA[i, s])
-                _lag_head(XA, indices, a, k, eq, weights, a, ta, wa, k)
+                _observed(XA, SA, i, flip, oa, indices, a, k, eq, weights, ta, wa)
                 _lag_head(XA64, indices, a, k, eq, weights, a, ta64, wa, k)
                 # error bound of d = sum - observed sum in float32 against float64:
                 # each sum is off by at most (k + 3) u W1 max|x| (u = 2**-24: rounding of
