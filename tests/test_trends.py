@@ -230,3 +230,42 @@ def test_cli_refuses_dates_and_years_in_the_wrong_place(tmp_path, capsys):
     assert main([*base, "--dates", "2010,2015"]) == 2
     assert "--dates is for dated registries" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_registry_followed_over_time_keeps_the_firms_to_call_at_the_last_date():
+    """stock_at_dates of a registry: the last date's result lists the establishments active
+    then, each with its cluster, as a detection on the registry does (firm lists, fiches)."""
+    from shapely.geometry import Point
+
+    units = _grid()
+    rng = np.random.default_rng(3)
+    rows = []
+    for pos in range(len(units)):
+        x, y = pos % 15 + 0.5, pos // 15 + 0.5
+        rows += [("47.11A", x, y, "2000-01-01", "A")] * 20
+        n = 8 if pos in _block(0, 0) else int(rng.integers(0, 2))
+        rows += [("25.62A", x, y, "2000-01-01", "A")] * n
+    rows += [("25.62A", 0.5, 0.5, "2001-01-01", "F")]  # closed in 2015: not at the last date
+    est = gpd.GeoDataFrame(
+        {"sector": [r[0] for r in rows], "name": [f"Firm {i}" for i in range(len(rows))],
+         "dateCreationEtablissement": [r[3] for r in rows],
+         "dateDebut": ["2015-06-30" if r[4] == "F" else r[3] for r in rows],
+         "etatAdministratifEtablissement": [r[4] for r in rows]},
+        geometry=[Point(r[1], r[2]) for r in rows], crs=2154,
+    )  # fmt: skip
+    est["establishment_id"] = [str(i) for i in range(len(est))]
+    panel = cm.stock_at_dates(est, units, [2010, 2020])
+    res = cm.cluster_trends(panel, units)
+    last = res.results["2020-12-31"]
+    corner = [f"c{i:03d}" for i in _block(0, 0)]
+    cid = last.clusters.loc[last.clusters["sector"] == "25.62A", "cluster_id"].iloc[0]
+    firms = last.establishments
+    assert len(firms) == len(est) - 1  # the closed one is not in the 2020 stock
+    in_cluster = firms[firms["cluster_id"] == cid]
+    assert set(in_cluster["unit_id"]) <= set(
+        last.clusters.set_index("cluster_id").loc[cid, "unit_ids"]
+    )
+    assert (in_cluster["sector"] == "25.62A").all()
+    assert len(in_cluster) >= 9 * 8
+    listed = last.firms(corner, cluster_id=cid)
+    assert len(listed) == int(in_cluster["unit_id"].isin(corner).sum())

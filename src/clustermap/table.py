@@ -688,6 +688,9 @@ class StockPanel:
         (establishments created, or closed, in the period ending at each date).
     units : geopandas.GeoDataFrame or None
         The zoning of the rows, when known (``stock_at_dates`` keeps it).
+    last : geopandas.GeoDataFrame or None
+        The establishments of the stock at the last date, with their ``unit_id`` (a
+        registry's stock only): the firms to call in a report of the last date.
 
     Examples
     --------
@@ -705,6 +708,7 @@ class StockPanel:
     left_out: dict[str, int]
     measure: str = "stock"
     units: gpd.GeoDataFrame | None = None
+    last: gpd.GeoDataFrame | None = None
 
     def frame(self, date: Any) -> pd.DataFrame:
         """The table at ``date`` as a units × sectors DataFrame (zeros kept)."""
@@ -850,7 +854,12 @@ def stock_at_dates(
             (np.ones(len(rows)), (rows, cols)), shape=(n_units, n_sec)
         )  # duplicates summed
     left = {"no_creation_date": int((placed & ~dated).sum())}
-    return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units)
+    last = None
+    if measure == "stock":  # the last date's establishments, placed
+        last = est[inside]  # (a copy: boolean indexing)
+        last[UNIT_ID] = table.unit_ids.to_numpy(dtype=object)[table.unit_of[inside]]
+        last["_sector_level"] = table.sectors.to_numpy(dtype=object)[table.sector_code[inside]]
+    return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units, last)
 
 
 #: columns of INSEE's history file used for the stock at a date

@@ -395,6 +395,7 @@ def cluster_trends(
     finally:
         set_progress(shown)
         steps.close()
+    _firms_at_last_date(panel, results[data.dates[-1]])
     trends, series = _follow(data, results, units, change_alpha)
     params = {
         "alpha": alpha,
@@ -405,6 +406,20 @@ def cluster_trends(
     }
     return TrendResult(data.dates, trends, series, results, units, params, data.tables,
                        data.sectors)  # fmt: skip
+
+
+def _firms_at_last_date(panel: Any, result: ClusterResult) -> None:
+    """Give the last date's result its establishments (a registry's stock only).
+
+    With their cluster, as a detection on a registry has them: reports and territory fiches
+    then list the firms to call.
+    """
+    last = getattr(panel, "last", None)
+    if last is None or result.establishments is not None:
+        return
+    from .pipeline import _label_establishments
+
+    result.establishments = _label_establishments(last.copy(deep=False), result.table)
 
 
 def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, options):
