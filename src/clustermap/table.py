@@ -688,9 +688,12 @@ class StockPanel:
         (establishments created, or closed, in the period ending at each date).
     units : geopandas.GeoDataFrame or None
         The zoning of the rows, when known (``stock_at_dates`` keeps it).
-    last : geopandas.GeoDataFrame or None
-        The establishments of the stock at the last date, with their ``unit_id`` (a
-        registry's stock only): the firms to call in a report of the last date.
+    establishments : geopandas.GeoDataFrame or None
+        The registry's establishments (a reference, not a copy; a registry's stock only).
+    last_rows : numpy.ndarray or None
+        (row, unit, sector) positions of the establishments in the stock at the last date:
+        :meth:`last_stock` builds their table when it is asked for (the firms to call in a
+        report of the last date).
 
     Examples
     --------
@@ -708,7 +711,18 @@ class StockPanel:
     left_out: dict[str, int]
     measure: str = "stock"
     units: gpd.GeoDataFrame | None = None
-    last: gpd.GeoDataFrame | None = None
+    establishments: gpd.GeoDataFrame | None = field(default=None, repr=False)
+    last_rows: np.ndarray | None = field(default=None, repr=False)
+
+    def last_stock(self) -> gpd.GeoDataFrame | None:
+        """The establishments of the stock at the last date, with their ``unit_id``."""
+        if self.establishments is None or self.last_rows is None:
+            return None
+        rows, unit, sector = self.last_rows.T
+        out = self.establishments.iloc[rows].copy()
+        out[UNIT_ID] = self.unit_ids.to_numpy(dtype=object)[unit]
+        out["_sector_level"] = self.sectors.to_numpy(dtype=object)[sector]
+        return out
 
     def frame(self, date: Any) -> pd.DataFrame:
         """The table at ``date`` as a units × sectors DataFrame (zeros kept)."""
@@ -855,11 +869,10 @@ def stock_at_dates(
         )  # duplicates summed
     left = {"no_creation_date": int((placed & ~dated).sum())}
     last = None
-    if measure == "stock":  # the last date's establishments, placed
-        last = est[inside]  # (a copy: boolean indexing)
-        last[UNIT_ID] = table.unit_ids.to_numpy(dtype=object)[table.unit_of[inside]]
-        last["_sector_level"] = table.sectors.to_numpy(dtype=object)[table.sector_code[inside]]
-    return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units, last)
+    if measure == "stock":  # where the last date's establishments are (their table on demand)
+        rows = np.flatnonzero(inside)
+        last = np.column_stack([rows, table.unit_of[rows], table.sector_code[rows]])
+    return StockPanel(keys, table.unit_ids, table.sectors, tables, left, measure, units, est, last)
 
 
 #: columns of INSEE's history file used for the stock at a date

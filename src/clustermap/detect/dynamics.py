@@ -414,12 +414,12 @@ def _firms_at_last_date(panel: Any, result: ClusterResult) -> None:
     With their cluster, as a detection on a registry has them: reports and territory fiches
     then list the firms to call.
     """
-    last = getattr(panel, "last", None)
+    last = panel.last_stock() if isinstance(panel, StockPanel) else None
     if last is None or result.establishments is not None:
         return
     from .pipeline import _label_establishments
 
-    result.establishments = _label_establishments(last.copy(deep=False), result.table)
+    result.establishments = _label_establishments(last, result.table)
 
 
 def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, options):

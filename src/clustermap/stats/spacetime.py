@@ -242,11 +242,14 @@ def space_time_scan(
     codes = panel.sectors.astype(str)
     wanted = range(len(codes)) if sectors is None else _sector_positions(sectors, codes)
     cols = [x.tocsc() for x in panel.tables.values()]
+    for c in cols:
+        c.sum_duplicates()  # canonical: one entry per cell, rows sorted
     layout, scanned = _Layout(), []
     for s in wanted:
-        rows = np.concatenate([c[:, s].indices for c in cols])
-        per = np.concatenate([np.full(c[:, s].nnz, t) for t, c in enumerate(cols)])
-        cnt = np.concatenate([c[:, s].data for c in cols]).round().astype(np.int64)
+        spans = [slice(c.indptr[s], c.indptr[s + 1]) for c in cols]  # column s, no copy
+        rows = np.concatenate([c.indices[sl] for c, sl in zip(cols, spans)])
+        per = np.concatenate([np.full(sl.stop - sl.start, t) for t, sl in enumerate(spans)])
+        cnt = np.concatenate([c.data[sl] for c, sl in zip(cols, spans)]).round().astype(np.int64)
         if cnt.sum() < 2:
             continue
         layout.add(rows, per, cnt, xy, n_periods, max_radius, max_units, max_share)
