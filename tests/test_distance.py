@@ -404,8 +404,11 @@ def test_planted_group_is_localised_and_indices_follow_the_bands():
     assert res.summary.loc["A", "gamma"] == pytest.approx(gamma)
     assert res.summary.loc["A", "psi"] == 0.0
     assert res.summary.loc["N", "gamma"] < res.summary.loc["A", "gamma"] / 100
-    # global band is wider than the local band
-    assert (a["global_hi"] >= a["local_hi"] - 1e-15).all()
+    # the global band is wider than the pointwise band on average over r (not at every r:
+    # dbmss' GlobalEnvelope interpolates between two rounds of dropped simulations, which
+    # can put it inside the pointwise quantiles at some distances)
+    width_global = (a["global_hi"] - a["global_lo"]).mean()
+    assert width_global > (a["local_hi"] - a["local_lo"]).mean()
     assert res.simulations["A"].shape == (99, 61)
 
 

@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.distributed import resolve_client
 from ..core.options import as_options, keyword_only, resolve_seed, take_legacy
 from ..core.progress import bar
 from ..core.schema import (
@@ -101,6 +102,7 @@ from .options import LEGACY, DetectionOptions
 from .profile import cluster_frame, composition, membership, reference
 from .regions import adjacency, find_regions, link_matrix
 from .result import ClusterResult
+from .shards import region_rows, window_cells
 from .types import resolve_types
 from .window import window_test
 
@@ -123,6 +125,7 @@ def detect_clusters(
     random_state: int | None = None,
     n_jobs: int | None = None,
     options: DetectionOptions | Mapping[str, Any] | None = None,
+    client: Any = None,
     **legacy: Any,
 ) -> ClusterResult:
     """Find the business clusters of a territory, score them, and say how sure we are.
@@ -201,6 +204,11 @@ def detect_clusters(
         Series: unit id -> zone label. ``None``: the analysis units themselves.
     n_jobs : int, optional
         Threads for the permutation kernel (numba default when None).
+    client : dask.distributed.Client or str, optional
+        Run the window tests and the regions by blocks of sectors as tasks of a Dask
+        cluster (a client, a scheduler address or ``"local"``; needs
+        ``pip install 'clustermap[dask]'``). The result equals the single-machine one. Gi*
+        (step 7, with its early stop shared by the sectors of a unit) runs here, as one call.
 
     Returns
     -------
@@ -264,7 +272,8 @@ def detect_clusters(
     run = _Run(level=level, alpha=alpha, min_lq=min_lq, opts=opts)
     random_state = resolve_seed(random_state)
     run.params.update(local_statistic=local_statistic, random_state=random_state)
-    inp = _read_input(data, units, level, employees, opts, run)
+    client = resolve_client(client)
+    inp = _read_input(data, units, level, employees, opts, run, client)
     x = inp.table.measures[ESTABLISHMENTS]
     labels, artefact = _sector_info(inp.table.sectors, level, opts.nomenclature)
     analysed = _analysed(inp.table, sectors, level, artefact, opts)
@@ -286,10 +295,11 @@ def detect_clusters(
     adj = adjacency(graph, inp.table.unit_ids)
     run.lap("graph")
     grow_alpha = alpha if opts.grow_alpha is None else opts.grow_alpha
-    cells = window_test(
+    cells = window_cells(
         x,
         adj,
         analysed,
+        client=client,
         alpha=alpha,
         min_unit_lq=opts.min_unit_lq,
         grow_alpha=grow_alpha,
@@ -301,10 +311,11 @@ def detect_clusters(
     if opts.gi_alpha is not None:
         gi.filter_candidates(cells)
     run.lap("window_test")
-    regions = find_regions(
+    regions = region_rows(
         cells,
         link_matrix(adj, opts.link_order),
         x,
+        client=client,
         region_alpha=run.params["region_alpha"],
         conf_level=opts.conf_level,
         min_establishments=opts.min_establishments,
@@ -395,7 +406,13 @@ def _is_registry(data: Any) -> bool:
 
 
 def _read_input(
-    data: Any, units: Any, level: Any, employees: Any, opts: DetectionOptions, run: _Run
+    data: Any,
+    units: Any,
+    level: Any,
+    employees: Any,
+    opts: DetectionOptions,
+    run: _Run,
+    client: Any = None,
 ) -> _Input:
     """Step 1: the units × sectors table of a registry or of pre-aggregated counts."""
     if _is_registry(data):
@@ -404,7 +421,7 @@ def _read_input(
 
             units = units_from_registry(data, column=COMMUNE)
         units = _prepare_units(units)
-        table, est_out = _registry_input(data, units, level, opts.nomenclature, run)
+        table, est_out = _registry_input(data, units, level, opts.nomenclature, run, client)
         summary = data.summary_dict() if hasattr(data, "summary_dict") else None
     else:
         if units is None:
@@ -424,10 +441,14 @@ def _read_input(
 
 
 def _registry_input(
-    data: Any, units: gpd.GeoDataFrame, level: Any, nomenclature: str, run: _Run
-) -> tuple[SectorTable, gpd.GeoDataFrame]:
+    data: Any, units: gpd.GeoDataFrame, level: Any, nomenclature: str, run: _Run, client: Any
+) -> tuple[SectorTable, gpd.GeoDataFrame | None]:
+    """The table of a registry and its establishments labelled with unit and sector.
+
+    The establishments are None for a partitioned registry: they stay on the Dask workers.
+    """
     table = registry_table(
-        data, units, level, unmapped="other", nomenclature=nomenclature, warn=False
+        data, units, level, unmapped="other", nomenclature=nomenclature, warn=False, client=client
     )
     if EMPLOYEES in table.measures:  # bounds default to the point value
         for name in (EMPLOYEES_LOW, EMPLOYEES_HIGH):
@@ -442,11 +463,13 @@ def _registry_input(
         )
     run.params["dropped"] = {REASON_OUTSIDE_UNITS: n_out} if n_out else {}
     other = np.flatnonzero(np.asarray(table.sectors == OTHER))
-    n_other = int(np.isin(table.sector_code, other).sum()) if len(other) else 0
+    n_other = int(table.measures[ESTABLISHMENTS][:, other].sum()) if len(other) else 0
     run.params["outside_level"] = {
         "establishments": n_other,
         "codes": table.outside_level if n_other else [],
     }
+    if table.unit_of is None:
+        return table, None
     est = getattr(data, "establishments", data).copy()
     est[UNIT_ID] = np.where(
         table.unit_of >= 0, table.unit_ids.to_numpy(dtype=object)[table.unit_of], None

@@ -96,6 +96,7 @@ def find_regions(
     min_lq: float,
     dispersion: np.ndarray | None = None,
     totals: np.ndarray | None = None,
+    margins: tuple[np.ndarray, float] | None = None,
 ) -> pd.DataFrame:
     """Connected components of candidate cells holding a seed, with the region floors applied.
 
@@ -109,7 +110,8 @@ def find_regions(
     with variance ``E + extra``, ``extra = alpha_s sum_{i in R} E_is²``: the p-value and the
     LQ interval (:func:`~clustermap.stats.dispersion.overdispersed_interval`) account for
     it. Without it they are the exact Poisson ones (Garwood). ``totals``: the exposure expected
-    counts are proportional to (as in :func:`~clustermap.detect.window.window_test`).
+    counts are proportional to (as in :func:`~clustermap.detect.window.window_test`);
+    ``margins``: the whole table's row sums and total when ``x`` is a block of its sectors.
 
     Examples
     --------
@@ -124,10 +126,12 @@ def find_regions(
     >>> [(int(r.sec), r.rows.tolist(), float(r.O)) for r in reg.itertuples()]
     [(0, [0, 1], 70.0), (1, [3, 4], 55.0)]
     """
-    n_i = np.asarray(x.sum(axis=1)).ravel()  # the units' establishments (focus)
-    base = n_i if totals is None else np.asarray(totals, dtype=float)  # expected counts
     n_s = np.asarray(x.sum(axis=0)).ravel()
-    total = float(n_s.sum())
+    # the units' establishments (focus) and the grand total
+    n_i, total = (
+        (np.asarray(x.sum(axis=1)).ravel(), float(n_s.sum())) if margins is None else margins
+    )
+    base = n_i if totals is None else np.asarray(totals, dtype=float)  # expected counts
     seeded = np.unique(cells.loc[cells["seed"].to_numpy(), "_c"].to_numpy())
     cand = cells[cells["candidate"].to_numpy() & np.isin(cells["_c"].to_numpy(), seeded)]
     rows = []

@@ -93,6 +93,7 @@ def window_test(
     conf_level: float,
     dispersion: np.ndarray | None = None,
     totals: np.ndarray | None = None,
+    margins: tuple[np.ndarray, float] | None = None,
 ) -> pd.DataFrame:
     """One row per nonzero unit × sector cell: its LQ, window test, seed and candidate flags.
 
@@ -116,6 +117,10 @@ def window_test(
         The activity of each unit that expected counts are proportional to (default: its
         establishments, ``x`` row sums); an exposure such as population, scaled to sum to the
         establishments, tests concentration per inhabitant.
+    margins : tuple, optional
+        ``(row sums, grand total)`` of the whole table when ``x`` holds some of its sectors
+        only (a block of a sharded run): the cells then get the numbers the whole table
+        gives them.
 
     Returns
     -------
@@ -140,9 +145,11 @@ def window_test(
     [(0, 0), (1, 0), (3, 1), (4, 1)]
     """
     n_units, n_sec = x.shape
-    n_i = np.asarray(x.sum(axis=1)).ravel() if totals is None else np.asarray(totals, float)
     n_s = np.asarray(x.sum(axis=0)).ravel()
-    total = float(n_s.sum())
+    rows, total = (
+        (np.asarray(x.sum(axis=1)).ravel(), float(n_s.sum())) if margins is None else margins
+    )
+    n_i = rows if totals is None else np.asarray(totals, float)
     window = (adjacency + sp.identity(n_units, format="csr")).tocsr()
     n_w = window @ n_i
     o_w = (window @ x).tocoo()

@@ -52,6 +52,7 @@ shared table of draws built by esda's ``vec_permutations`` with ``random_state``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable
@@ -64,6 +65,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..core.display import format_ids
+from ..core.distributed import resolve_client, run_blocks, sector_blocks, worker_threads
 from ..core.options import keyword_only
 from ..core.parallel import numba_threads
 from ..core.schema import LABEL, P_VALUE, QUADRANT, SECTOR, STATISTIC, UNIT_ID
@@ -537,8 +539,13 @@ class _Spec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_local(spec: _Spec, values: Any, graph: Any, opts: PermutationOptions) -> LocalResult:
+def _run_local(
+    spec: _Spec, values: Any, graph: Any, opts: PermutationOptions, client: Any = None
+) -> LocalResult:
     """The permutation driver shared by the local statistics."""
+    client = resolve_client(client)
+    if client is not None:
+        return _run_sharded(spec, values, graph, opts, client)
     ga = graph_arrays(graph)
     X, columns, _ = _as_table(values, ga)
     n, S = X.shape
@@ -581,6 +588,71 @@ def _run_local(spec: _Spec, values: Any, graph: Any, opts: PermutationOptions) -
         params,
         quadrant=obs.quadrant,
         z=obs.z,
+    )
+
+
+def _run_sharded(
+    spec: _Spec, values: Any, graph: Any, opts: PermutationOptions, client: Any
+) -> LocalResult:
+    """``_run_local`` over blocks of sectors, one task each on ``client``'s workers.
+
+    Each unit draws its neighbours from its own stream whatever sectors it serves, so every
+    block gets the counts the whole table would get: the result equals the single-machine one.
+    """
+    if opts.early_stop is not None or opts.adaptive:
+        raise SchemaError(
+            "early_stop and adaptive stop a unit's draws once every sector run with it is "
+            "decided, so their counts depend on how the sectors are split; with client= "
+            "leave early_stop=None and adaptive=False."
+        )
+    ga = graph_arrays(graph)
+    X, columns, _ = _as_table(values, ga)
+    ids = pd.Index(ga.ids, name=UNIT_ID)
+    blocks = [
+        pd.DataFrame(X[:, b], index=ids, columns=columns[b])
+        for b in sector_blocks(X.shape[1], client)
+    ]
+    del X
+    parts = run_blocks(client, _local_block, [graph], blocks, spec=spec, opts=opts, stacklevel=6)
+    return _concat_local(parts, columns)
+
+
+def _local_block(block: pd.DataFrame, graph: Any, *, spec: _Spec, opts: PermutationOptions):
+    """One task of :func:`_run_sharded`."""
+    if opts.n_jobs is None:
+        opts = dataclasses.replace(opts, n_jobs=worker_threads())
+    return _run_local(spec, block, graph, opts)
+
+
+def _concat_local(parts: list[LocalResult], columns: pd.Index) -> LocalResult:
+    """Put the blocks of sectors of one local statistic back side by side."""
+
+    def cat(name: str) -> pd.DataFrame | None:
+        frames = [getattr(p, name) for p in parts]
+        if frames[0] is None:
+            return None
+        out = pd.concat(frames, axis=1)
+        out.columns = pd.Index(columns, name=SECTOR)
+        return out
+
+    label = cat("label")
+    label = label.astype(pd.CategoricalDtype(parts[0].label.dtypes.iloc[0].categories))
+    quadrant = cat("quadrant")
+    if quadrant is not None:
+        quadrant = quadrant.astype(parts[0].quadrant.dtypes.iloc[0])
+    params = dict(parts[0].parameters)
+    params["n_sectors"] = sum(p.parameters["n_sectors"] for p in parts)
+    params["constant_sectors"] = [c for p in parts for c in p.parameters["constant_sectors"]]
+    return LocalResult(
+        statistic=cat("statistic"),
+        p_value=cat("p_value"),
+        label=label,
+        count_greater=cat("count_greater"),
+        count_lesser=cat("count_lesser"),
+        n_permutations=cat("n_permutations"),
+        quadrant=quadrant,
+        z=cat("z"),
+        parameters=params,
     )
 
 
@@ -656,6 +728,7 @@ def local_moran(
     adaptive: bool = False,
     max_permutations: int = 9999,
     n_jobs: int | None = None,
+    client: Any = None,
 ) -> LocalResult:
     r"""Local Moran's I (LISA) for every sector, with conditional permutation inference.
 
@@ -695,6 +768,11 @@ def local_moran(
         Cap of the adaptive mode.
     n_jobs : int, optional
         Threads (numba); None keeps numba's setting, -1 uses all. Results do not depend on it.
+    client : dask.distributed.Client or str, optional
+        Run blocks of sectors as tasks of a Dask cluster (a client, a scheduler address or
+        ``"local"``; needs ``pip install 'clustermap[dask]'``). The result equals the
+        single-machine one for the same ``random_state``, on any number of workers;
+        ``early_stop`` and ``adaptive`` are not available with it.
 
     Returns
     -------
@@ -724,7 +802,7 @@ def local_moran(
     ['HH', 'HH', 'HH', 'LH']
     """
     opts = _options(locals())
-    return _run_local(_MORAN, values, graph, opts)
+    return _run_local(_MORAN, values, graph, opts, client)
 
 
 def _star_self_weights(ga: GraphArrays, star: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -823,6 +901,7 @@ def local_getis_ord(
     adaptive: bool = False,
     max_permutations: int = 9999,
     n_jobs: int | None = None,
+    client: Any = None,
 ) -> LocalResult:
     r"""Local Getis-Ord Gi* (or Gi) hot spots for every sector, with permutation inference.
 
@@ -841,7 +920,7 @@ def local_getis_ord(
         excluded). A float: that self weight (re-standardised for row-standardised graphs).
     permutations, random_state, alpha, permutation_method, early_stop, adaptive
         As in :func:`local_moran`.
-    max_permutations, n_jobs
+    max_permutations, n_jobs, client
         As in :func:`local_moran`.
     alternative : {"greater", "two-sided", "lesser", "directed", "esda"}, default "greater"
         "greater" tests for hot spots only (the use in cluster detection); pass
@@ -882,7 +961,7 @@ def local_getis_ord(
         ("hot", "cold"),
         params={"star": star, "self_weights": "esda" if star is True else star},
     )
-    return _run_local(spec, values, graph, opts)
+    return _run_local(spec, values, graph, opts, client)
 
 
 def _geary_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index) -> _Observed:
@@ -930,6 +1009,7 @@ def local_geary(
     adaptive: bool = False,
     max_permutations: int = 9999,
     n_jobs: int | None = None,
+    client: Any = None,
 ) -> LocalResult:
     r"""Local Geary's c for every sector, with conditional permutation inference.
 
@@ -937,7 +1017,7 @@ def local_geary(
     ----------
     values, graph, permutations, random_state, alternative, alpha
         As in :func:`local_moran`.
-    permutation_method, early_stop, adaptive, max_permutations, n_jobs
+    permutation_method, early_stop, adaptive, max_permutations, n_jobs, client
         As in :func:`local_moran`.
 
     Returns
@@ -964,7 +1044,7 @@ def local_geary(
     [0.2, 0.499, 3.992]
     """
     opts = _options(locals())
-    return _run_local(_GEARY, values, graph, opts)
+    return _run_local(_GEARY, values, graph, opts, client)
 
 
 @keyword_only(2, ["permutations", "random_state"])

@@ -51,15 +51,18 @@ observed curve keeps the exact bandwidth.
 
 Pair finding uses a grid index built once per point set; every random-location simulation
 reuses the sites' coordinates and draws only which sites receive the sector's labels and
-weights. Random draws are made in NumPy from ``random_state`` before the numba kernels run,
-and the kernels split work in blocks fixed by the data size, so a ``random_state`` gives
-identical numbers whatever the number of threads.
+weights. Random draws are made in NumPy before the numba kernels run, from one stream per
+sector (seeded by ``random_state`` and the sector's code), and the kernels split work in
+blocks fixed by the data size, so a ``random_state`` gives identical numbers whatever the
+number of threads, the other sectors of the call, or the Dask workers (``client=``) it runs
+on.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.distributed import resolve_client, run_blocks, sector_blocks
 from ..core.options import as_options, resolve_seed, take_legacy
 from ..core.parallel import numba_threads
 from ..core.progress import bar
@@ -1058,6 +1062,7 @@ def k_density(
     columns: PointColumns | Mapping[str, Any] | None = None,
     random_state: int | np.random.Generator | None = None,
     n_jobs: int | None = None,
+    client: Any = None,
     options: KdOptions | Mapping[str, Any] | None = None,
     **legacy: Any,
 ) -> KdResult:
@@ -1096,6 +1101,10 @@ def k_density(
         seed used, so any run can be reproduced.
     n_jobs : int, optional
         numba threads (default: numba's setting; -1: all). Results do not depend on it.
+    client : dask.distributed.Client or str, optional
+        Run blocks of sectors as tasks of a Dask cluster (a client, a scheduler address or
+        ``"local"``; needs ``pip install 'clustermap[dask]'``); each sector's simulations
+        come from its own stream, so the result equals the single-machine one.
     options : KdOptions or dict, optional
         The kernel estimate: ``method`` ("exact" or dbmss' "binned"), ``adjust`` and a
         fixed ``bandwidth`` (:class:`KdOptions`; the old keywords still work).
@@ -1141,7 +1150,22 @@ def k_density(
     r_arr = np.linspace(0.0, _bbox_diagonal(pts) / 3.0, 512) if r is None else _check_r(r)
     uniform = _is_uniform(r_arr)
     random_state = resolve_seed(random_state)
-    rng = np.random.default_rng(random_state)
+    client = resolve_client(client)
+    if client is not None and len(sectors) > 1:
+        kw = {"neighbor": neighbor, "r": r_arr, "weighted": weighted, "options": opts}
+        return _sharded(
+            "k_density",
+            data,
+            sectors,
+            client,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            simulations=simulations,
+            alpha=alpha,
+            min_count=min_count,
+            columns=cols,
+            **kw,
+        )
     n_sites = len(pts.x)
     rows = []
     summaries = []
@@ -1179,6 +1203,7 @@ def k_density(
                     "Increase max(r) or pass bandwidth=."
                 )
             n1, n2 = len(ref), len(nb)
+            rng = _sector_rng(random_state, s)
             draws = np.empty((simulations, n1 + n2), dtype=np.int64)
             for k in range(simulations):
                 draws[k] = rng.choice(n_sites, size=n1 + n2, replace=False)
@@ -1213,6 +1238,33 @@ def k_density(
         "null": "random location over all sites",
     }
     return KdResult(table=table, summary=summary, parameters=params, simulations=sims_out)
+
+
+def _sector_rng(seed: int, sector: Any) -> np.random.Generator:
+    """The stream of one sector's simulations: the same whatever other sectors are run."""
+    return np.random.default_rng([seed, zlib.crc32(str(sector).encode("utf-8"))])
+
+
+def _sharded(name: str, data: Any, sectors: list[Any], client: Any, **kwargs: Any):
+    """``k_density`` or ``m_function`` over blocks of sectors on ``client``'s workers."""
+    blocks = [[sectors[i] for i in b] for b in sector_blocks(len(sectors), client)]
+    parts = run_blocks(client, _distance_block, [data], blocks, name=name, stacklevel=4, **kwargs)
+    merged: dict[str, Any] = {
+        "table": pd.concat([p.table for p in parts], ignore_index=True),
+        "summary": pd.concat([p.summary for p in parts]),
+        "parameters": parts[0].parameters,
+        "simulations": {k: v for p in parts for k, v in p.simulations.items()},
+    }
+    if name == "k_density":
+        return KdResult(**merged)
+    merged["individual"] = {k: v for p in parts for k, v in p.individual.items()}
+    merged["_coords"] = {k: v for p in parts for k, v in p._coords.items()}
+    return MResult(**merged, _crs=parts[0]._crs)
+
+
+def _distance_block(block: list[Any], data: Any, *, name: str, **kwargs: Any):
+    """One task of :func:`_sharded`."""
+    return {"k_density": k_density, "m_function": m_function}[name](data, block, **kwargs)
 
 
 def _take(pts: _Points, idx: np.ndarray, w: np.ndarray | None = None):
@@ -1310,6 +1362,7 @@ def m_function(
     columns: PointColumns | Mapping[str, Any] | None = None,
     random_state: int | np.random.Generator | None = None,
     n_jobs: int | None = None,
+    client: Any = None,
     **legacy: Any,
 ) -> MResult:
     """Marcon–Puech M (univariate or bivariate, weighted or not) with its envelope.
@@ -1348,6 +1401,10 @@ def m_function(
         seed used, so any run can be reproduced.
     n_jobs : int, optional
         numba threads (default: numba's setting; -1: all). Results do not depend on it.
+    client : dask.distributed.Client or str, optional
+        Run blocks of sectors as tasks of a Dask cluster (a client, a scheduler address or
+        ``"local"``; needs ``pip install 'clustermap[dask]'``); each sector's simulations
+        come from its own stream, so the result equals the single-machine one.
 
     Returns
     -------
@@ -1381,7 +1438,23 @@ def m_function(
             neighbor = None
     r_arr = _default_m_r(_bbox_diagonal(pts)) if r is None else _check_m_r(r)
     random_state = resolve_seed(random_state)
-    rng = np.random.default_rng(random_state)
+    client = resolve_client(client)
+    if client is not None and len(sectors) > 1:
+        return _sharded(
+            "m_function",
+            data,
+            sectors,
+            client,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            neighbor=neighbor,
+            r=r_arr,
+            weighted=weighted,
+            simulations=simulations,
+            alpha=alpha,
+            min_count=min_count,
+            columns=cols,
+        )
     order, ukeys, starts, params = K.build_grid(
         pts.x, pts.y, pts.z, max(float(r_arr[-1]), 1e-9), pts.spherical
     )
@@ -1408,27 +1481,16 @@ def m_function(
             ref = np.flatnonzero(is_ref)
             w_ref = float(w[ref].sum())
             w_nb = float(w[is_nb].sum())
+            totals = (w_ref, w_nb, w_total)
             site_v = np.where(is_nb, -w, w)[order]
             nb_acc, all_acc = K.m_individual(
                 grid_pos[ref], sx, sy, sz, site_v, thr2, lut, ukeys, starts, params
             )
-            wi = w[ref]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                g = (
-                    (w_nb / (w_total - wi))
-                    if neighbor is not None
-                    else ((w_ref - wi) / (w_total - wi))
-                )
-                local = np.where(all_acc > 0, nb_acc / all_acc, np.nan)
-                has = all_acc > 0
-                num = np.where(has, local, 0.0).sum(axis=0)
-                den = np.where(has, g[:, None], 0.0).sum(axis=0)
-                obs = np.where(den > 0, num / den, np.nan)
-                indiv = local / g[:, None]
+            obs, indiv = _m_observed(nb_acc, all_acc, w[ref], neighbor is not None, totals)
             individual[s] = pd.DataFrame(indiv, index=pts.ids[ref], columns=r_arr)
             coords[s] = (pts.cx[ref], pts.cy[ref])
             sims = _m_simulated(
-                rng,
+                _sector_rng(random_state, s),
                 simulations,
                 len(r_arr),
                 n_sites,
@@ -1436,7 +1498,7 @@ def m_function(
                 is_ref,
                 is_nb,
                 (sx, sy, sz, thr2, lut, ukeys, starts, params),
-                (neighbor is not None, w_ref, w_nb, w_total),
+                (neighbor is not None, *totals),
             )
             tab = _tidy(s, r_arr, obs, sims, alpha)
             rows.append(tab)
@@ -1462,6 +1524,19 @@ def m_function(
         _coords=coords,
         _crs=pts.crs,
     )
+
+
+def _m_observed(nb_acc, all_acc, wi, bivariate: bool, totals: tuple[float, float, float]):
+    """Observed M at each r and each reference establishment's own ratio."""
+    w_ref, w_nb, w_total = totals
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = (w_nb / (w_total - wi)) if bivariate else ((w_ref - wi) / (w_total - wi))
+        local = np.where(all_acc > 0, nb_acc / all_acc, np.nan)
+        has = all_acc > 0
+        num = np.where(has, local, 0.0).sum(axis=0)
+        den = np.where(has, g[:, None], 0.0).sum(axis=0)
+        obs = np.where(den > 0, num / den, np.nan)
+        return obs, local / g[:, None]
 
 
 def _m_simulated(rng, simulations, n_r, n_sites, w_store, is_ref, is_nb, grid, totals):
