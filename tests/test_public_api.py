@@ -106,7 +106,8 @@ PUBLIC_MODULES = [
 README_COMMANDS = [
     "python3 -m venv .venv && .venv/bin/pip install -q -e . && "
     ".venv/bin/clustermap demo --out clustermap_demo.html",
-    'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest',
+    'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test,dask]" && '
+    ".venv/bin/python -m pytest",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -239,6 +239,7 @@ def aggregate(
     measure: str = ESTABLISHMENTS,
     sparse: bool = False,
     nomenclature: str = "naf",
+    client: Any = None,
 ) -> pd.DataFrame:
     """Units × sectors table of establishment counts or employment.
 
@@ -260,6 +261,11 @@ def aggregate(
         Return a pandas sparse frame (fill value 0), for many units × many sectors.
     nomenclature : str, default "naf"
         Nomenclature of the codes (``"naf"``, ``"nace"``, ``"naics"``, ``"prefix"``).
+    client : dask.distributed.Client or str, optional
+        For a partitioned registry (:func:`clustermap.read_registry` with ``client=``): the
+        Dask cluster that counts each partition where it lies (default: the current client,
+        else the partitions one after the other here). The units go to every worker once;
+        the table and its rejects equal the single-machine ones.
 
     Returns
     -------
@@ -324,7 +330,9 @@ def aggregate(
     """
     if measure not in _MEASURES:
         raise ValueError(f"'measure' needs to be one of {_MEASURES}; {measure!r} was given.")
-    est = as_establishments(registry)
+    est = getattr(registry, "establishments", registry)
+    if not is_partitioned(est):
+        est = as_establishments(registry)
     if measure != ESTABLISHMENTS and measure not in est.columns:
         _check_units(units)
         if SECTOR not in est.columns:
@@ -342,6 +350,7 @@ def aggregate(
         measures=[measure],
         layout="csc" if sparse else "dense",
         stacklevel=3,
+        client=client,
     )
     missing = tab.missing.get(measure, 0)
     if missing:
@@ -384,7 +393,10 @@ class SectorTable:
         Measure -> number of kept establishments without a value (counted as 0).
     unit_of, sector_code : numpy.ndarray or None
         Per establishment of a registry: its unit's row and its sector's column (-1 when
-        left out); :meth:`sector_of` gives the sector codes themselves.
+        left out); :meth:`sector_of` gives the sector codes themselves. None for a
+        partitioned registry (its establishments stay on the Dask workers).
+    unmapped_codes : numpy.ndarray or None
+        The code of each establishment dropped as ``unmapped_sector``.
 
     Examples
     --------
@@ -401,6 +413,7 @@ class SectorTable:
     missing: dict[str, int] = field(default_factory=dict)
     unit_of: np.ndarray | None = None
     sector_code: np.ndarray | None = None
+    unmapped_codes: np.ndarray | None = None
 
     def sector_of(self) -> np.ndarray:
         """Sector at the level of each establishment of the registry (None when left out)."""
@@ -452,6 +465,7 @@ def registry_table(
     layout: str = "csr",
     warn: bool = True,
     stacklevel: int = 2,
+    client: Any = None,
 ) -> SectorTable:
     """Units × sectors tables of the measures of a registry (sparse, or dense on request).
 
@@ -481,6 +495,20 @@ def registry_table(
         raise ValueError(f"unmapped must be 'drop' or 'other'; {unmapped!r} was given.")
     if layout not in ("csr", "csc", "dense"):
         raise ValueError(f"layout must be 'csr', 'csc' or 'dense'; {layout!r} was given.")
+    frame = getattr(registry, "establishments", registry)
+    if is_partitioned(frame):
+        return _partitioned_table(
+            frame,
+            _check_units(units),
+            level,
+            client=client,
+            warn=warn,
+            stacklevel=stacklevel + 1,
+            unmapped=unmapped,
+            nomenclature=nomenclature,
+            measures=measures,
+            layout=layout,
+        )
     est = as_establishments(registry)
     units = _check_units(units)
     if SECTOR not in est.columns:
@@ -497,15 +525,17 @@ def registry_table(
         full = np.empty(n, dtype=object)
         full[outside] = np.where(noloc[outside], "no location", "outside every unit")
         rejects.append(_reject_frame(est, outside, REASON_OUTSIDE_UNITS, full))
+    unmapped_codes = np.array([], dtype=object)
     if dropped_unmapped.any():
         codes = est[SECTOR].astype("string").to_numpy(dtype=object, na_value=None)
+        unmapped_codes = codes[dropped_unmapped]
         full = np.empty(n, dtype=object)
         full[dropped_unmapped] = [
-            f"sector {c!r} has no group at level {level!r}" for c in codes[dropped_unmapped]
+            f"sector {c!r} has no group at level {level!r}" for c in unmapped_codes
         ]
         rejects.append(_reject_frame(est, dropped_unmapped, REASON_UNMAPPED_SECTOR, full))
     if warn:
-        _warn_left_out(est, outside, dropped_unmapped, level, stacklevel + 1)
+        _warn_left_out(n, int(outside.sum()), unmapped_codes, level, stacklevel + 1)
     col_codes, sector_values = pd.factorize(sectors[keep], sort=True)
     shape = (len(units), len(sector_values))
     rows = unit_pos[keep]
@@ -536,6 +566,7 @@ def registry_table(
         missing=missing,
         unit_of=np.where(keep, unit_pos, -1),
         sector_code=sector_code,
+        unmapped_codes=unmapped_codes,
     )
 
 
@@ -563,28 +594,102 @@ def _concat_rejects(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _warn_left_out(
-    est: pd.DataFrame, outside: np.ndarray, unmapped: np.ndarray, level: Any, stacklevel: int
+    n: int, n_outside: int, unmapped_codes: np.ndarray, level: Any, stacklevel: int
 ) -> None:
-    n = len(est)
-    if outside.any():
-        share = outside.sum() / max(n, 1)
+    if n_outside:
         warnings.warn(
-            f"{int(outside.sum())} of {n} establishments ({share:.1%}) fall outside every "
-            "unit (or have no location); they are listed in table.attrs['rejects'] "
+            f"{n_outside} of {n} establishments ({n_outside / max(n, 1):.1%}) fall outside "
+            "every unit (or have no location); they are listed in table.attrs['rejects'] "
             f"(reason {REASON_OUTSIDE_UNITS!r}).",
             ClustermapWarning,
             stacklevel=stacklevel,
         )
-    if unmapped.any():
-        codes = est[SECTOR].astype("string").to_numpy(dtype=object, na_value=None)
-        examples = pd.Series(codes[unmapped]).value_counts().head(5)
+    if len(unmapped_codes):
+        examples = pd.Series(unmapped_codes).value_counts().head(5)
         warnings.warn(
-            f"{int(unmapped.sum())} establishments have a sector code with no group at level "
+            f"{len(unmapped_codes)} establishments have a sector code with no group at level "
             f"{level!r} (most frequent: {dict(examples)}); they are listed in "
             f"table.attrs['rejects'] (reason {REASON_UNMAPPED_SECTOR!r}).",
             ClustermapWarning,
             stacklevel=stacklevel,
         )
+
+
+def is_partitioned(frame: Any) -> bool:
+    """True for a Dask (GeoPandas) frame, such as a registry read with ``client=``."""
+    return type(frame).__module__.split(".")[0] in ("dask", "dask_geopandas", "dask_expr")
+
+
+def _part_table(part: gpd.GeoDataFrame, units: gpd.GeoDataFrame, level: Any, **kw: Any):
+    """The table of one partition, without the per-establishment arrays, and its size."""
+    tab = registry_table(part, units, level, layout="csr", warn=False, **kw)
+    return replace(tab, unit_of=None, sector_code=None), len(part)
+
+
+def _partitioned_table(frame, units, level, *, client, warn, stacklevel, **kw) -> SectorTable:
+    """:func:`registry_table` of a Dask frame: one task per partition, tables summed.
+
+    Counts equal the single-machine table exactly; employment sums too when the values are
+    size-band midpoints (multiples of 0.5), else up to floating-point rounding.
+    """
+    from .core.distributed import resolve_client, run_blocks
+
+    client = resolve_client(client) or _default_client()
+    layout = kw.pop("layout")
+    if client is None:  # no cluster: the partitions one after the other, here
+        parts = [_part_table(p.compute(), units, level, **kw) for p in frame.to_delayed()]
+    else:
+        pieces = client.compute(frame.to_delayed())  # already on the workers when persisted
+        parts = run_blocks(
+            client, _part_table, [units, level], pieces, stacklevel=stacklevel + 1, **kw
+        )
+    tables = [t for t, _ in parts]
+    sectors = pd.Index(sorted({c for t in tables for c in t.sectors}), dtype=object)
+    shape = (len(units), len(sectors))
+    merged = {}
+    for name in tables[0].measures if tables else []:
+        total = sp.csr_matrix(shape, dtype=tables[0].measures[name].dtype)
+        for t in tables:
+            m = t.measures[name].tocoo()
+            cols = sectors.get_indexer(t.sectors)[m.col]
+            total = total + sp.csr_matrix((m.data, (m.row, cols)), shape=shape)
+        total.sum_duplicates()
+        merged[name] = _as_layout(total, layout)
+    rejects = [  # by reason, then in establishment order, as in the single-machine table
+        t.rejects[t.rejects[REASON] == reason]
+        for reason in (REASON_OUTSIDE_UNITS, REASON_UNMAPPED_SECTOR)
+        for t in tables
+    ]
+    codes = np.concatenate([t.unmapped_codes for t in tables]) if tables else np.array([])
+    n_outside = sum(t.count(REASON_OUTSIDE_UNITS) for t in tables)
+    if warn:
+        _warn_left_out(sum(n for _, n in parts), n_outside, codes, level, stacklevel + 1)
+    return SectorTable(
+        unit_ids=pd.Index(units.index.astype(str).to_numpy(dtype=object), dtype=object),
+        sectors=sectors,
+        measures=merged,
+        rejects=_concat_rejects([r for r in rejects if len(r)]).reset_index(drop=True),
+        outside_level=list(dict.fromkeys(c for t in tables for c in t.outside_level)),
+        missing={k: sum(t.missing.get(k, 0) for t in tables) for k in tables[0].missing}
+        if tables
+        else {},
+        unmapped_codes=codes,
+    )
+
+
+def _default_client() -> Any:
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _as_layout(matrix: Any, layout: str) -> Any:
+    if layout == "dense":
+        return matrix.toarray()
+    return matrix.tocsc() if layout == "csc" else matrix.tocsr()
 
 
 def counts_table(

@@ -100,12 +100,13 @@ import pandas as pd
 from pyproj import CRS
 
 from ..core import schema as S
+from ..core.distributed import resolve_client
 from ..core.options import as_options, take_legacy
 from ..core.progress import bar
 from ..errors import ClustermapWarning, CRSError, SchemaError
 from ..taxonomy import LEVELS
 from .presets import _PRESETS, REJECT_REASONS, SIRENE_CONTACT
-from .sources import _open_source
+from .sources import PartsSource, _open_source
 from .validate import (
     _concat,
     _Context,
@@ -113,10 +114,10 @@ from .validate import (
     _detect_format,
     _expected_boxes,
     _list_columns,
-    _process_chunk,
     _read_geolocation,
     _resolve_columns,
     _transformer,
+    validate_chunks,
 )
 
 __all__ = ["ReadOptions", "Registry", "RegistryColumns", "as_establishments", "read_registry"]
@@ -554,6 +555,7 @@ def read_registry(
     encoding: str = "utf-8",
     columns: RegistryColumns | Mapping[str, Any] | None = None,
     options: ReadOptions | Mapping[str, Any] | None = None,
+    client: Any = None,
     **legacy: Any,
 ) -> Registry:
     """Read a registry of establishments, validate every row and report what was dropped.
@@ -563,11 +565,14 @@ def read_registry(
 
     Parameters
     ----------
-    source : str, pathlib.Path or pandas.DataFrame
+    source : str, pathlib.Path, pandas.DataFrame or Dask frame
         A CSV file (also ``.csv.gz``, ``.csv.zip``…, separator detected from the header),
-        a Parquet or GeoParquet file, a GeoPackage or any file pyogrio reads, or a
-        (Geo)DataFrame. Files are read in chunks of about ``options.chunksize`` rows, so a
-        registry of 10 million rows takes the memory of its kept rows only.
+        a Parquet or GeoParquet file, a GeoPackage or any file pyogrio reads, a
+        (Geo)DataFrame, or a partitioned registry: a folder of Parquet / GeoParquet files
+        with the same columns (read in natural name order, ``part.2`` before ``part.10``,
+        rows numbered across them) or a ``dask.dataframe`` / ``dask_geopandas`` frame. Files
+        are read in chunks of about ``options.chunksize`` rows, so a registry of 10 million
+        rows takes the memory of its kept rows only.
     format : {"sirene", "sirene_stock", "sirene2016"}, optional
         Column preset; detected from the column names when not given.
     x, y : str, optional
@@ -602,6 +607,13 @@ def read_registry(
         The validation rules: ``nomenclature``, ``include_closed``, ``swapped``,
         ``employee_rule``, ``open_band_cap``, ``bounds``, ``sep`` and ``chunksize``. See
         :class:`ReadOptions`; the old keywords (``include_closed=``…) still work.
+    client : dask.distributed.Client or str, optional
+        With a partitioned registry: validate the partitions on a Dask cluster (a client, a
+        scheduler address or ``"local"``; needs ``pip install 'clustermap[dask]'``). The
+        rejects and repairs are those of the single-machine read, row for row; the kept
+        establishments stay on the workers as a ``dask_geopandas.GeoDataFrame``
+        (``establishments``), which :func:`clustermap.aggregate` counts partition by
+        partition. Other sources are read here.
 
     Returns
     -------
@@ -711,17 +723,13 @@ def read_registry(
         uses_geometry=uses_geometry,
     )
     columns = _needed_columns(spec, keep_cols)
-    kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
-    offset = 0
-    for chunk in bar(reader.chunks(columns), desc="read_registry", unit="chunk"):
-        if len(chunk) == 0:
-            continue
-        kept, rejects, repairs, id_hash = _process_chunk(chunk, offset, ctx)
-        offset += len(chunk)
-        kept_parts.append(kept)
-        reject_parts.append(rejects)
-        repair_parts.append(repairs)
-        hashes.append(id_hash)
+    client = resolve_client(client)
+    if client is not None and isinstance(reader, PartsSource):
+        from .partitioned import read_partitioned
+
+        return read_partitioned(reader, columns, ctx, client, output_crs=crs)
+    chunks = bar(reader.chunks(columns), desc="read_registry", unit="chunk")
+    kept_parts, reject_parts, repair_parts, hashes, offset = validate_chunks(chunks, 0, ctx)
     return _assemble(
         kept_parts,
         reject_parts,
@@ -842,90 +850,18 @@ def _assemble(
     repairs = _concat(repair_parts)
     for parts in (kept_parts, reject_parts, repair_parts):
         parts.clear()  # the chunks are in the concatenated frames now
-
-    # duplicated ids over the whole source, first data row wins
-    keep_rows = None
-    if hashes and "id" in ctx.spec:
-        all_hash = np.concatenate(hashes)
-        hashes.clear()
-        dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
-        if dup.any():
-            drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
-            if drop.any():
-                keep_rows = ~drop
-        del all_hash, dup
-    if keep_rows is not None:  # one selection (copy) of the kept rows, not two
-        kept = kept.loc[
-            keep_rows,
-            [*_order_columns(ctx), "_x", "_y", "_band_status"]
-            + (["_epsg"] if "_epsg" in kept else []),
-        ]
-
-    # geometry, with per-row projections brought to one CRS
-    xs = kept["_x"].to_numpy(dtype=float) if len(kept) else np.array([])
-    ys = kept["_y"].to_numpy(dtype=float) if len(kept) else np.array([])
-    crs = ctx.crs
-    if ctx.per_row_epsg is not None:
-        codes = np.unique(kept["_epsg"]) if "_epsg" in kept else np.array([])
-        if output_crs is not None:
-            crs = _parse_crs(output_crs)
-        elif len(codes) == 1:
-            crs = CRS.from_epsg(int(codes[0]))
-        else:
-            crs = CRS(4326)
-        xs, ys = xs.copy(), ys.copy()
-        for code in codes:
-            sel = kept["_epsg"].to_numpy() == code
-            src = CRS.from_epsg(int(code))
-            if src != crs:
-                xs[sel], ys[sel] = _transformer(src, crs).transform(xs[sel], ys[sel])
-    geometry = gpd.points_from_xy(xs, ys, crs=crs)
-
-    notes: dict[str, Any] = {}
-    status = kept["_band_status"] if "_band_status" in kept else pd.Series([], dtype=object)
-    if "employees" in ctx.spec:
-        notes["employees_source"] = "column"
-        notes["employees_missing"] = int((status == "employees_missing").sum())
-    elif "size_band" in ctx.spec:
-        notes["employees_source"] = "size_band"
-        notes["size_band_missing"] = int((status == "missing").sum())
-        notes["size_band_unknown"] = int((status == "unknown").sum())
-        notes["open_band_cap"] = float(ctx.open_band_cap)
-        if notes["size_band_unknown"]:
-            unknown = kept.loc[status == "unknown", S.SIZE_BAND].value_counts().head(5)
-            warnings.warn(
-                f"{source_name}: {notes['size_band_unknown']:,} kept rows have a size-band code "
-                f"that is not a SIRENE band (e.g. {dict(unknown)}); they count 0 employees. "
-                "Check the size_band= column.",
-                ClustermapWarning,
-                stacklevel=3,
-            )
-    else:
-        notes["employees_source"] = None
-
-    order = _order_columns(ctx)
-    if len(kept):
-        frame = kept[order]
-    else:
-        frame = pd.DataFrame({col: pd.Series([], dtype=object) for col in order})
+    drop_pos, rejects, repairs = duplicated_rows(kept, rejects, repairs, hashes, ctx)
+    if drop_pos.size:  # one selection (copy) of the kept rows, not two
+        kept = kept.loc[~np.isin(kept["_pos"].to_numpy(), drop_pos), _work_columns(ctx, kept)]
+    codes = np.unique(kept["_epsg"]) if "_epsg" in kept else np.array([])
+    crs = output_crs_of(ctx, codes, output_crs)
+    notes = registry_notes(band_counts(kept, ctx), ctx, source_name)
+    establishments = finish_frame(kept, ctx, crs)
     del kept
-    for col in (S.ESTABLISHMENT_ID, S.SECTOR, S.NAME):
-        frame[col] = frame[col].astype(str)
-    for col in (S.SIZE_BAND, S.COMMUNE):
-        frame[col] = frame[col].astype("string")
-    for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH):
-        frame[col] = frame[col].astype(float)
-    frame.index = pd.RangeIndex(len(frame))
-    establishments = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
-
-    rejects = rejects.sort_values(S.ROW, kind="stable").reset_index(drop=True)
-    repairs = repairs.sort_values(S.ROW, kind="stable").reset_index(drop=True)
-    rejects[S.ROW] = rejects[S.ROW].astype(np.int64)
-    repairs[S.ROW] = repairs[S.ROW].astype(np.int64)
     return Registry(
         establishments=establishments,
-        rejects=rejects,
-        repairs=repairs,
+        rejects=sorted_rows(rejects),
+        repairs=sorted_rows(repairs),
         source=source_name,
         crs=CRS.from_user_input(crs) if crs is not None else None,  # type: ignore[arg-type]
         nomenclature=ctx.nomenclature,
@@ -934,6 +870,129 @@ def _assemble(
         format=ctx.fmt,
         notes=notes,
     )
+
+
+def _work_columns(ctx: _Context, kept: pd.DataFrame) -> list[str]:
+    extra = ["_epsg"] if "_epsg" in kept else []
+    return [*_order_columns(ctx), "_pos", "_x", "_y", "_band_status", *extra]
+
+
+def duplicated_rows(
+    kept: pd.DataFrame,
+    rejects: pd.DataFrame,
+    repairs: pd.DataFrame,
+    hashes: list[np.ndarray],
+    ctx: _Context,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Rows whose id appeared on an earlier row of the whole source (first row wins).
+
+    ``hashes`` are the id hashes of every row, in source order (emptied here); ``kept`` needs
+    only ``_pos`` and the id of the kept rows that may be duplicates. Returns the positions
+    of the kept rows to drop, the rejects with them added and the repairs without them.
+    """
+    none = np.array([], dtype=np.int64)
+    if not hashes or "id" not in ctx.spec:
+        return none, rejects, repairs
+    all_hash = np.concatenate(hashes)
+    hashes.clear()
+    dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
+    if not dup.any():
+        return none, rejects, repairs
+    drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
+    return kept["_pos"].to_numpy()[drop], rejects, repairs
+
+
+def duplicate_candidates(hashes: list[np.ndarray]) -> np.ndarray:
+    """Positions of the rows whose id hash occurs more than once (may be duplicates)."""
+    all_hash = np.concatenate(hashes) if hashes else np.array([], dtype=np.uint64)
+    dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
+    if not dup.any():
+        return np.array([], dtype=np.int64)
+    return np.flatnonzero(np.isin(all_hash, np.unique(all_hash[dup])))
+
+
+def output_crs_of(ctx: _Context, codes: np.ndarray, output_crs: Any) -> Any:
+    """CRS of the points: the source's, or (per-row projections) the asked, only or WGS 84 one."""
+    if ctx.per_row_epsg is None:
+        return ctx.crs
+    if output_crs is not None:
+        return _parse_crs(output_crs)
+    if len(codes) == 1:
+        return CRS.from_epsg(int(codes[0]))
+    return CRS(4326)
+
+
+def band_counts(kept: pd.DataFrame, ctx: _Context) -> dict[str, dict[Any, int]]:
+    """Kept rows by employment status, and the unknown size-band codes (summable by part)."""
+    if "_band_status" not in kept:
+        return {"status": {}, "unknown": {}}
+    status = kept["_band_status"]
+    unknown = {}
+    if "size_band" in ctx.spec and (status == "unknown").any():
+        unknown = kept.loc[status == "unknown", S.SIZE_BAND].value_counts().to_dict()
+    return {"status": status.value_counts().to_dict(), "unknown": unknown}
+
+
+def registry_notes(counts: dict[str, dict[Any, int]], ctx: _Context, source_name: str) -> dict:
+    """:attr:`Registry.notes` from the band counts; warns about unknown size-band codes."""
+    notes: dict[str, Any] = {}
+    status = counts["status"]
+    if "employees" in ctx.spec:
+        notes["employees_source"] = "column"
+        notes["employees_missing"] = int(status.get("employees_missing", 0))
+    elif "size_band" in ctx.spec:
+        notes["employees_source"] = "size_band"
+        notes["size_band_missing"] = int(status.get("missing", 0))
+        notes["size_band_unknown"] = int(status.get("unknown", 0))
+        notes["open_band_cap"] = float(ctx.open_band_cap)
+        if notes["size_band_unknown"]:
+            unknown = pd.Series(counts["unknown"], dtype=np.int64)
+            unknown = unknown.sort_values(ascending=False, kind="stable").head(5)
+            warnings.warn(
+                f"{source_name}: {notes['size_band_unknown']:,} kept rows have a size-band code "
+                f"that is not a SIRENE band (e.g. {dict(unknown)}); they count 0 employees. "
+                "Check the size_band= column.",
+                ClustermapWarning,
+                stacklevel=4,
+            )
+    else:
+        notes["employees_source"] = None
+    return notes
+
+
+def finish_frame(kept: pd.DataFrame, ctx: _Context, crs: Any) -> gpd.GeoDataFrame:
+    """The establishments of the kept rows: their columns, dtypes and points in ``crs``."""
+    xs = kept["_x"].to_numpy(dtype=float) if len(kept) else np.array([])
+    ys = kept["_y"].to_numpy(dtype=float) if len(kept) else np.array([])
+    if ctx.per_row_epsg is not None and "_epsg" in kept:
+        xs, ys = xs.copy(), ys.copy()
+        epsg = kept["_epsg"].to_numpy()
+        for code in np.unique(epsg):
+            sel = epsg == code
+            src = CRS.from_epsg(int(code))
+            if src != crs:
+                xs[sel], ys[sel] = _transformer(src, crs).transform(xs[sel], ys[sel])
+    geometry = gpd.points_from_xy(xs, ys, crs=crs)
+    order = _order_columns(ctx)
+    if len(kept):
+        frame = kept[order]
+    else:
+        frame = pd.DataFrame({col: pd.Series([], dtype=object) for col in order})
+    for col in (S.ESTABLISHMENT_ID, S.SECTOR, S.NAME):
+        frame[col] = frame[col].astype(str)
+    for col in (S.SIZE_BAND, S.COMMUNE):
+        frame[col] = frame[col].astype("string")
+    for col in (S.EMPLOYEES, S.EMPLOYEES_LOW, S.EMPLOYEES_HIGH):
+        frame[col] = frame[col].astype(float)
+    frame.index = pd.RangeIndex(len(frame))
+    return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+
+
+def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rejects or repairs in source-row order, ``row`` as int64."""
+    frame = frame.sort_values(S.ROW, kind="stable").reset_index(drop=True)
+    frame[S.ROW] = frame[S.ROW].astype(np.int64)
+    return frame
 
 
 def _drop_duplicates(

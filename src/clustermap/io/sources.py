@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -279,15 +280,116 @@ class _ParquetSource(_Source):
             ) from err
 
 
+def _natural_key(path: Path) -> list[Any]:
+    """``part.2`` before ``part.10``, as Dask numbers its partitions."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def _is_dask_frame(source: Any) -> bool:
+    return type(source).__module__.split(".")[0] in ("dask", "dask_geopandas", "dask_expr") and (
+        hasattr(source, "to_delayed") and hasattr(source, "npartitions")
+    )
+
+
+def open_part(part: Any, name: str, chunksize: int) -> _Source:
+    """The source of one partition: a Parquet / GeoParquet file, or a (Geo)DataFrame."""
+    if isinstance(part, pd.DataFrame):
+        return _FrameSource(part, name, chunksize)
+    parquet = _ParquetSource(Path(part), chunksize)
+    if not parquet.geo:
+        return parquet
+    try:
+        frame = gpd.read_parquet(part)
+    except Exception as err:
+        raise DataFileError(f"{parquet.name}: cannot be read as GeoParquet ({err}).") from err
+    return _FrameSource(frame, parquet.name, chunksize)
+
+
+class PartsSource(_Source):
+    """A partitioned registry read as one source.
+
+    A folder of Parquet or GeoParquet files (in natural name order, ``part.2`` before
+    ``part.10``) or the partitions of a Dask frame. ``parts`` are the partitions (file paths,
+    or the frame's delayed partitions), ``rows`` their numbers of rows: rows are numbered
+    across partitions, in that order.
+    """
+
+    def __init__(self, source: Any, chunksize: int):
+        self.chunksize = chunksize
+        if _is_dask_frame(source):
+            self.name = f"Dask frame ({source.npartitions} partitions)"
+            self.parts = list(source.to_delayed())
+            self.names = [f"partition {i}" for i in range(len(self.parts))]
+            self.rows = [int(n) for n in source.map_partitions(len).compute()]
+            meta = source._meta
+            first: _Source = _FrameSource(meta, self.name, chunksize)
+        else:
+            folder = Path(source)
+            self.name = folder.name
+            files = sorted(
+                (p for p in folder.rglob("*") if p.is_file() and _is_parquet(p)), key=_natural_key
+            )
+            if not files:
+                raise DataFileError(
+                    f"{folder.name}: the folder holds no Parquet file (*.parquet, *.pq); a "
+                    "partitioned registry is a folder of Parquet or GeoParquet files."
+                )
+            self.parts = [str(p) for p in files]
+            self.names = [str(p.relative_to(folder)) for p in files]
+            first = open_part(files[0], files[0].name, chunksize)
+            self.rows = []
+            for path in files:
+                meta_rows, columns = _parquet_shape(path)
+                if set(columns) - {"geometry"} != set(first.columns) - {"geometry"}:
+                    raise DataFileError(
+                        f"{folder.name}: {path.relative_to(folder)} has the columns "
+                        f"{_short(columns)}, {files[0].relative_to(folder)} has "
+                        f"{_short(first.columns)}; every file of a partitioned registry needs "
+                        "the same columns."
+                    )
+                self.rows.append(meta_rows)
+        self.columns = first.columns
+        self.has_geometry = first.has_geometry
+        self.geometry_crs = first.geometry_crs
+
+    def chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """The chunks of every partition, in order."""
+        for part, name in zip(self.parts, self.names):
+            if not isinstance(part, str):  # a delayed partition of a Dask frame
+                part = part.compute()
+            yield from open_part(part, name, self.chunksize).chunks(columns)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in _PARQUET_SUFFIXES and not path.name.startswith(("_", "."))
+
+
+def _parquet_shape(path: Path) -> tuple[int, list[str]]:
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataFileError(
+            f"{path.name}: cannot be read as Parquet ({err}). Is the file complete?"
+        ) from err
+    return file.metadata.num_rows, list(file.schema_arrow.names)
+
+
+def _short(columns: list[str]) -> str:
+    return ", ".join(columns[:8]) + (" …" if len(columns) > 8 else "")
+
+
 def _open_source(
     source: Any, sep: str | None, encoding: str, chunksize: int
 ) -> tuple[_Source, str]:
-    """Return (source reader, kind) for a path or a frame."""
+    """Return (source reader, kind) for a path, a folder of Parquet files or a frame."""
     if isinstance(source, pd.DataFrame):
         return _FrameSource(source, "DataFrame", chunksize), "frame"
+    if _is_dask_frame(source):
+        return PartsSource(source, chunksize), "partitioned"
     if not isinstance(source, (str, Path)):
         raise TypeError(
-            f"'source' needs to be a file path or a (Geo)DataFrame; got {type(source).__name__}."
+            "'source' needs to be a file path, a folder of Parquet files or a (Geo)DataFrame "
+            f"(pandas or Dask); got {type(source).__name__}."
         )
     path = Path(source)
     if not path.exists():
@@ -295,6 +397,8 @@ def _open_source(
             f"Registry file {str(path)!r} does not exist. Check the path (relative paths "
             "are relative to the current directory)."
         )
+    if path.is_dir():
+        return PartsSource(path, chunksize), "partitioned"
     problem = mismatch(path, encoding)
     if problem:
         raise DataFileError(problem)

@@ -625,3 +625,19 @@ def _empty_log() -> pd.DataFrame:
             S.DETAIL: pd.Series([], dtype=object),
         }
     )
+
+
+def validate_chunks(chunks: Any, offset: int, ctx: _Context) -> tuple[list, list, list, list, int]:
+    """Kept rows, rejects, repairs and id hashes of each chunk; rows numbered from ``offset``."""
+    kept_parts, reject_parts, repair_parts, hashes = [], [], [], []
+    position = offset
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        kept, rejects, repairs, id_hash = _process_chunk(chunk, position, ctx)
+        position += len(chunk)
+        kept_parts.append(kept)
+        reject_parts.append(rejects)
+        repair_parts.append(repairs)
+        hashes.append(id_hash)
+    return kept_parts, reject_parts, repair_parts, hashes, position - offset
