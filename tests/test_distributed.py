@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import clustermap as cm
+from clustermap.core.distributed import close_started
 from clustermap.errors import ClustermapWarning, SchemaError
 from conftest import shared_file
 
@@ -39,6 +40,7 @@ def client():
     )
     with distributed.Client(cluster) as c:
         yield c
+    close_started()  # the clients that client="tcp://..." (or --scheduler) opened
     cluster.close()
 
 
@@ -279,7 +281,7 @@ def test_client_argument_errors(monkeypatch):
     monkeypatch.setattr(engine, "CONNECT_TIMEOUT", "2s")
     with pytest.raises(TypeError, match="scheduler address"):
         resolve_client(3)
-    with pytest.raises(ConnectionError, match="no Dask scheduler answers"):
+    with pytest.raises(cm.errors.SchedulerError, match="no Dask scheduler answers"):
         resolve_client("tcp://127.0.0.1:9", name="--scheduler")
 
 
@@ -295,3 +297,48 @@ def test_the_base_path_never_imports_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_scheduler_runs_a_partitioned_registry(demo, client, tmp_path, capsys):
+    from clustermap import cli
+
+    folder = _partitioned(_as_text(demo.registry_path), tmp_path / "registry", 4)
+    units = demo.units_path
+    common = ["--format", "sirene", "--units", str(units), "--unit-id", "code", "--quiet"]
+    assert (
+        cli.main(["detect", str(demo.registry_path), *common, "--out", str(tmp_path / "a.html")])
+        == 0
+    )
+    single = capsys.readouterr().out
+    address = client.scheduler.address
+    argv = [
+        "detect",
+        str(folder),
+        *common,
+        "--scheduler",
+        address,
+        "--out",
+        str(tmp_path / "b.html"),
+    ]
+    assert cli.main(argv) == 0
+    spread = capsys.readouterr().out
+    # the same clusters, in the same order, with the same figures
+    assert [x for x in single.splitlines() if x.lstrip()[:2].rstrip(".").isdigit()] == [
+        x for x in spread.splitlines() if x.lstrip()[:2].rstrip(".").isdigit()
+    ]
+    assert "25.62A" in spread and (tmp_path / "b.html").stat().st_size > 100_000
+    assert (
+        cli.main(
+            [
+                "detect",
+                str(folder),
+                *common,
+                "--scheduler",
+                "nowhere",
+                "--out",
+                str(tmp_path / "c.html"),
+            ]
+        )
+        == 2
+    )
+    assert "--scheduler" in capsys.readouterr().err

@@ -256,6 +256,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--xlsx", default=None, help="also write the territory's firms to this Excel file"
         )
+        p.add_argument(
+            "--scheduler",
+            default=None,
+            help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' "
+            "(one worker per core); needs pip install 'clustermap[dask]'",
+        )
         p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
         p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
@@ -264,7 +270,9 @@ def _parser() -> argparse.ArgumentParser:
         help="detect clusters in a registry and write the report",
         description="Detect clusters in a registry file and write the HTML report.",
     )
-    detect.add_argument("registry", help="registry file (SIRENE CSV/CSV.gz, Parquet, ...)")
+    detect.add_argument(
+        "registry", help="registry file (SIRENE CSV/CSV.gz, Parquet...) or folder of Parquet files"
+    )
     detect.add_argument("--format", default=None, help="registry format, e.g. sirene")
     detect.add_argument("--units", default=None, help="polygons of the spatial units")
     detect.add_argument("--unit-id", default=None, help="column of the unit ids in --units")
@@ -511,6 +519,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         lang,
     )
     report, gpkg = outs["--out"], outs.get("--gpkg")
+    client = None
+    if args.scheduler:
+        from .core.distributed import resolve_client
+
+        client = resolve_client(args.scheduler, name="--scheduler")
     if args.command == "detect":
         registry_path = Path(args.registry)
         if not registry_path.exists():
@@ -521,7 +534,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise ValueError("--unit-id needs --units FILE (the polygons holding that column).")
         steps = 3 + bool(args.units) + bool(gpkg)
         progress = _Progress(steps, lang, args.quiet, err)
-        registry = _read_input(cm, args, registry_path, progress, lang)
+        registry = _read_input(cm, args, registry_path, progress, lang, client)
         units = None
         if args.units:
             units = progress.run(
@@ -534,6 +547,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         demo = progress.run("load_demo", cm.load_demo)
         registry, units = demo.registry, demo.units
     detect_kwargs = _detect_kwargs(cm.detect_clusters, args, lang)
+    if args.scheduler:
+        detect_kwargs["client"] = client
     if not args.quiet:
         from .stats.autocorrelation import kernels_compiled
 
@@ -597,12 +612,20 @@ def _trends(cm: Any, args: argparse.Namespace, data: Any, units: Any, kwargs: di
     return cm.cluster_trends(data, units, level=level, **kwargs)
 
 
-def _read_input(cm: Any, args: argparse.Namespace, path: Path, progress: Any, lang: str) -> Any:
-    """The registry, or the count tables when the file holds counts (--counts or header)."""
+def _read_input(
+    cm: Any, args: argparse.Namespace, path: Path, progress: Any, lang: str, client: Any = None
+) -> Any:
+    """The registry, or the count tables when the file holds counts (--counts or header).
+
+    A folder is a partitioned registry (Parquet files), read on the Dask cluster when
+    ``--scheduler`` gives one.
+    """
     from .io.counts import header_columns, looks_like_counts
 
     counts = args.counts or (
-        args.format is None and looks_like_counts(header_columns(path, args.encoding))
+        args.format is None
+        and not path.is_dir()
+        and looks_like_counts(header_columns(path, args.encoding))
     )
     if counts:
         if not args.units:
@@ -636,6 +659,8 @@ def _read_input(cm: Any, args: argparse.Namespace, path: Path, progress: Any, la
     ):
         if value:
             kwargs[key] = value
+    if client is not None:
+        kwargs["client"] = client
     return progress.run("read_registry", lambda: cm.read_registry(path, **kwargs))
 
 

@@ -1,8 +1,8 @@
 """Exceptions and warnings raised by clustermap.
 
 Every exception subclasses :class:`ValueError` (or :class:`FileNotFoundError`, or
-:class:`ConnectionError` for downloads) as well as :class:`ClustermapError`, so ``except
-ValueError`` keeps working in user code.
+:class:`ConnectionError` for downloads and Dask schedulers) as well as
+:class:`ClustermapError`, so ``except ValueError`` keeps working in user code.
 
 Messages say what was expected, what was given and how to fix it, naming the file, the row
 or the column involved.
@@ -16,6 +16,7 @@ __all__ = [
     "ClustermapWarning",
     "DataFileError",
     "FetchError",
+    "SchedulerError",
     "SchemaError",
 ]
 
@@ -38,6 +39,10 @@ class CRSError(ClustermapError, ValueError):
 
 class FetchError(ClustermapError, ConnectionError):
     """A publisher's file cannot be downloaded (offline, moved, or not the expected file)."""
+
+
+class SchedulerError(ClustermapError, ConnectionError):
+    """No Dask scheduler answers at the address given (``client=``, ``--scheduler``)."""
 
 
 class ClustermapWarning(UserWarning):

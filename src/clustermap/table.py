@@ -928,6 +928,12 @@ def stock_at_dates(
     if measure not in ("stock", "created", "closed"):
         raise ValueError(f"measure must be 'stock', 'created' or 'closed'; got {measure!r}.")
     est = getattr(registry, "establishments", registry)
+    if is_partitioned(est):
+        raise SchemaError(
+            "stock_at_dates reads every establishment's dates in memory; this registry's "
+            "establishments are partitioned on a Dask cluster. Read it without client= (or "
+            "collect it: registry.establishments.compute())."
+        )
     missing = [c for c in (_CREATED, _PERIOD, _STATE) if c not in est.columns]
     if missing and history is None:
         raise SchemaError(

@@ -15,11 +15,14 @@ each worker once.
 from __future__ import annotations
 
 import atexit
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from ..errors import SchedulerError
 
 _EXTRA = "pip install 'clustermap[dask]'"
 
@@ -79,18 +82,33 @@ def resolve_client(client: Any, *, name: str = "client") -> Any:
         started = distributed.Client(cluster)
     else:
         try:
+            _reachable(client)  # a Client that cannot connect keeps retrying in the background
             started = distributed.Client(client, timeout=CONNECT_TIMEOUT)
-        except OSError as err:
-            raise ConnectionError(
-                f"{name}={client!r}: no Dask scheduler answers at that address ({err}). Start "
-                "one (dask scheduler) or pass 'local' for a cluster on this machine."
+        except (OSError, ValueError) as err:
+            raise SchedulerError(
+                f"{name} {client!r}: no Dask scheduler answers at that address ({err}). Give "
+                "the address the scheduler prints (tcp://host:8786), or 'local' for a "
+                "cluster on this machine."
             ) from err
     _STARTED[client] = started
     return started
 
 
+def _reachable(address: str) -> None:
+    """Raise OSError (or ValueError) unless a TCP scheduler listens at ``address``."""
+    from distributed.comm import get_address_host_port
+
+    if address.split("://")[0] not in ("tcp", "tls") and "://" in address:
+        return  # other transports: let the client try
+    host, port = get_address_host_port(address if "://" in address else f"tcp://{address}")
+    seconds = float(CONNECT_TIMEOUT.rstrip("s"))
+    with socket.create_connection((host, port), timeout=seconds):
+        pass
+
+
 @atexit.register
-def _close_started() -> None:  # pragma: no cover - at interpreter exit
+def close_started() -> None:
+    """Close the clients (and local clusters) that ``client="..."`` started in this process."""
     for started in _STARTED.values():
         try:
             cluster = started.cluster

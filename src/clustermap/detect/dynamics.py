@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.distributed import resolve_client
 from ..core.progress import bar, progress_setting, set_progress
 from ..core.schema import ESTABLISHMENTS
 from ..errors import ClustermapWarning, SchemaError
@@ -311,6 +312,7 @@ def cluster_trends(
     change_alpha: float = 0.05,
     graph: Any = None,
     options: DetectionOptions | Mapping[str, Any] | None = None,
+    client: Any = None,
 ) -> TrendResult:
     """Detect the clusters at each date of a panel, follow them, and class their trend.
 
@@ -337,6 +339,9 @@ def cluster_trends(
         Detection settings at each date, as in :func:`clustermap.detect_clusters`.
     change_alpha : float, default 0.05
         FDR level of the change test over the followed clusters.
+    client : dask.distributed.Client or str, optional
+        Each date's detection by blocks of sectors on a Dask cluster, as in
+        :func:`clustermap.detect_clusters` (same result).
 
     Returns
     -------
@@ -380,6 +385,7 @@ def cluster_trends(
 
     units = _prepare_units(units)
     options = _options(options, {})
+    client = resolve_client(client)
     data = _as_panel(panel, units, level, options.nomenclature)
     point_units = not units.geom_type.isin(["Polygon", "MultiPolygon"]).all()
     graph = _default_graph(graph, units, point_units, SimpleNamespace(params={}))
@@ -390,7 +396,7 @@ def cluster_trends(
     try:
         for key, x in zip(data.dates, data.tables):
             results[key] = _detect_at(detect_clusters, x, units, data, sectors, graph,
-                                      alpha, min_lq, options)  # fmt: skip
+                                      alpha, min_lq, options, client)  # fmt: skip
             steps.update(1)
     finally:
         set_progress(shown)
@@ -422,7 +428,7 @@ def _firms_at_last_date(panel: Any, result: ClusterResult) -> None:
     result.establishments = _label_establishments(last, result.table)
 
 
-def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, options):
+def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, options, client):
     """The detection at one date (its table already at the level, on the units' rows)."""
     table = SectorTable(units.index, data.sectors, {ESTABLISHMENTS: x}, pd.DataFrame())
     with warnings.catch_warnings():
@@ -430,7 +436,7 @@ def _detect_at(detect_clusters, x, units, data, sectors, graph, alpha, min_lq, o
         return detect_clusters(
             table, units, level=None, sectors=_present(sectors, data.sectors, x),
             graph=graph, alpha=alpha, min_lq=min_lq, local_statistic=None,
-            options=options, random_state=0,
+            options=options, random_state=0, client=client,
         )  # fmt: skip
 
 

@@ -134,7 +134,7 @@ def read_partitioned(
         for k, d, s in zip(kept, drops, starts)
     ]
     meta = client.submit(lambda frame: frame.iloc[:0], finished[0]).result()
-    establishments = dd.from_delayed(finished, meta=meta, verify_meta=False).persist()
+    establishments = client.persist(dd.from_delayed(finished, meta=meta, verify_meta=False))
     return Registry(
         establishments=establishments,
         rejects=sorted_rows(rejects),
