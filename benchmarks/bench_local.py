@@ -2,8 +2,10 @@
 
 Data: N synthetic points (half uniform over a 1e5 square, half in
 40 Gaussian blobs, sigma 4e3), kNN k = 8 row-standardised, P = 999, spatially autocorrelated
-variables in rotation (continuous lognormal, dense Poisson counts, sparse Poisson counts with
-about 68 % zeros).
+variables of three kinds, each timed on its own rows (``--kinds``): dense Poisson counts
+(mean 3), sparse Poisson counts (mean 0.4, like most commune x sector cells) and continuous
+values (gamma, like smoothed LQs, rates or shares). ``mixed`` rotates the three in one
+table (the S = 732 memory run uses it).
 
 Prints a table of medians (seconds), ratios against esda's loop, throughput in
 unit x permutation x neighbour x sector operations per second, the machine's memory copy
@@ -57,8 +59,11 @@ def make_graph(xy: np.ndarray):
     return cm.build_graph(pts, method="knn", k=K_NEIGHBOURS, transform="r")
 
 
-def make_values(graph, n_sectors: int, seed: int = 1) -> pd.DataFrame:
-    """Spatially autocorrelated variables: smoothed Gaussian fields, three kinds in rotation."""
+KINDS = ("dense", "sparse", "continuous")
+
+
+def make_values(graph, n_sectors: int, seed: int = 1, kind: str = "mixed") -> pd.DataFrame:
+    """Spatially autocorrelated variables (smoothed Gaussian fields) of one kind, or mixed."""
     rng = np.random.default_rng(seed)
     W = graph.sparse
     n = W.shape[0]
@@ -71,13 +76,15 @@ def make_values(graph, n_sectors: int, seed: int = 1) -> pd.DataFrame:
         field /= field.std(axis=0)
         for s in range(c0, c1):
             f = field[:, s - c0]
-            kind = s % 3
-            if kind == 0:
-                out[:, s] = np.exp(0.8 * f + 0.3 * rng.normal(size=n))
-            elif kind == 1:
-                out[:, s] = rng.poisson(20 * np.exp(0.4 * f))
+            this = KINDS[s % 3] if kind == "mixed" else kind
+            lift = np.exp(0.5 * f)
+            lift /= lift.mean()
+            if this == "dense":
+                out[:, s] = rng.poisson(3.0 * lift)
+            elif this == "sparse":
+                out[:, s] = rng.poisson(0.4 * lift)
             else:
-                out[:, s] = rng.poisson(0.25 * np.exp(1.0 * f))
+                out[:, s] = rng.gamma(2.0, 1.5 * lift)
     cols = [f"s{s:03d}" for s in range(n_sectors)]
     return pd.DataFrame(out, index=graph.unique_ids, columns=cols)
 
@@ -130,13 +137,16 @@ def first_call_cost() -> dict:
     return out
 
 
-def child_full_run(n: int, n_sectors: int, permutations: int, stat: str, early_stop) -> dict:
+def child_full_run(
+    n: int, n_sectors: int, permutations: int, stat: str, early_stop, kind: str
+) -> dict:
     """Run one batched call in a child process; report its time and peak memory."""
     code = (
         "import json, resource, time, sys\n"
         f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
         "import bench_local as b, clustermap as cm\n"
-        f"xy = b.make_points({n}); g = b.make_graph(xy); y = b.make_values(g, {n_sectors})\n"
+        f"xy = b.make_points({n}); g = b.make_graph(xy)\n"
+        f"y = b.make_values(g, {n_sectors}, kind={kind!r})\n"
         "cm.local_moran(y.iloc[:, :2], g, permutations=9, random_state=0)\n"
         "cm.local_getis_ord(y.iloc[:, :2], g, permutations=9, random_state=0)\n"
         "t = time.perf_counter()\n"
@@ -165,6 +175,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--esda-par-max-s", type=int, default=50, help="largest S for esda with n_jobs != 1"
+    )
+    ap.add_argument(
+        "--kinds", nargs="+", default=list(KINDS), choices=[*KINDS, "mixed"], help="values"
     )
     ap.add_argument("--no-esda", action="store_true")
     ap.add_argument("--no-pygeoda", action="store_true")
@@ -198,19 +211,20 @@ def main() -> None:
     graph = make_graph(xy)
     print(f"# build_graph(knn) on {n} points: {time.perf_counter() - t0:.2f} s")
     smax = max(args.sizes)
-    Y = make_values(graph, min(smax, 100) if not args.in_process_large else smax)
-    # warm the JIT
-    cm.local_moran(Y.iloc[:, :2], graph, permutations=9)
-    cm.local_getis_ord(Y.iloc[:, :2], graph, permutations=9)
-
     rows = []
-    esda_times: dict[tuple[str, int], float] = {}  # (stat, S) -> serial esda loop seconds
+    # (values, stat, S) -> serial esda loop seconds
+    esda_times: dict[tuple[str, str, int], float] = {}
     esda_warm: set[tuple[str, int]] = set()
     W = graph.to_W()
     W.transform = "r"
-    for S in sorted(args.sizes):
+    for kind, S in [(kind, S) for kind in args.kinds for S in sorted(args.sizes)]:
         if S > 100 and not args.in_process_large:
             continue  # measured in a child process below (time and peak memory)
+        if min(args.sizes) == S:  # a new kind of values; warm its kernel (JIT)
+            print(f"# values: {kind}", flush=True)
+            Y = make_values(graph, min(smax, 100) if not args.in_process_large else smax, kind=kind)
+            cm.local_moran(Y.iloc[:, :2], graph, permutations=9)
+            cm.local_getis_ord(Y.iloc[:, :2], graph, permutations=9)
         y = Y.iloc[:, :S]
         reps = args.repeats if S == 1 else 1
         for stat in ("moran", "gstar"):
@@ -229,6 +243,7 @@ def main() -> None:
                     rows.append(
                         {
                             "engine": "clustermap",
+                            "values": kind,
                             "stat": stat,
                             "S": S,
                             "n_jobs": n_jobs,
@@ -238,8 +253,9 @@ def main() -> None:
                         }
                     )
                     print(
-                        f"  clustermap {stat:6s} S={S:4d} n_jobs={n_jobs:2d} early_stop={es}: "
-                        f"{sec:8.2f} s  ({ops / 1e9:.2f} G unit*perm*nbr*sector/s)",
+                        f"  clustermap {kind:10s} {stat:6s} S={S:4d} n_jobs={n_jobs:2d} "
+                        f"early_stop={es}: {sec:8.2f} s  "
+                        f"({ops / 1e9:.2f} G unit*perm*nbr*sector/s)",
                         flush=True,
                     )
             for esda_jobs in args.esda_jobs:
@@ -279,10 +295,11 @@ def main() -> None:
                     esda_warm.add((stat, esda_jobs))
                 sec = timed(esda_loop, reps)
                 if esda_jobs == 1:
-                    esda_times[(stat, S)] = sec
+                    esda_times[(kind, stat, S)] = sec
                 rows.append(
                     {
                         "engine": "esda loop",
+                        "values": kind,
                         "stat": stat,
                         "S": S,
                         "n_jobs": esda_jobs,
@@ -292,7 +309,8 @@ def main() -> None:
                     }
                 )
                 print(
-                    f"  esda       {stat:6s} S={S:4d} n_jobs={esda_jobs:2d}: {sec:8.2f} s",
+                    f"  esda       {kind:10s} {stat:6s} S={S:4d} n_jobs={esda_jobs:2d}: "
+                    f"{sec:8.2f} s",
                     flush=True,
                 )
         if not args.no_pygeoda and S <= 50:
@@ -322,6 +340,7 @@ def main() -> None:
                 rows.append(
                     {
                         "engine": "pygeoda batch",
+                        "values": kind,
                         "stat": "moran",
                         "S": S,
                         "n_jobs": 2,
@@ -339,21 +358,22 @@ def main() -> None:
     # --esda-max-s the reference time is extrapolated from the largest measured S (marked *)
     extrapolated = set()
 
-    def esda_ref(stat: str, S: int) -> float:
-        if (stat, S) in esda_times:
-            return esda_times[(stat, S)]
-        measured = [s for (st, s) in esda_times if st == stat]
+    def esda_ref(kind: str, stat: str, S: int) -> float:
+        if (kind, stat, S) in esda_times:
+            return esda_times[(kind, stat, S)]
+        measured = [s for (k, st, s) in esda_times if st == stat and k == kind]
         if not measured:
             return np.nan
         base = max(measured)
-        extrapolated.add((stat, S))
-        return esda_times[(stat, base)] * S / base
+        extrapolated.add((kind, stat, S))
+        return esda_times[(kind, stat, base)] * S / base
 
     table["vs_esda"] = [
-        esda_ref(r.stat, r.S) / r.seconds for r in table.itertuples()
-    ]  # esda's serial loop (n_jobs=1) is the reference, as in the issue
+        esda_ref(r.values, r.stat, r.S) / r.seconds for r in table.itertuples()
+    ]  # esda's serial loop (n_jobs=1) on the same values is the reference, as in the issue
     table["esda_ref"] = [
-        "extrapolated*" if (r.stat, r.S) in extrapolated else "measured" for r in table.itertuples()
+        "extrapolated*" if (r.values, r.stat, r.S) in extrapolated else "measured"
+        for r in table.itertuples()
     ]
     pd.set_option("display.width", 140)
     print("\n## medians (seconds); vs_esda = esda loop time / this time (same stat and S)")
@@ -363,10 +383,10 @@ def main() -> None:
         f"{bw * 1e9 / 8 / 1e9:.2f} G float64/s (each op reads one float64 of a neighbour row)"
     )
     if not args.no_child and smax > 100:
-        for es in (None,):
-            res = child_full_run(n, smax, P, "moran", es)
+        for kind in ("continuous", "mixed"):  # the hard kind alone, and the three together
+            res = child_full_run(n, smax, P, "moran", None, kind)
             print(
-                f"child run: local_moran S={smax} P={P} early_stop={es}: {res['seconds']:.1f} s, "
+                f"child run: local_moran S={smax} P={P} {kind} values: {res['seconds']:.1f} s, "
                 f"max RSS {res['max_rss_gb']:.2f} GB"
             )
     print(

@@ -142,6 +142,28 @@ def test_a_dask_frame_reads_as_the_pandas_frame(demo, client):
     assert spread.source == "Dask frame (5 partitions)"
 
 
+def test_a_geoparquet_folder_reads_as_one_file(demo, client, tmp_path):
+    import geopandas as gpd
+
+    frame = _as_text(demo.registry_path).to_pandas()
+    lon = pd.to_numeric(frame.pop("longitude"), errors="coerce")
+    lat = pd.to_numeric(frame.pop("latitude"), errors="coerce")
+    points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    folder = tmp_path / "geo"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(points)), 3)):
+        points.iloc[part].to_parquet(folder / f"part.{i}.parquet")
+    kw = {"sector": "activitePrincipaleEtablissement", "id": "siret"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClustermapWarning)
+        whole = cm.read_registry(points, **kw)
+        single = cm.read_registry(folder, **kw)
+    spread = cm.read_registry(folder, client=client, **kw)
+    _same_registry(single, spread)
+    pd.testing.assert_frame_equal(whole.rejects, spread.rejects)
+    assert spread.summary_dict()["rejects"]["duplicated_id"] == 50
+
+
 def test_a_folder_of_files_with_other_columns_is_refused_by_name(tmp_path):
     folder = tmp_path / "reg"
     folder.mkdir()
@@ -238,7 +260,17 @@ def test_kd_and_m_by_sector_blocks(client):
 # ----------------------------------------------------------------------------- detection
 
 
-def test_detection_on_the_demo_equals_the_single_machine_run(demo, demo_parts, client):
+@pytest.fixture
+def shard_always(monkeypatch):
+    """Shard the window tests whatever the table's size (the demo's is far below the bar)."""
+    from clustermap.detect import shards
+
+    monkeypatch.setattr(shards, "WINDOW_CELLS", 0)
+
+
+def test_detection_on_the_demo_equals_the_single_machine_run(
+    demo, demo_parts, client, shard_always
+):
     single = cm.detect_clusters(demo.registry, demo.units, random_state=1)
     spread = cm.detect_clusters(demo.registry, demo.units, random_state=1, client=client)
     _same_clusters(single, spread)
@@ -249,7 +281,7 @@ def test_detection_on_the_demo_equals_the_single_machine_run(demo, demo_parts, c
     _same_clusters(single, parts)
 
 
-def test_detection_on_the_synthetic_registry(client, tmp_path):
+def test_detection_on_the_synthetic_registry(client, tmp_path, shard_always):
     path = shared_file("synthetic_france", "registry.csv.gz")
     communes = cm.read_units(
         shared_file("france_boundaries", "communes_2018_simplified.parquet"),

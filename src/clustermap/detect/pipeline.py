@@ -102,7 +102,7 @@ from .options import LEGACY, DetectionOptions
 from .profile import cluster_frame, composition, membership, reference
 from .regions import adjacency, find_regions, link_matrix
 from .result import ClusterResult
-from .shards import region_rows, window_cells
+from .shards import region_rows, shard_client, window_cells
 from .types import resolve_types
 from .window import window_test
 
@@ -205,10 +205,12 @@ def detect_clusters(
     n_jobs : int, optional
         Threads for the permutation kernel (numba default when None).
     client : dask.distributed.Client or str, optional
-        Run the window tests and the regions by blocks of sectors as tasks of a Dask
-        cluster (a client, a scheduler address or ``"local"``; needs
-        ``pip install 'clustermap[dask]'``). The result equals the single-machine one. Gi*
-        (step 7, with its early stop shared by the sectors of a unit) runs here, as one call.
+        A Dask cluster (a client, a scheduler address or ``"local"``; needs
+        ``pip install 'clustermap[dask]'``): a partitioned registry is counted on its
+        workers, and on large tables (over ``detect.shards.WINDOW_CELLS`` window cells) the
+        window tests and regions run by blocks of sectors there. The result equals the
+        single-machine one. Gi* (step 7, its early stop shared by the sectors of a unit)
+        runs here, as one call.
 
     Returns
     -------
@@ -295,11 +297,12 @@ def detect_clusters(
     adj = adjacency(graph, inp.table.unit_ids)
     run.lap("graph")
     grow_alpha = alpha if opts.grow_alpha is None else opts.grow_alpha
+    shard = shard_client(client, x, adj)  # the window tests of large tables by sector blocks
     cells = window_cells(
         x,
         adj,
         analysed,
-        client=client,
+        client=shard,
         alpha=alpha,
         min_unit_lq=opts.min_unit_lq,
         grow_alpha=grow_alpha,
@@ -315,7 +318,7 @@ def detect_clusters(
         cells,
         link_matrix(adj, opts.link_order),
         x,
-        client=client,
+        client=shard,
         region_alpha=run.params["region_alpha"],
         conf_level=opts.conf_level,
         min_establishments=opts.min_establishments,

@@ -27,11 +27,11 @@ from ..errors import DataFileError
 from .registry import (
     Registry,
     band_counts,
-    duplicate_candidates,
     duplicated_rows,
     finish_frame,
     output_crs_of,
     registry_notes,
+    repeated_hashes,
     sorted_rows,
 )
 from .sources import PartsSource, open_part
@@ -104,16 +104,20 @@ def read_partitioned(
                 f"{expected:,}. Is the file complete? Write it again."
             )
 
-    hashes = [r["hash"] for r in reports]
-    candidates = duplicate_candidates(hashes)
+    candidates = repeated_hashes([r.pop("hash") for r in reports])
     rows = [_rows_at(pd.DataFrame(), candidates)]
-    if candidates.size:
-        rows += client.gather([client.submit(_rows_at, k, candidates) for k in kept])
+    if candidates.size and "id" in ctx.spec:  # the kept rows among them, from their workers
+        ends = offsets + np.asarray(reader.rows, dtype=np.int64)
+        for k, a, b in zip(kept, offsets, ends):
+            here = candidates[(candidates >= a) & (candidates < b)]
+            if here.size:
+                rows.append(client.submit(_rows_at, k, here))
+        rows = [r if isinstance(r, pd.DataFrame) else r.result() for r in rows]
     drop, rejects, repairs = duplicated_rows(
         pd.concat(rows, ignore_index=True),
         _concat([r["rejects"] for r in reports]),
         _concat([r["repairs"] for r in reports]),
-        hashes,
+        candidates,
         ctx,
     )
     codes = np.unique(np.concatenate([r["epsg"] for r in reports]))

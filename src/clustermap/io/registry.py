@@ -850,7 +850,8 @@ def _assemble(
     repairs = _concat(repair_parts)
     for parts in (kept_parts, reject_parts, repair_parts):
         parts.clear()  # the chunks are in the concatenated frames now
-    drop_pos, rejects, repairs = duplicated_rows(kept, rejects, repairs, hashes, ctx)
+    candidates = repeated_hashes(hashes)
+    drop_pos, rejects, repairs = duplicated_rows(kept, rejects, repairs, candidates, ctx)
     if drop_pos.size:  # one selection (copy) of the kept rows, not two
         kept = kept.loc[~np.isin(kept["_pos"].to_numpy(), drop_pos), _work_columns(ctx, kept)]
     codes = np.unique(kept["_epsg"]) if "_epsg" in kept else np.array([])
@@ -877,38 +878,35 @@ def _work_columns(ctx: _Context, kept: pd.DataFrame) -> list[str]:
     return [*_order_columns(ctx), "_pos", "_x", "_y", "_band_status", *extra]
 
 
+def repeated_hashes(hashes: list[np.ndarray]) -> np.ndarray:
+    """Positions of the rows whose id hash occurs more than once, first ones included.
+
+    These rows may be duplicates (their ids are then compared). ``hashes``: the hashes of
+    every row in source order, emptied here (0 is a row without an id).
+    """
+    all_hash = np.concatenate(hashes) if hashes else np.array([], dtype=np.uint64)
+    hashes.clear()
+    repeated = pd.Series(all_hash).duplicated(keep=False).to_numpy() & (all_hash != 0)
+    return np.flatnonzero(repeated)
+
+
 def duplicated_rows(
     kept: pd.DataFrame,
     rejects: pd.DataFrame,
     repairs: pd.DataFrame,
-    hashes: list[np.ndarray],
+    candidates: np.ndarray,
     ctx: _Context,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Rows whose id appeared on an earlier row of the whole source (first row wins).
 
-    ``hashes`` are the id hashes of every row, in source order (emptied here); ``kept`` needs
-    only ``_pos`` and the id of the kept rows that may be duplicates. Returns the positions
-    of the kept rows to drop, the rejects with them added and the repairs without them.
+    ``candidates``: :func:`repeated_hashes`; ``kept`` needs only ``_pos`` and the id of the
+    kept rows among them. Returns the positions of the kept rows to drop, the rejects with
+    them added and the repairs without them.
     """
-    none = np.array([], dtype=np.int64)
-    if not hashes or "id" not in ctx.spec:
-        return none, rejects, repairs
-    all_hash = np.concatenate(hashes)
-    hashes.clear()
-    dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
-    if not dup.any():
-        return none, rejects, repairs
-    drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, all_hash, dup)
+    if not candidates.size or "id" not in ctx.spec:
+        return np.array([], dtype=np.int64), rejects, repairs
+    drop, rejects, repairs = _drop_duplicates(kept, rejects, repairs, candidates)
     return kept["_pos"].to_numpy()[drop], rejects, repairs
-
-
-def duplicate_candidates(hashes: list[np.ndarray]) -> np.ndarray:
-    """Positions of the rows whose id hash occurs more than once (may be duplicates)."""
-    all_hash = np.concatenate(hashes) if hashes else np.array([], dtype=np.uint64)
-    dup = pd.Series(all_hash).duplicated(keep="first").to_numpy() & (all_hash != 0)
-    if not dup.any():
-        return np.array([], dtype=np.int64)
-    return np.flatnonzero(np.isin(all_hash, np.unique(all_hash[dup])))
 
 
 def output_crs_of(ctx: _Context, codes: np.ndarray, output_crs: Any) -> Any:
@@ -999,15 +997,13 @@ def _drop_duplicates(
     kept: pd.DataFrame,
     rejects: pd.DataFrame,
     repairs: pd.DataFrame,
-    all_hash: np.ndarray,
-    dup: np.ndarray,
+    candidates: np.ndarray,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Find kept rows whose id appeared earlier (exact check of the hashes).
+    """Find kept rows whose id appeared earlier (exact check of the rows whose hash repeats).
 
     Returns the mask of kept rows to drop, the rejects with those rows added, and the
     repairs without them.
     """
-    candidates = np.flatnonzero(np.isin(all_hash, np.unique(all_hash[dup])))
     # exact ids of the candidate rows (kept or rejected) in source order
     kept_pos = kept["_pos"].to_numpy()
     ids = pd.Series(index=candidates, dtype=object)
@@ -1018,7 +1014,9 @@ def _drop_duplicates(
     ids.loc[rej_pos[in_rej]] = rejects.loc[in_rej, S.ESTABLISHMENT_ID].to_numpy()
     ids = ids.sort_index()
     exact_dup = ids.duplicated(keep="first")
-    first_row = ids.groupby(ids.to_numpy(), sort=False).transform(lambda s: s.index[0] + 1)
+    # the data row of each id's first occurrence (ids are in source order)
+    position = pd.Series(ids.index.to_numpy(), index=ids.index)
+    first_row = position.groupby(ids.to_numpy(), sort=False).transform("first") + 1
     dup_pos = ids.index[exact_dup.to_numpy()].to_numpy()
     drop = np.isin(kept_pos, dup_pos)
     if not drop.any():
