@@ -281,6 +281,19 @@ def test_detection_on_the_demo_equals_the_single_machine_run(
     _same_clusters(single, parts)
 
 
+def test_trends_on_a_cluster_equal_the_single_machine_ones(client, shard_always):
+    from test_trends import _grid, _panel
+
+    units, panel = _grid(), _panel()
+    single = cm.cluster_trends(panel, units)
+    spread = cm.cluster_trends(panel, units, client=client)
+    pd.testing.assert_frame_equal(single.trends, spread.trends)
+    pd.testing.assert_frame_equal(single.series, spread.series)
+    assert sorted(single.trends["trend"]) == [
+        "disappeared", "growing", "new", "shrinking", "stable",
+    ]  # fmt: skip
+
+
 def test_detection_on_the_synthetic_registry(client, tmp_path, shard_always):
     path = shared_file("synthetic_france", "registry.csv.gz")
     communes = cm.read_units(
