@@ -279,6 +279,10 @@ def test_detection_on_the_demo_equals_the_single_machine_run(
     parts = cm.detect_clusters(demo_parts, demo.units, random_state=1, client=client)
     assert parts.establishments is None
     _same_clusters(single, parts)
+    with pytest.raises(SchemaError, match="needs units="):
+        cm.detect_clusters(demo_parts, client=client)
+    with pytest.raises(SchemaError, match="partitioned on a Dask cluster"):
+        cm.stock_at_dates(demo_parts, demo.units, ["2020-01-01", "2024-01-01"])
 
 
 def test_trends_on_a_cluster_equal_the_single_machine_ones(client, shard_always):

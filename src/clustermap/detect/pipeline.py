@@ -97,7 +97,7 @@ from ..errors import ClustermapWarning, SchemaError
 from ..io.counts import CountTables
 from ..stats.dispersion import estimate_dispersion
 from ..stats.lq import eb_smooth
-from ..table import OTHER, SectorTable, counts_table, registry_table
+from ..table import OTHER, SectorTable, counts_table, is_partitioned, registry_table
 from .options import LEGACY, DetectionOptions
 from .profile import cluster_frame, composition, membership, reference
 from .regions import adjacency, find_regions, link_matrix
@@ -419,6 +419,11 @@ def _read_input(
 ) -> _Input:
     """Step 1: the units × sectors table of a registry or of pre-aggregated counts."""
     if _is_registry(data):
+        if units is None and is_partitioned(getattr(data, "establishments", data)):
+            raise SchemaError(
+                "A partitioned registry needs units= (its establishments stay on the Dask "
+                "workers): units = cm.read_units(path) or cm.make_grid(...)."
+            )
         if units is None:
             from ..units import units_from_registry
 

@@ -137,7 +137,8 @@ def read_partitioned(
         client.submit(_finish_part, k, d, ctx, crs, int(s), pure=False)
         for k, d, s in zip(kept, drops, starts)
     ]
-    meta = client.submit(lambda frame: frame.iloc[:0], finished[0]).result()
+    # the columns and dtypes of the partitions, from one that kept rows
+    meta = client.submit(lambda frame: frame.iloc[:0], finished[int(np.argmax(sizes))]).result()
     establishments = client.persist(dd.from_delayed(finished, meta=meta, verify_meta=False))
     return Registry(
         establishments=establishments,
