@@ -503,18 +503,26 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
                     for s in range(w64):
                         _count(a64[s], t64[s], cg64, cl64, s)
             else:
-                if X8 is not None:
-                    _lag_count(X8, src, off, k, eq, weights, a, a8, t8, cg8, cl8, w8)
-                if X16 is not None:
-                    _lag_count(X16, src, off, k, eq, weights, a, a16, t16, cg16, cl16, w16)
-                if X32 is not None:
-                    _lag_count(X32, src, off, k, eq, weights, a, a32, t32, cg32, cl32, w32)
-                if X64 is not None:
-                    _lag_count(X64, src, off, k, eq, weights, a, a64, t64, cg64, cl64, w64)
-                if XA is not None:
-                    _lag_count_f32(
-                        XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, bnd, cga, cla, wa
-                    )
+                # a group present in the call but without a tile in this pass (the groups
+                # run one after the other) has width 0: skip it, or each draw pays the
+                # group's fixed cost for nothing
+                if X8 is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if w8:
+                        _lag_count(X8, src, off, k, eq, weights, a, a8, t8, cg8, cl8, w8)
+                if X16 is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if w16:
+                        _lag_count(X16, src, off, k, eq, weights, a, a16, t16, cg16, cl16, w16)
+                if X32 is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if w32:
+                        _lag_count(X32, src, off, k, eq, weights, a, a32, t32, cg32, cl32, w32)
+                if X64 is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if w64:
+                        _lag_count(X64, src, off, k, eq, weights, a, a64, t64, cg64, cl64, w64)
+                if XA is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if wa:
+                        _lag_count_f32(
+                            XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, bnd, cga, cla, wa
+                        )
             if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, flip, width, tail, h, q + 1):
                 done = p_start + q + 1
                 break
