@@ -86,6 +86,7 @@ def read_partitioned(
     import dask_geopandas  # noqa: F401 - registers the GeoDataFrame collection
 
     offsets = np.concatenate([[0], np.cumsum(reader.rows)[:-1]]).astype(np.int64)
+    ends = offsets + np.asarray(reader.rows, dtype=np.int64)
     parts = [p if isinstance(p, str) else client.compute(p) for p in reader.parts]
     checked = [
         client.submit(
@@ -107,7 +108,6 @@ def read_partitioned(
     candidates = repeated_hashes([r.pop("hash") for r in reports])
     rows = [_rows_at(pd.DataFrame(), candidates)]
     if candidates.size and "id" in ctx.spec:  # the kept rows among them, from their workers
-        ends = offsets + np.asarray(reader.rows, dtype=np.int64)
         for k, a, b in zip(kept, offsets, ends):
             here = candidates[(candidates >= a) & (candidates < b)]
             if here.size:
@@ -129,7 +129,6 @@ def read_partitioned(
     notes = registry_notes({k: dict(v) for k, v in counts.items()}, ctx, reader.name)
 
     # the kept rows of each partition, less its duplicates, indexed as in the single read
-    ends = offsets + np.asarray(reader.rows, dtype=np.int64)
     drops = [drop[(drop >= a) & (drop < b)] for a, b in zip(offsets, ends)]
     sizes = [r["n_kept"] - d.size for r, d in zip(reports, drops)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
