@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
+from .core.distributed import current_client, is_dask_frame, resolve_client, run_blocks
 from .core.geo import no_location
 from .core.options import keyword_only
 from .core.schema import (
@@ -331,7 +332,7 @@ def aggregate(
     if measure not in _MEASURES:
         raise ValueError(f"'measure' needs to be one of {_MEASURES}; {measure!r} was given.")
     est = getattr(registry, "establishments", registry)
-    if not is_partitioned(est):
+    if not is_dask_frame(est):
         est = as_establishments(registry)
     if measure != ESTABLISHMENTS and measure not in est.columns:
         _check_units(units)
@@ -496,7 +497,7 @@ def registry_table(
     if layout not in ("csr", "csc", "dense"):
         raise ValueError(f"layout must be 'csr', 'csc' or 'dense'; {layout!r} was given.")
     frame = getattr(registry, "establishments", registry)
-    if is_partitioned(frame):
+    if is_dask_frame(frame):
         return _partitioned_table(
             frame,
             _check_units(units),
@@ -615,11 +616,6 @@ def _warn_left_out(
         )
 
 
-def is_partitioned(frame: Any) -> bool:
-    """True for a Dask (GeoPandas) frame, such as a registry read with ``client=``."""
-    return type(frame).__module__.split(".")[0] in ("dask", "dask_geopandas", "dask_expr")
-
-
 def _part_table(part: gpd.GeoDataFrame, units: gpd.GeoDataFrame, level: Any, **kw: Any):
     """The table of one partition, without the per-establishment arrays, and its size."""
     tab = registry_table(part, units, level, layout="csr", warn=False, **kw)
@@ -632,9 +628,7 @@ def _partitioned_table(frame, units, level, *, client, warn, stacklevel, **kw) -
     Counts equal the single-machine table exactly; employment sums too when the values are
     size-band midpoints (multiples of 0.5), else up to floating-point rounding.
     """
-    from .core.distributed import resolve_client, run_blocks
-
-    client = resolve_client(client) or _default_client()
+    client = resolve_client(client) or current_client()
     layout = kw.pop("layout")
     if client is None:  # no cluster: the partitions one after the other, here
         parts = [_part_table(p.compute(), units, level, **kw) for p in frame.to_delayed()]
@@ -647,20 +641,20 @@ def _partitioned_table(frame, units, level, *, client, warn, stacklevel, **kw) -
     sectors = pd.Index(sorted({c for t in tables for c in t.sectors}), dtype=object)
     shape = (len(units), len(sectors))
     merged = {}
-    for name in tables[0].measures if tables else []:
-        total = sp.csr_matrix(shape, dtype=tables[0].measures[name].dtype)
-        for t in tables:
-            m = t.measures[name].tocoo()
-            cols = sectors.get_indexer(t.sectors)[m.col]
-            total = total + sp.csr_matrix((m.data, (m.row, cols)), shape=shape)
-        total.sum_duplicates()
-        merged[name] = _as_layout(total, layout)
+    for name in tables[0].measures:  # one sparse matrix of all the parts (a frame has >= 1)
+        coo = [t.measures[name].tocoo() for t in tables]
+        rows = np.concatenate([m.row for m in coo])
+        cols = np.concatenate([sectors.get_indexer(t.sectors)[m.col] for t, m in zip(tables, coo)])
+        data = np.concatenate([m.data for m in coo])
+        merged[name] = _sparse(data, rows, cols, shape, "csc" if layout == "csc" else "csr")
+        if layout == "dense":
+            merged[name] = merged[name].toarray()
     rejects = [  # by reason, then in establishment order, as in the single-machine table
         t.rejects[t.rejects[REASON] == reason]
         for reason in (REASON_OUTSIDE_UNITS, REASON_UNMAPPED_SECTOR)
         for t in tables
     ]
-    codes = np.concatenate([t.unmapped_codes for t in tables]) if tables else np.array([])
+    codes = np.concatenate([t.unmapped_codes for t in tables])
     n_outside = sum(t.count(REASON_OUTSIDE_UNITS) for t in tables)
     if warn:
         _warn_left_out(sum(n for _, n in parts), n_outside, codes, level, stacklevel + 1)
@@ -670,26 +664,9 @@ def _partitioned_table(frame, units, level, *, client, warn, stacklevel, **kw) -
         measures=merged,
         rejects=_concat_rejects([r for r in rejects if len(r)]).reset_index(drop=True),
         outside_level=list(dict.fromkeys(c for t in tables for c in t.outside_level)),
-        missing={k: sum(t.missing.get(k, 0) for t in tables) for k in tables[0].missing}
-        if tables
-        else {},
+        missing={k: sum(t.missing[k] for t in tables) for k in tables[0].missing},
         unmapped_codes=codes,
     )
-
-
-def _default_client() -> Any:
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
-def _as_layout(matrix: Any, layout: str) -> Any:
-    if layout == "dense":
-        return matrix.toarray()
-    return matrix.tocsc() if layout == "csc" else matrix.tocsr()
 
 
 def counts_table(
@@ -928,7 +905,7 @@ def stock_at_dates(
     if measure not in ("stock", "created", "closed"):
         raise ValueError(f"measure must be 'stock', 'created' or 'closed'; got {measure!r}.")
     est = getattr(registry, "establishments", registry)
-    if is_partitioned(est):
+    if is_dask_frame(est):
         raise SchemaError(
             "stock_at_dates reads every establishment's dates in memory; this registry's "
             "establishments are partitioned on a Dask cluster. Read it without client= (or "

@@ -120,6 +120,29 @@ def close_started() -> None:
     _STARTED.clear()
 
 
+def is_dask_frame(obj: Any) -> bool:
+    """True for a Dask (or dask-geopandas) frame, without importing Dask.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> is_dask_frame(pd.DataFrame())
+    False
+    """
+    module = type(obj).__module__.split(".")[0]
+    return module in ("dask", "dask_geopandas", "dask_expr") and hasattr(obj, "to_delayed")
+
+
+def current_client() -> Any:
+    """The client Dask would use now (the last one made), or None without one."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
 def n_workers(client: Any) -> int:
     """Number of workers of ``client`` (at least 1)."""
     return max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1)

@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..core.distributed import resolve_client
+from ..core.distributed import is_dask_frame, resolve_client
 from ..core.options import as_options, keyword_only, resolve_seed, take_legacy
 from ..core.progress import bar
 from ..core.schema import (
@@ -97,7 +97,7 @@ from ..errors import ClustermapWarning, SchemaError
 from ..io.counts import CountTables
 from ..stats.dispersion import estimate_dispersion
 from ..stats.lq import eb_smooth
-from ..table import OTHER, SectorTable, counts_table, is_partitioned, registry_table
+from ..table import OTHER, SectorTable, counts_table, registry_table
 from .options import LEGACY, DetectionOptions
 from .profile import cluster_frame, composition, membership, reference
 from .regions import adjacency, find_regions, link_matrix
@@ -419,7 +419,7 @@ def _read_input(
 ) -> _Input:
     """Step 1: the units × sectors table of a registry or of pre-aggregated counts."""
     if _is_registry(data):
-        if units is None and is_partitioned(getattr(data, "establishments", data)):
+        if units is None and is_dask_frame(getattr(data, "establishments", data)):
             raise SchemaError(
                 "A partitioned registry needs units= (its establishments stay on the Dask "
                 "workers): units = cm.read_units(path) or cm.make_grid(...)."

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..core.distributed import is_dask_frame
 from ..errors import ClustermapWarning, DataFileError
 from .presets import _COMPRESSIONS, _CSV_SUFFIXES, _PARQUET_SUFFIXES
 from .sniff import mismatch
@@ -285,12 +286,6 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
 
 
-def _is_dask_frame(source: Any) -> bool:
-    return type(source).__module__.split(".")[0] in ("dask", "dask_geopandas", "dask_expr") and (
-        hasattr(source, "to_delayed") and hasattr(source, "npartitions")
-    )
-
-
 def open_part(part: Any, name: str, chunksize: int) -> _Source:
     """The source of one partition: a Parquet / GeoParquet file, or a (Geo)DataFrame."""
     if isinstance(part, pd.DataFrame):
@@ -316,7 +311,7 @@ class PartsSource(_Source):
 
     def __init__(self, source: Any, chunksize: int):
         self.chunksize = chunksize
-        if _is_dask_frame(source):
+        if is_dask_frame(source):
             self.name = f"Dask frame ({source.npartitions} partitions)"
             self.parts = list(source.to_delayed())
             self.names = [f"partition {i}" for i in range(len(self.parts))]
@@ -384,7 +379,7 @@ def _open_source(
     """Return (source reader, kind) for a path, a folder of Parquet files or a frame."""
     if isinstance(source, pd.DataFrame):
         return _FrameSource(source, "DataFrame", chunksize), "frame"
-    if _is_dask_frame(source):
+    if is_dask_frame(source):
         return PartsSource(source, chunksize), "partitioned"
     if not isinstance(source, (str, Path)):
         raise TypeError(
