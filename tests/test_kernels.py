@@ -452,6 +452,7 @@ def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     Y = pd.DataFrame(_continuous_with_ties(n, 9), index=g.unique_ids)
     kw = {"permutations": 199, "random_state": 4}
     monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
     store = engine._storage_dtypes(stat, Y.to_numpy(), graph_arrays(g))
     assert (store == engine._APPROX).all()
     approx = _call(stat, Y, g, **kw)
@@ -474,6 +475,7 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
     from clustermap.stats import _permutation as engine
 
     monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
     n = 80
     pts = gpd.GeoSeries.from_xy(*np.random.default_rng(7).uniform(0, 10, (2, n)))
     g = cm.build_graph(pts, method="knn", k=6, transform="r")
@@ -520,6 +522,7 @@ def test_float32_gathers_equal_reference(monkeypatch):
     from clustermap.stats import _permutation as engine
 
     monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
     g = _knn_graph(20, 4, seed=2)
     Y = _data("normal", g.n)
     assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == engine._APPROX).all()
@@ -530,6 +533,162 @@ def test_float32_gathers_equal_reference(monkeypatch):
     for s in range(Y.shape[1]):
         rge, rle = ref.local_counts(
             "moran", Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, g.n, k) for p in range(P)]
+        )
+        np.testing.assert_array_equal(ge[:, s], rge)
+        np.testing.assert_array_equal(le[:, s], rle)
+
+
+def _hard_continuous(n, seed):
+    # values that stress the quantised storage's bound: few distinct values (float64 ties
+    # in the sums), negative values, tiny and huge scales, a large offset with a small
+    # spread (k m dominates the sum), one outlier dwarfing the rest
+    rng = np.random.default_rng(seed)
+    outlier = rng.lognormal(size=n)
+    outlier[3] = 1e9
+    return np.column_stack(
+        [
+            _continuous_with_ties(n, seed),
+            rng.normal(size=n) - 0.5,
+            1e6 + rng.gamma(2.0, size=n) * 1e-4,
+            outlier,
+            rng.gamma(2.0, 1.5, size=n),
+        ]
+    )
+
+
+def _without_quantised(engine, monkeypatch):
+    """Make the storage choice send group Q's columns to float64 (the plain gathers)."""
+    real = engine._storage_dtypes
+    monkeypatch.setattr(
+        engine, "_storage_dtypes", lambda *a: np.where(real(*a) == engine._QUANT, 3, real(*a))
+    )
+
+
+@pytest.mark.parametrize("tiles", ["one pass", "tiled"])
+@pytest.mark.parametrize("stat", ["moran", "gstar", "g"])
+def test_quantised_values_give_float64_counts(monkeypatch, stat, tiles):
+    # float64 values stored as uint16 codes (group Q, rows of equal weights) must count
+    # exactly as the float64 gathers: every column forced into group Q, even those whose
+    # draws are often too close to call (ties, an outlier), so the float64 check runs often
+    from clustermap.stats import _permutation as engine
+
+    n = 90
+    g = _knn_graph(n, 6, seed=8)
+    Y = pd.DataFrame(_hard_continuous(n, 21), index=g.unique_ids)
+    if stat != "moran":  # Getis-Ord needs non-negative values
+        Y[4] = Y[4].abs()
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", 1.0)
+    if tiles == "tiled":  # several passes: draws stored and reused, tiles of 32 columns
+        monkeypatch.setattr(engine, "_TILE_BYTES", 1)
+    assert (engine._storage_dtypes(stat, Y.to_numpy(), graph_arrays(g)) == engine._QUANT).all()
+    kw = {"permutations": 199, "random_state": 12}
+    quant = _call(stat, Y, g, **kw)
+    one_thread = _call(stat, Y, g, n_jobs=1, **kw)
+    _without_quantised(engine, monkeypatch)
+    exact = _call(stat, Y, g, **kw)
+    pd.testing.assert_frame_equal(quant.p_greater, exact.p_greater)
+    pd.testing.assert_frame_equal(quant.p_lesser, exact.p_lesser)
+    pd.testing.assert_frame_equal(quant.p_greater, one_thread.p_greater)
+    ge, le = _counts(quant, 199)
+    assert (ge[:, 0] + le[:, 0] > 200).any()  # float64 ties occurred (both tails counted)
+
+
+def test_quantised_values_equal_reference(monkeypatch):
+    # the same kind of cells against the exact reference, for local Moran (the orientation
+    # of each unit's counts follows the sign of z_i); not the columns whose float64 sums
+    # tie or not by rounding (decimal values, a large offset): the kernels count float64
+    # sums, which the test above compares
+    from clustermap.stats import _permutation as engine
+
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", 1.0)
+    g = _knn_graph(24, 4, seed=5)
+    Y = _hard_continuous(g.n, 3)[:, [1, 2, 3, 4, 6, 7]]
+    assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == engine._QUANT).all()
+    P, seed = 40, 77
+    res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
+    ge, le = _counts(res, P)
+    W = g.sparse.toarray()
+    for s in range(Y.shape[1]):
+        rge, rle = ref.local_counts(
+            "moran", Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, g.n, k) for p in range(P)]
+        )
+        np.testing.assert_array_equal(ge[:, s], rge, err_msg=f"column {s}")
+        np.testing.assert_array_equal(le[:, s], rle, err_msg=f"column {s}")
+
+
+def test_storage_choice_between_quantised_and_float32(monkeypatch):
+    # a planted answer: continuous columns on rows of equal weights are quantised, except
+    # those whose draws are often too close to call (three distinct values, one outlier
+    # 1e9 times the rest), which keep the float32 gathers; unequal weights never quantise
+    from clustermap.stats import _permutation as engine
+
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    n = 400
+    g = _knn_graph(n, 8, seed=1)
+    Y = _hard_continuous(n, 5)
+    ga = graph_arrays(g)
+    near = engine._near_share(Y, ga)
+    assert near[0] > engine._QUANT_MAX_NEAR and near[6] > 0.5  # ties, outlier
+    assert (near[[1, 2, 3, 4, 5, 7]] < 0.005).all()
+    store = engine._storage_dtypes("moran", Y, ga)
+    A, Q = engine._APPROX, engine._QUANT
+    assert store.tolist() == [A, Q, Q, Q, Q, Q, A, Q]
+    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(1).uniform(0, 10, (2, n)))
+    kernel = graph_arrays(cm.build_graph(pts, method="kernel", k=8))
+    assert (engine._storage_dtypes("moran", Y, kernel) == A).all()
+    # the codes and their bound: |x - (m + d q)| <= E, the step the range / 65 535
+    q, params = engine._quantise(Y)
+    m, d, bound, _ = params
+    assert q.max(axis=0).tolist() == [65535] * 8 and q.min(axis=0).tolist() == [0] * 8
+    np.testing.assert_allclose(d, (Y.max(axis=0) - Y.min(axis=0)) / 65535)
+    assert (np.abs(Y - (m + d * q)) <= bound).all()
+    assert (bound <= 0.5 * d + 1e-9 * np.abs(Y).max(axis=0)).all()
+
+
+@pytest.mark.parametrize("stat", ["moran", "gstar"])
+def test_integer_columns_in_the_quantised_group_count_exactly(monkeypatch, stat):
+    # uint8 / uint16 columns join group Q as themselves (one group per draw instead of
+    # two) and are compared exactly, ties on both sides: counts equal the separate groups'
+    # and the exact reference
+    from clustermap.stats import _permutation as engine
+
+    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
+    n = 80
+    g = _knn_graph(n, 6, seed=7)
+    rng = np.random.default_rng(13)
+    Y = np.column_stack(
+        [
+            rng.poisson(0.3, n),  # uint8, mostly zeros
+            rng.poisson(5.0, n),  # uint8
+            rng.integers(300, 2000, n),  # uint16
+            rng.gamma(2.0, size=(n, 2)),  # group Q
+        ]
+    ).astype(float)
+    ga = graph_arrays(g)
+    store = engine._storage_dtypes(stat, Y, ga)
+    assert store.tolist() == [0, 0, 1, engine._QUANT, engine._QUANT]
+    merged, exact, _ = engine._merge_float32(store, n, ga)
+    assert (merged == engine._QUANT).all() and exact.tolist() == [True] * 3 + [False] * 2
+    P, seed = 199, 5
+    kw = {"permutations": P, "random_state": seed}
+    frame = pd.DataFrame(Y, index=g.unique_ids)
+    together = _call(stat, frame, g, **kw)
+    monkeypatch.setattr(
+        engine,
+        "_merge_float32",
+        lambda st, n, ga: (st, np.zeros(st.size, bool), engine._TILE_BYTES),
+    )
+    apart = _call(stat, frame, g, **kw)
+    pd.testing.assert_frame_equal(together.p_greater, apart.p_greater)
+    pd.testing.assert_frame_equal(together.p_lesser, apart.p_lesser)
+    ge, le = _counts(together, P)
+    assert (ge[:, 0] + le[:, 0] > P).any()  # ties occurred
+    W = g.sparse.toarray()
+    for s in (0, 2, 3):
+        rge, rle = ref.local_counts(
+            stat, Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, n, k) for p in range(P)]
         )
         np.testing.assert_array_equal(ge[:, s], rge)
         np.testing.assert_array_equal(le[:, s], rle)

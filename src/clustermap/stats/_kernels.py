@@ -2,16 +2,16 @@
 
 Layout (docs/methods.md, "Kernels"): values are (n units, S sectors) rows, C-contiguous, so one draw
 of neighbours serves every sector with contiguous row reads (``tiled_counts``: sectors in
-up to five storage groups, each cut into tiles of shape (n + 1, tile); a pass runs one
+up to six storage groups, each cut into tiles of shape (n + 1, tile); a pass runs one
 tile of every group, the passes sized for the shared cache; with several passes the draws
 of a block of units are made once and reused for every pass; a group a call does not use
 is passed as ``None`` and its code is never compiled, so a first call compiles only the
 storage types it needs — the demo's counts, uint8 only, in about 17 s instead of 66 s for
-all five; ``subset_counts``: chosen
-cells only, for adaptive refinement). The gathers (n * P * k * S values) are bound by
-memory traffic, so integer counts are stored as uint8 / uint16 / float32 whenever their
-sums stay exact, and other values gathered as float32 with an error bound when that is
-safe (cells too close to call are summed again in float64). The graph is CSR without its
+all of them; ``subset_counts``: chosen cells only, for adaptive refinement). The gathers
+(n * P * k * S values) are bound by memory traffic, so integer counts are stored as
+uint8 / uint16 / float32 whenever their sums stay exact, and other values quantised to
+uint16 (on graphs whose rows have equal weights) or gathered as float32, with an error
+bound (cells too close to call are summed again in float64). The graph is CSR without its
 diagonal (``indptr`` int64 (n+1), ``indices`` int64 (nnz), ``weights`` float64 (nnz)), with
 ``equal`` (bool, n) marking rows whose weights are all equal: those rows sum the raw values
 and never multiply by the weight, so integer counts give exact sums in any order.
@@ -34,6 +34,8 @@ No fastmath: the exactness of ties relies on plain IEEE arithmetic.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
@@ -51,6 +53,8 @@ _S32 = np.uint64(32)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
+_U64 = 2.0**-53  # unit roundoff of float64
+_QTOP = 65535  # largest quantised value (uint16)
 
 # tail codes for early stopping
 TAIL_BOTH = 0  # two-sided / directed: min(ge, le)
@@ -356,6 +360,84 @@ def _lag_count_f32(X, X64, ids, off, k, eq, weights, a, acc, tobs, t64, bnd, cg,
                 _count(v64, t64[s], cg, cl, s)
 
 
+@njit(inline="always", cache=CACHE)
+def _count_q(v, lo, hi, cg, cl, s):
+    """Tally an integer sum v of quantised values: ``v > hi`` is surely at least as large as
+    the observed sum, ``v < lo`` surely at most; 0 when neither (too close to call), else 1.
+    (Integer columns stored as themselves have ``hi = T - 1`` and ``lo = T + 1``: a tie
+    counts on both sides and nothing is ever too close to call.)"""
+    g = np.int32(v > hi)
+    m = np.int32(v < lo)
+    cg[s] += g
+    cl[s] += m
+    return g | m
+
+
+@njit(inline="always", cache=CACHE)
+def _lag_count_q(X, X64, ids, off, k, weights, a, acc, lo, hi, t64, cg, cl, ts):
+    """As :func:`_lag_count_f32` for float64 values stored quantised as uint16 (group Q).
+
+    Column values x = m + d q + e with q in 0..65535 and |e| <= E, so a draw's float64 sum
+    lies within a bound of k m + d Q, Q the exact integer sum of the q: the integer
+    thresholds ``lo``, ``hi`` of :func:`_q_bounds` decide every draw with ``Q > hi`` or
+    ``Q < lo`` as float64 would, and the rare draws in between are summed again from ``X64``
+    in the float64 order of operations (``t64``: observed float64 sums). Rows have equal
+    weights (raw sums): the group is only used then. Counts equal float64 counts, with a
+    quarter of the bytes gathered and integer comparisons.
+    """
+    pad = X.shape[0] - 1
+    last = ((k - 1) // 4) * 4
+    _lag_head(X, ids, off, k, True, weights, a, acc, ts, last)
+    j0, j1, j2, j3, _, _, _, _ = _rows4(ids, off, last, k, pad, True, weights, a)
+    decided = 0
+    if last == 0:
+        for s in range(ts):
+            v = ((X[j0, s] + X[j1, s]) + X[j2, s]) + X[j3, s]
+            decided += _count_q(v, lo[s], hi[s], cg, cl, s)
+    else:
+        for s in range(ts):
+            v = (((acc[s] + X[j0, s]) + X[j1, s]) + X[j2, s]) + X[j3, s]
+            decided += _count_q(v, lo[s], hi[s], cg, cl, s)
+    if decided < ts:  # rare: find the cells too close to call and sum them in float64
+        for s in range(ts):
+            v = 0
+            for t in range(k):
+                v += X[ids[off + t], s]
+            if lo[s] <= v <= hi[s]:
+                v64 = 0.0
+                for t in range(k):
+                    x = X64[ids[off + t], s]
+                    v64 = x if t == 0 else v64 + x
+                _count(v64, t64[s], cg, cl, s)
+
+
+@njit(cache=CACHE)
+def _q_bounds(P, tq, t64, k, lo, hi, w):
+    """Unit thresholds of the quantised columns (group Q) of one tile.
+
+    P (4, w) float64: per column the offset m, the step d, the bound E of |x - (m + d q)|
+    (-1: integer values stored as themselves) and A = max |x| + |m|. A draw's float64 sum
+    F differs from k m + d Q by at most k E (quantisation) plus (k - 1) u k max|x| (float64
+    rounding of F; u = 2**-53); the thresholds' own arithmetic is off by a few u k A.
+    ``b`` bounds all of it (with 1 % to spare), so ``Q > hi = floor((F_obs - k m + b) / d)``
+    means ``F > F_obs`` and ``Q < lo = ceil((F_obs - k m - b) / d)`` means ``F < F_obs``.
+    """
+    top = float(_QTOP * k + 1)
+    for s in range(w):
+        e = P[2, s]
+        if e < 0.0:  # exact integer sums: ties on both sides, never too close to call
+            hi[s] = tq[s] - 1
+            lo[s] = tq[s] + 1
+            continue
+        m, d, big = P[0, s], P[1, s], P[3, s]
+        b = 1.01 * (k * e + (k + 8) * _U64 * k * big) + 8.0 * _U64 * k * big
+        c = t64[s] - k * m
+        h = min(max((c + b) / d, -1.0), top)
+        low = min(max((c - b) / d, -1.0), top)
+        hi[s] = np.int32(math.floor(h))
+        lo[s] = np.int32(math.ceil(low))
+
+
 @njit(cache=CACHE)
 def _geary_sum(X, i, ids, off, k, eq, weights, a, acc, ts):
     """acc[:ts] = sum_t w_t (X[i, :] - X[ids[off + t], :])**2."""
@@ -383,7 +465,7 @@ def _observed(X, S, i, flip, o, indices, a, k, eq, weights, t, w):
 
 @njit(cache=CACHE)
 def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA,
-               geary, i0, i1, graph, draws, stop, cache, out):  # fmt: skip
+               XQ, SQ, CQ, XQ64, PQ, geary, i0, i1, graph, draws, stop, cache, out):  # fmt: skip
     """Counts of units i0..i1-1 on one tile of each storage group (one pass of draws).
 
     For each storage group g: Xg (n + 1, wg) values (last row zeros), Sg (n, wg) int8
@@ -392,7 +474,10 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
     numba prunes its code before compiling: only the storage groups a call uses are
     compiled (each presence pattern is one specialisation, cached on disk).
     Group A is float64 values gathered as float32 (XA), with their float64 copy XA64 and
-    each column's largest magnitude MA (float64, (wA,)).
+    each column's largest magnitude MA (float64, (wA,)). Group Q is float64 values stored
+    quantised as uint16 (XQ, on graphs whose rows all have equal weights), with their
+    float64 copy XQ64 and PQ (4, wQ) the quantisation of each column (see
+    :func:`_q_bounds`).
     The other arguments are tuples of :func:`tiled_counts`' arguments and block state.
     Local Geary uses the float64 group only (its values are always stored as float64).
     """
@@ -402,7 +487,7 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
     direct, ids, made, buf, kmax = cache
     ge, le, nperm = out
     n = indptr.shape[0] - 1
-    w8 = w16 = w32 = w64 = wa = 0
+    w8 = w16 = w32 = w64 = wa = wq = 0
     if X8 is not None:
         w8 = X8.shape[1]
     if X16 is not None:
@@ -413,11 +498,14 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
         w64 = X64.shape[1]
     if XA is not None:
         wa = XA.shape[1]
+    if XQ is not None:
+        wq = XQ.shape[1]
     o16 = w8
     o32 = o16 + w16
     o64 = o32 + w32
     oa = o64 + w64
-    width = oa + wa
+    oq = oa + wa
+    width = oq + wq
     n_draws = p_end - p_start
     # tail counts of all the pass's columns in one array (one early-stop test), seen per
     # group; int32 (as the outputs): twice the lanes of int64 in the comparison loops
@@ -428,7 +516,8 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
     cg16, cl16 = cg[o16:o32], cl[o16:o32]
     cg32, cl32 = cg[o32:o64], cl[o32:o64]
     cg64, cl64 = cg[o64:oa], cl[o64:oa]
-    cga, cla = cg[oa:], cl[oa:]
+    cga, cla = cg[oa:oq], cl[oa:oq]
+    cgq, clq = cg[oq:], cl[oq:]
     cols = np.empty(width, dtype=np.int64)
     # observed and simulated sums: int32 for the integer groups (exact), else the values' type
     t8, a8 = np.empty(w8, dtype=np.int32), np.empty(w8, dtype=np.int32)
@@ -437,6 +526,9 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
     t64, a64 = np.empty(w64, dtype=np.float64), np.empty(w64, dtype=np.float64)
     ta, aa = np.empty(wa, dtype=np.float32), np.empty(wa, dtype=np.float32)
     bnd, ta64 = np.empty(wa, dtype=np.float32), np.empty(wa, dtype=np.float64)
+    tq, aq = np.empty(wq, dtype=np.int32), np.empty(wq, dtype=np.int32)
+    loq, hiq = np.empty(wq, dtype=np.int32), np.empty(wq, dtype=np.int32)
+    tq64 = np.empty(wq, dtype=np.float64)
     if X8 is not None:
         cols[:o16] = C8
     if X16 is not None:
@@ -446,7 +538,9 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
     if X64 is not None:
         cols[o64:oa] = C64
     if XA is not None:
-        cols[oa:] = CA
+        cols[oa:oq] = CA
+    if XQ is not None:
+        cols[oq:] = CQ
     for i in range(i0, i1):
         a = indptr[i]
         k = indptr[i + 1] - a
@@ -484,6 +578,10 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
                     # MA < 0 marks an integer column whose float32 sums are exact:
                     # d > -0.5 is then d >= 0, ties count on both sides, nothing is near
                     bnd[s] = f * MA[s] if MA[s] >= 0.0 else -0.5
+            if XQ is not None:
+                _observed(XQ, SQ, i, flip, oq, indices, a, k, eq, weights, tq, wq)
+                _lag_head(XQ64, indices, a, k, eq, weights, a, tq64, wq, k)
+                _q_bounds(PQ, tq, tq64, k, loq, hiq, wq)
         elif X64 is not None:
             _geary_sum(X64, i, indices, a, k, eq, weights, a, t64, w64)
         done = p_end
@@ -522,6 +620,11 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
                     if wa:
                         _lag_count_f32(
                             XA, XA64, src, off, k, eq, weights, a, aa, ta, ta64, bnd, cga, cla, wa
+                        )
+                if XQ is not None:  # noqa: SIM102 - alone, for numba to prune it
+                    if wq:
+                        _lag_count_q(
+                            XQ, XQ64, src, off, k, weights, a, aq, loq, hiq, tq64, cgq, clq, wq
                         )
             if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, flip, width, tail, h, q + 1):
                 done = p_start + q + 1
@@ -584,12 +687,13 @@ def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, sto
     made = np.zeros(i1 - i0, dtype=np.int64)
     buf = np.empty(max(kmax, 8), dtype=np.int32)  # the type of ids; >= 8: fast draws
     cache = (direct, ids, made, buf, np.int64(kmax))  # never a literal type: one compile
-    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = groups
+    X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA = groups[:17]
+    XQ, SQ, CQ, XQ64, PQ = groups[17:]
     n1 = graph[0].shape[0]
-    n_pass = starts[5]
+    n_pass = starts[6]
     for tt in range(n_pass):
         t0, t1, t2 = tt - starts[0], tt - starts[1], tt - starts[2]
-        t3, t4 = tt - starts[3], tt - starts[4]
+        t3, t4, t5 = tt - starts[3], tt - starts[4], tt - starts[5]
         _tile_pass(
             _pick3(X8, t0, n1), _pick3(S8, t0, n1 - 1), _pick2(C8, t0),
             _pick3(X16, t1, n1), _pick3(S16, t1, n1 - 1), _pick2(C16, t1),
@@ -597,6 +701,8 @@ def _block_counts(groups, starts, geary, i0, i1, direct, kmax, graph, draws, sto
             _pick3(X64, t3, n1), _pick3(S64, t3, n1 - 1), _pick2(C64, t3),
             _pick3(XA, t4, n1), _pick3(SA, t4, n1 - 1), _pick2(CA, t4),
             _pick3(XA64, t4, n1), _pick2(MA, t4),
+            _pick3(XQ, t5, n1), _pick3(SQ, t5, n1 - 1), _pick2(CQ, t5),
+            _pick3(XQ64, t5, n1), _pick3(PQ, t5, 4),
             geary, i0, i1, graph, draws, stop, cache, out,
         )  # fmt: skip
 
@@ -624,29 +730,32 @@ def tiled_counts(
 ):
     """Conditional-permutation tail counts for every unit and sector, tiled for the cache.
 
-    One draw of neighbours serves every sector: the sectors come in up to five storage
+    One draw of neighbours serves every sector: the sectors come in up to six storage
     groups (memory traffic is the bottleneck, so each sector is gathered in the narrowest
     type that still gives float64's counts): uint8, uint16 and float32 for integer sums
-    that stay exact, float64, and group A, float64 values gathered as float32 with an error
-    bound (cells too close to call are summed again in float64). Each group is cut into
-    tiles; pass tt runs tile tt of every group with one draw per (unit, permutation), so the
-    fixed cost of a draw is paid once for all the groups.
+    that stay exact, float64, group A, float64 values gathered as float32 with an error
+    bound, and group Q, float64 values quantised to uint16 and summed in integers (cells
+    too close to call are summed again in float64). Each group is cut into tiles; pass tt
+    runs tile tt of every group with one draw per (unit, permutation), so the fixed cost of
+    a draw is paid once for all the groups.
 
-    groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA),
-        for each storage group g: Xg (n_tiles, n + 1, tile) C-contiguous values
-        (``None``, with Sg and Cg, when the group is unused: its code is not compiled), the
-        last row zeros (padding for blocks of four
+    groups : (X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, CA, XA64, MA,
+        XQ, SQ, CQ, XQ64, PQ), for each storage group g: Xg (n_tiles, n + 1, tile)
+        C-contiguous values (``None``, with the group's other arrays, when the group is
+        unused: its code is not compiled), the last row zeros (padding for blocks of four
         neighbours), the last tile zero-padded; Sg int8 (n_tiles, n, tile): orientation of
         the counts, the sign of the statistic's factor on the sum (sign of z_i for Moran, 1
-        for Gi / Gi*; ignored when ``geary``), see :func:`_oriented`; Cg int64 (n_tiles, tile): the
-        output column of each tile column (-1: padding). Group A adds XA64, the float64
-        values (same shape as XA), and MA (n_tiles, tile) float64, each column's max |x|
-        (-1: an integer column whose float32 sums are exact, compared exactly).
+        for Gi / Gi*; ignored when ``geary``), see :func:`_oriented`; Cg int64
+        (n_tiles, tile): the output column of each tile column (-1: padding). Group A adds
+        XA64, the float64 values (same shape as XA), and MA (n_tiles, tile) float64, each
+        column's max |x| (-1: an integer column whose float32 sums are exact, compared
+        exactly). Group Q (only when every row has equal weights) adds XQ64, the float64
+        values, and PQ (n_tiles, 4, tile), each column's quantisation (:func:`_q_bounds`).
         Local Geary uses the float64 group only.
-    starts : int64 (6,), the first pass of each group: pass tt runs tile tt - starts[g] of
+    starts : int64 (7,), the first pass of each group: pass tt runs tile tt - starts[g] of
         group g (when it has one). All zeros: every pass mixes the groups (when they fit
         one pass); else the groups run one after the other, each in tiles of the budget.
-        ``starts[5]``: the number of passes.
+        ``starts[6]``: the number of passes.
     geary : False for lag statistics ``T = sum_t w_t x_j``, True for local Geary
         ``T = sum_t w_t (x_i - x_j)**2``.
     table : int64 (P_table, kmax) shared table, or shape (0, 0) for per-unit streams.
@@ -661,7 +770,7 @@ def tiled_counts(
     kmax = 0
     for i in range(n):
         kmax = max(kmax, indptr[i + 1] - indptr[i])
-    direct = starts[5] == 1
+    direct = starts[6] == 1
     graph = (indptr, indices, weights, equal)
     draws = (key, table, p_start, p_end)
     stop = (tail, h, check)

@@ -105,43 +105,23 @@ def _permutation_counts(
     # one kernel call: each storage group is cut into tiles, and one draw of neighbours
     # per (unit, permutation) serves every tile of every group
     groups = [run[store == code] for code in range(len(_STORAGE))]
-    exact_a = exact[store == _APPROX]  # columns of group A compared exactly
+    # columns of group A compared exactly, integer columns stored as themselves in group Q
+    exact_of = {_APPROX: exact[store == _APPROX], _QUANT: exact[store == _QUANT]}
     widths, starts = _tile_widths(
         n, [g.size for g in groups], [np.dtype(d).itemsize for d in _STORAGE], budget
     )
     arrays: list[np.ndarray | None] = []
     n_pass = 0
     for code, (group, tile, dtype) in enumerate(zip(groups, widths, _STORAGE)):
-        approx = code == _APPROX
         n_tiles = -(-group.size // tile) if group.size else 0
+        extra = 2 if code in (_APPROX, _QUANT) else 0  # float64 copy and column constants
         if n_tiles == 0:  # an absent group: None, and the kernel's code for it is not compiled
-            arrays += [None] * (5 if approx else 3)
+            arrays += [None] * (3 + extra)
             continue
         n_pass = max(n_pass, starts[code] + n_tiles)
-        shape = (n_tiles, n + 1, max(tile, 1))  # row n: zeros, for padding
-        X3 = np.zeros(shape, dtype=dtype)
-        S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
-        C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
-        C3[: group.size] = group
-        X64 = np.zeros(shape if approx else (0, n + 1, 1))  # exact values of group A
-        M3 = np.zeros(n_tiles * shape[2])  # max |x| of each column of group A
-        for tt in range(n_tiles):
-            for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
-                sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
-                block = X[:, sel]
-                X3[tt, :n, c0 : c0 + sel.size] = block
-                if approx:
-                    X64[tt, :n, c0 : c0 + sel.size] = block
-                    at = slice(tt * tile + c0, tt * tile + c0 + sel.size)
-                    # -1: an integer column whose float32 sums are exact (compared exactly)
-                    M3[at] = np.where(exact_a[at], -1.0, np.abs(block).max(axis=0))
-                if kind != "geary":
-                    S3[tt, :, c0 : c0 + sel.size] = (
-                        1 if center is None else np.sign(block - center[sel])
-                    )
-        arrays += [X3, S3, C3.reshape(n_tiles, shape[2])]
-        if approx:
-            arrays += [X64, M3.reshape(n_tiles, shape[2])]
+        arrays += _group_arrays(
+            X, center, kind, group, code, (n_tiles, tile, dtype), exact_of.get(code)
+        )
     if run.size:
         K.tiled_counts(
             tuple(arrays),
@@ -164,6 +144,61 @@ def _permutation_counts(
             kind, X, center, common, (permutations, max_permutations, tail, h), skip, ge, le, nperm
         )
     return ge, le, nperm
+
+
+def _group_arrays(
+    X: np.ndarray,
+    center: np.ndarray | None,
+    kind: str,
+    group: np.ndarray,
+    code: int,
+    layout: tuple[int, int, Any],
+    exact: np.ndarray | None,
+) -> list[np.ndarray]:
+    """The kernel's arrays of one storage group (see ``_kernels.tiled_counts``).
+
+    Values (n_tiles, n + 1, tile) in the group's dtype (row n zeros: padding), orientation
+    int8 (n_tiles, n, tile), output columns (n_tiles, tile) (-1: padding); groups A and Q
+    add the float64 values and each column's constants: A its max |x| (-1: an integer
+    column compared exactly), Q its quantisation (:func:`_quantise`; integer columns,
+    ``exact``, stored as themselves with E = -1, as are padding columns).
+    """
+    n_tiles, tile, dtype = layout
+    n = X.shape[0]
+    shape = (n_tiles, n + 1, max(tile, 1))
+    X3 = np.zeros(shape, dtype=dtype)
+    S3 = np.zeros((n_tiles, n, shape[2]), dtype=np.int8)  # orientation: sign
+    C3 = np.full(n_tiles * shape[2], -1, dtype=np.int64)
+    C3[: group.size] = group
+    X64 = np.zeros(shape) if exact is not None else None  # exact values of group A / Q
+    if code == _QUANT:
+        M3 = np.zeros((n_tiles, 4, shape[2]))
+        M3[:, 1, :], M3[:, 2, :] = 1.0, -1.0  # step 1, exact: integers as themselves
+    else:
+        M3 = np.zeros((n_tiles, shape[2]))  # max |x| of each column of group A
+    for tt in range(n_tiles):
+        for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
+            sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
+            block = X[:, sel]
+            cs = slice(c0, c0 + sel.size)  # in the tile
+            at = slice(tt * tile + c0, tt * tile + c0 + sel.size)  # in the group
+            if code == _QUANT:
+                keep = exact[at]  # integers 0..65 535, stored as themselves
+                X3[tt][:n, c0 + np.flatnonzero(keep)] = block[:, keep]
+                if not keep.all():
+                    codes, params = _quantise(block[:, ~keep])
+                    X3[tt][:n, c0 + np.flatnonzero(~keep)] = codes
+                    M3[tt][:, c0 + np.flatnonzero(~keep)] = params
+            else:
+                X3[tt, :n, cs] = block
+            if X64 is not None:
+                X64[tt, :n, cs] = block
+            if code == _APPROX:
+                M3[tt, cs] = np.where(exact[at], -1.0, np.abs(block).max(axis=0))
+            if kind != "geary":
+                S3[tt, :, cs] = 1 if center is None else np.sign(block - center[sel])
+    out = [X3, S3, C3.reshape(n_tiles, shape[2])]
+    return [*out, X64, M3] if X64 is not None else out
 
 
 def _continue_undecided(kind, X, center, common, draws, skip, ge, le, nperm) -> None:
@@ -207,11 +242,18 @@ def _continue_undecided(kind, X, center, common, draws, skip, ge, le, nperm) -> 
 
 
 # storage dtype of each group of X in the kernel (memory traffic is the bottleneck; integer
-# groups sum in int32); the last, _APPROX, is float64 values gathered as float32 with an
-# error bound
-_STORAGE = (np.uint8, np.uint16, np.float32, np.float64, np.float32)
+# groups sum in int32); _APPROX is float64 values gathered as float32 with an error bound,
+# _QUANT float64 values quantised to uint16 and summed in integers, with an error bound
+_STORAGE = (np.uint8, np.uint16, np.float32, np.float64, np.float32, np.uint16)
 _APPROX = 4
+_QUANT = 5
 _APPROX_MIN_BYTES = 2**20
+# group Q when at most this share of draws is too close to call (estimated on a sample;
+# each such cell is summed again from the float64 values, about 20 times the cost of
+# comparing it in integers)
+_QUANT_MAX_NEAR = 0.02
+_QTOP = K._QTOP
+_NEAR_UNITS, _NEAR_DRAWS = 256, 16
 
 
 def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
@@ -221,9 +263,13 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
     uint16 up to 65 535) or in float32 (sums below 2**24). Other non-integer values are
     gathered as float32 with an error bound (``_APPROX``; when max |x| times the row weight
     sums stays between 1e-30 and 1e30, so float32 neither overflows nor underflows); any
-    other column, and local Geary, stays float64. Every choice gives the same counts as
-    float64 arithmetic. (Integer columns on unequal weights stay float64: their sums tie
-    often, and a tie would always be summed twice.)
+    other column, and local Geary, stays float64. When every row has equal weights, those
+    non-integer columns are quantised to uint16 instead (``_QUANT``: a quarter of the
+    bytes, integer sums and comparisons) unless a sample of draws finds more than
+    ``_QUANT_MAX_NEAR`` of them too close to call (a column of few distinct values, one
+    outlier dwarfing the rest). Every choice gives the same counts as float64 arithmetic.
+    (Integer columns on unequal weights stay float64: their sums tie often, and a tie would
+    always be summed twice.)
     """
     S = X.shape[1]
     out = np.full(S, 3, dtype=np.int8)
@@ -249,6 +295,12 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
     if not ga.equal[linked].all():
         return out
     kmax = max(int(ga.cardinalities.max()), 1)
+    quant = np.flatnonzero((out == _APPROX) & (hi > lo))
+    if quant.size and _QUANT_MAX_NEAR >= 0 and _QTOP * kmax < 2**31:
+        near = np.concatenate(
+            [_near_share(X[:, quant[c0 : c0 + 64]], ga) for c0 in range(0, quant.size, 64)]
+        )
+        out[quant[near <= _QUANT_MAX_NEAR]] = _QUANT
     nonneg = lo >= 0
     out[integer & (big * kmax < 2**24)] = 2
     out[integer & nonneg & (hi <= 65535)] = 1
@@ -256,35 +308,80 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
     return out
 
 
+def _quantise(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint16 codes of float64 columns (each with max > min) and their (4, w) parameters.
+
+    Column x becomes q = round((x - m) / d) with m its minimum and d its range / 65 535;
+    the parameters are m, d, E (a bound of |x - (m + d q)|: the largest one measured, plus
+    the float64 rounding of measuring it) and A = max |x| + |m|, for ``_kernels._q_bounds``.
+    """
+    m = block.min(axis=0)
+    top = block.max(axis=0)
+    d = (top - m) / _QTOP
+    q = np.rint((block - m) / d)
+    np.clip(q, 0, _QTOP, out=q)
+    big = np.maximum(top, -m) + np.abs(m)
+    err = np.abs(block - (m + d * q)).max(axis=0) + 8 * 2.0**-53 * big
+    return q.astype(np.uint16), np.ascontiguousarray(np.vstack([m, d, err, big]))
+
+
+def _near_share(block: np.ndarray, ga: GraphArrays) -> np.ndarray:
+    """Share of draws too close to call in the quantised storage, per column, estimated on
+    ``_NEAR_UNITS`` units and ``_NEAR_DRAWS`` draws each (a fixed sample: the choice of
+    storage never changes a count, only the time)."""
+    q, params = _quantise(block)
+    rng = np.random.default_rng(0)
+    linked = np.flatnonzero(ga.cardinalities > 0)
+    units = rng.choice(linked, size=min(_NEAR_UNITS, linked.size), replace=False)
+    n, w = block.shape
+    near = np.zeros(w)
+    lo = np.empty(w, dtype=np.int32)
+    hi = np.empty(w, dtype=np.int32)
+    tq = np.zeros(w, dtype=np.int32)  # (integer columns only: none here)
+    for u in units:
+        nb = ga.indices[ga.indptr[u] : ga.indptr[u + 1]]
+        k = nb.size
+        K._q_bounds(params, tq, block[nb].sum(axis=0), np.int64(k), lo, hi, w)
+        ids = rng.integers(0, n, size=(_NEAR_DRAWS, k))
+        sums = q[ids].sum(axis=1, dtype=np.int64)  # (draws, w)
+        near += ((sums >= lo) & (sums <= hi)).sum(axis=0)
+    return near / max(1, units.size * _NEAR_DRAWS)
+
+
 def _merge_float32(
     store: np.ndarray, n: int, ga: GraphArrays
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Move integer columns into group A when that makes one cheaper pass.
+    """Move integer columns into the approximate group (A, else Q) when that makes one
+    cheaper pass.
 
     A draw pays a fixed cost per storage group (its loops over the sectors: about 25 ns
     per group and draw, against 0.4 ns per sector), so when float64 values are gathered as
     float32 (group A), integer columns whose raw sums are exact in float32 join them and
-    are compared exactly there (no error bound). That widens uint8 / uint16 values to four
-    bytes, so it is done only when one pass still holds everything within twice the tile
-    budget and the rows at most double. Measured at N = 35 000, one pass (uint8 + group A
-    columns): 33 + 17 columns 0.81x the time, 10 + 40 0.85x, 4 + 4 0.80x; 60 + 4 (rows x 3.4)
-    1.10x and 100 + 40 (19.6 MB) 1.50x, which the rule leaves apart.
+    are compared exactly there (no error bound); likewise uint8 / uint16 columns join the
+    quantised group Q, stored as themselves (compared exactly in integers). That widens
+    the values, so it is done only when one pass still holds everything within twice the
+    tile budget and the rows at most double. Measured at N = 35 000, one pass (uint8 +
+    group A columns): 33 + 17 columns 0.81x the time, 10 + 40 0.85x, 4 + 4 0.80x; 60 + 4
+    (rows x 3.4) 1.10x and 100 + 40 (19.6 MB) 1.50x, which the rule leaves apart.
 
-    Returns the new codes, the mask of columns compared exactly in group A, and the byte
-    budget of one pass for :func:`_tile_widths`.
+    Returns the new codes, the mask of columns compared exactly in the approximate group,
+    and the byte budget of one pass for :func:`_tile_widths`.
     """
     exact = np.zeros(store.size, dtype=bool)
-    if not (store == _APPROX).any():
-        return store, exact, _TILE_BYTES
-    kmax = max(int(ga.cardinalities.max()), 1) if ga.cardinalities.size else 1
-    # integer groups exist only for equal row weights (raw sums); code 2 is exact by its
-    # definition, uint8 / uint16 sums while their largest possible sum stays below 2**24
-    fits = {0: 255 * kmax < 2**24, 1: 65535 * kmax < 2**24}
-    exact = (store == 2) | ((store == 0) & fits[0]) | ((store == 1) & fits[1])
+    if (store == _APPROX).any():
+        into = _APPROX
+        kmax = max(int(ga.cardinalities.max()), 1) if ga.cardinalities.size else 1
+        # integer groups exist only for equal row weights (raw sums); code 2 is exact by
+        # its definition, uint8 / uint16 sums while their largest sum stays below 2**24
+        fits = {0: 255 * kmax < 2**24, 1: 65535 * kmax < 2**24}
+        exact = (store == 2) | ((store == 0) & fits[0]) | ((store == 1) & fits[1])
+    elif (store == _QUANT).any():
+        into = _QUANT
+        exact = (store == 0) | (store == 1)  # values 0..65 535, sums exact in int32
     if not exact.any():
         return store, exact, _TILE_BYTES
     size = np.array([np.dtype(d).itemsize for d in _STORAGE])
-    merged = np.where(exact, _APPROX, store)
+    merged = np.where(exact, into, store)
     row_now, row_merged = int(size[store].sum()), int(size[merged].sum())
     if row_merged <= 2 * row_now and n * row_merged <= 2 * _TILE_BYTES:
         return merged, exact, 2 * _TILE_BYTES
