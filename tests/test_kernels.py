@@ -96,7 +96,23 @@ CASES = {
     "knn_continuous": lambda: (_knn_graph(20, 4, seed=2), "normal"),
     "queen_b_island": lambda: (_lattice_graph(4, "b", island=True), "poisson"),
     "queen_r": lambda: (_lattice_graph(4, "r"), "poisson"),
+    # units with up to 8 neighbours take a one-pass loop of their own, the others the
+    # general one: both in one call (1 to 11 neighbours), and each with unequal weights
+    "band_1_to_11": lambda: (_band_graph(40, 2.6), "normal"),
+    "band_counts": lambda: (_band_graph(40, 2.6), "poisson"),
+    "kernel_k6": lambda: (_kernel_graph(20, 6), "normal"),
+    "kernel_k10": lambda: (_kernel_graph(24, 10), "normal"),
 }
+
+
+def _band_graph(n, threshold, seed=6):
+    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(seed).uniform(0, 10, (2, n)))
+    return cm.build_graph(pts, method="distance", threshold=threshold)
+
+
+def _kernel_graph(n, k, seed=6):
+    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(seed).uniform(0, 10, (2, n)))
+    return cm.build_graph(pts, method="kernel", k=k)
 
 
 def _data(kind, n, seed=3):

@@ -126,6 +126,7 @@ def _permutation_counts(
         K.tiled_counts(
             tuple(arrays),
             np.array([*starts, n_pass], dtype=np.int64),
+            _paths(kind, ga),
             kind == "geary",
             *common,
             0,
@@ -144,6 +145,20 @@ def _permutation_counts(
             kind, X, center, common, (permutations, max_permutations, tail, h), skip, ge, le, nperm
         )
     return ge, le, nperm
+
+
+def _paths(kind: str, ga: GraphArrays) -> tuple[int | None, int | None, int | None]:
+    """Which of the kernel's three loops the units take (None: no unit, not compiled): the
+    general one (more than ``SHORT_K`` neighbours, or Geary), the one-pass loop of units
+    with at most ``SHORT_K`` neighbours of equal weights, of unequal weights."""
+    cards = ga.cardinalities
+    short = (cards >= 1) & (cards <= K.SHORT_K)
+    lag = kind != "geary"
+    return (
+        None if lag and not (cards > K.SHORT_K).any() else 0,
+        0 if lag and (short & ga.equal).any() else None,
+        0 if lag and (short & ~ga.equal).any() else None,
+    )
 
 
 def _group_arrays(
