@@ -323,32 +323,47 @@ def _storage_dtypes(kind: str, X: np.ndarray, ga: GraphArrays) -> np.ndarray:
     return out
 
 
-def _quantise(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _quantise(
+    block: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """uint16 codes of float64 columns (each with max > min) and their (4, w) parameters.
 
-    Column x becomes q = round((x - m) / d) with m its minimum and d its range / 65 535;
+    Column x becomes q = round((x - m) / d) with m its minimum and d its range / 65 535
+    (``bounds``: the columns' minima and maxima, when ``block`` holds some rows only);
     the parameters are m, d, E (a bound of |x - (m + d q)|: the largest one measured, plus
     the float64 rounding of measuring it) and A = max |x| + |m|, for ``_kernels._q_bounds``.
     """
-    m = block.min(axis=0)
-    top = block.max(axis=0)
+    m, top = bounds if bounds is not None else (block.min(axis=0), block.max(axis=0))
     d = (top - m) / _QTOP
-    q = np.rint((block - m) / d)
-    np.clip(q, 0, _QTOP, out=q)
+    codes = np.empty(block.shape, dtype=np.uint16)
+    err = np.zeros(block.shape[1])
+    for r0 in range(0, block.shape[0], 8192):  # small temporaries, reused: few page faults
+        x = block[r0 : r0 + 8192]
+        q = x - m
+        q /= d
+        np.rint(q, out=q)
+        np.clip(q, 0, _QTOP, out=q)
+        codes[r0 : r0 + 8192] = q
+        q *= d
+        q += m
+        q -= x
+        np.abs(q, out=q)
+        np.maximum(err, q.max(axis=0), out=err)
     big = np.maximum(top, -m) + np.abs(m)
-    err = np.abs(block - (m + d * q)).max(axis=0) + 8 * 2.0**-53 * big
-    return q.astype(np.uint16), np.ascontiguousarray(np.vstack([m, d, err, big]))
+    err += 8 * 2.0**-53 * big
+    return codes, np.ascontiguousarray(np.vstack([m, d, err, big]))
 
 
 def _near_share(block: np.ndarray, ga: GraphArrays) -> np.ndarray:
     """Share of draws too close to call in the quantised storage, per column, estimated on
-    ``_NEAR_UNITS`` units and ``_NEAR_DRAWS`` draws each (a fixed sample: the choice of
-    storage never changes a count, only the time)."""
-    q, params = _quantise(block)
+    ``_NEAR_UNITS`` units and ``_NEAR_DRAWS`` draws each, the draws among 4 096 rows (a
+    fixed sample: the choice of storage never changes a count, only the time)."""
     rng = np.random.default_rng(0)
+    n, w = block.shape
+    pool = np.sort(rng.choice(n, size=min(n, 4096), replace=False))
+    q, params = _quantise(block[pool], (block.min(axis=0), block.max(axis=0)))
     linked = np.flatnonzero(ga.cardinalities > 0)
     units = rng.choice(linked, size=min(_NEAR_UNITS, linked.size), replace=False)
-    n, w = block.shape
     near = np.zeros(w)
     lo = np.empty(w, dtype=np.int32)
     hi = np.empty(w, dtype=np.int32)
@@ -357,7 +372,7 @@ def _near_share(block: np.ndarray, ga: GraphArrays) -> np.ndarray:
         nb = ga.indices[ga.indptr[u] : ga.indptr[u + 1]]
         k = nb.size
         K._q_bounds(params, tq, block[nb].sum(axis=0), np.int64(k), lo, hi, w)
-        ids = rng.integers(0, n, size=(_NEAR_DRAWS, k))
+        ids = rng.integers(0, pool.size, size=(_NEAR_DRAWS, k))
         sums = q[ids].sum(axis=1, dtype=np.int64)  # (draws, w)
         near += ((sums >= lo) & (sums <= hi)).sum(axis=0)
     return near / max(1, units.size * _NEAR_DRAWS)

@@ -32,9 +32,10 @@ to 0.006 on Georgia's ``PctBach``, one decimal). Values with d decimals multipli
 10**d (which changes no statistic's p-value) are integers, whose ties are then exact.
 Integer columns on graphs with equal weights per row (kNN, contiguity, row-standardised or
 binary) are summed in integers or float32, which is exact and cuts memory traffic (the
-kernels are bound by it); other columns are summed in float64, or gathered as float32 with
-a bound on the rounding error, the few draws too close to call being summed again in
-float64: the counts are float64's in every case.
+kernels are bound by it); other columns are quantised to 16-bit integers on such graphs
+(summed in integers, with a bound on the quantisation error), else gathered as float32
+with a bound on the rounding error, or summed in float64; with a bound, the few draws too
+close to call are summed again in float64: the counts are float64's in every case.
 
 With ``early_stop`` or ``adaptive=True`` cells may use different numbers of draws ``n``
 (``LocalResult.n_permutations``); every p-value is then ``(M + 1) / (n + 1)`` with the
