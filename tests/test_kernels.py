@@ -482,34 +482,40 @@ def test_float32_gathers_give_float64_counts(monkeypatch, graph, stat):
     assert (ge + le > 200).any()  # ties did occur (both tails counted)
 
 
+@pytest.mark.parametrize("into", ["float32", "quantised"])
 @pytest.mark.parametrize("stat", ["moran", "gstar"])
-def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
-    # With float64 values gathered as float32 (group A) in the same pass, integer columns
-    # whose float32 sums are exact join group A (one group per draw instead of two) and
-    # are compared exactly there: counts must equal those of the separate groups and of
-    # the exact reference, ties (frequent in sparse counts) on both sides
+def test_integer_columns_in_the_approximate_group_count_exactly(monkeypatch, stat, into):
+    # With float64 values gathered as float32 (group A) or quantised (group Q) in the same
+    # pass, integer columns whose sums stay exact there join that group (one group per
+    # draw instead of two) and are compared exactly: counts must equal those of the
+    # separate groups and of the exact reference, ties (frequent in sparse counts) on both
+    # sides
     from clustermap.stats import _permutation as engine
 
     monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
-    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
     n = 80
-    pts = gpd.GeoSeries.from_xy(*np.random.default_rng(7).uniform(0, 10, (2, n)))
-    g = cm.build_graph(pts, method="knn", k=6, transform="r")
     rng = np.random.default_rng(13)
-    Y = np.column_stack(
-        [
-            rng.poisson(0.3, n),  # uint8, mostly zeros
-            rng.poisson(5.0, n),  # uint8
-            rng.integers(300, 2000, n),  # uint16
-            rng.integers(70_000, 90_000, n),  # float32, exact integer sums
-            rng.lognormal(size=(n, 2)),  # group A
-        ]
-    ).astype(float)
+    columns = [
+        rng.poisson(0.3, n),  # uint8, mostly zeros
+        rng.poisson(5.0, n),  # uint8
+        rng.integers(300, 2000, n),  # uint16
+    ]
+    if into == "float32":
+        monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
+        pts = gpd.GeoSeries.from_xy(*np.random.default_rng(7).uniform(0, 10, (2, n)))
+        g = cm.build_graph(pts, method="knn", k=6, transform="r")
+        columns += [rng.integers(70_000, 90_000, n), rng.lognormal(size=(n, 2))]
+        group, codes, checked = engine._APPROX, [0, 0, 1, 2], (0, 3, 4)
+    else:
+        g = _knn_graph(n, 6, seed=7)
+        columns += [rng.gamma(2.0, size=(n, 2))]
+        group, codes, checked = engine._QUANT, [0, 0, 1], (0, 2, 3)
+    Y = np.column_stack(columns).astype(float)
     ga = graph_arrays(g)
     store = engine._storage_dtypes(stat, Y, ga)
-    assert store.tolist() == [0, 0, 1, 2, engine._APPROX, engine._APPROX]
+    assert store.tolist() == [*codes, group, group]
     merged, exact, _ = engine._merge_float32(store, n, ga)
-    assert (merged == engine._APPROX).all() and exact.tolist() == [True] * 4 + [False] * 2
+    assert (merged == group).all() and exact.tolist() == [True] * len(codes) + [False] * 2
     P, seed = 199, 5
     kw = {"permutations": P, "random_state": seed}
     frame = pd.DataFrame(Y, index=g.unique_ids)
@@ -525,7 +531,7 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
     ge, le = _counts(together, P)
     assert (ge[:, 0] + le[:, 0] > P).any()  # ties occurred
     W = g.sparse.toarray()
-    for s in (0, 3, 4):
+    for s in checked:
         rge, rle = ref.local_counts(
             stat, Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, n, k) for p in range(P)]
         )
@@ -533,16 +539,25 @@ def test_integer_columns_in_the_float32_group_count_exactly(monkeypatch, stat):
         np.testing.assert_array_equal(le[:, s], rle)
 
 
-def test_float32_gathers_equal_reference(monkeypatch):
-    # the same cells against the exact rational reference
+@pytest.mark.parametrize("group", ["float32", "quantised"])
+def test_approximate_groups_equal_reference(monkeypatch, group):
+    # cells of each approximate storage against the exact reference, for local Moran (the
+    # orientation of each unit's counts follows the sign of z_i); quantised: the hard
+    # columns, not those whose float64 sums tie or not by rounding (decimal values, a large
+    # offset): the kernels count float64 sums, as test_quantised_values_give_float64_counts checks
     from clustermap.stats import _permutation as engine
 
     monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
-    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
-    g = _knn_graph(20, 4, seed=2)
-    Y = _data("normal", g.n)
-    assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == engine._APPROX).all()
-    P, seed = 40, 2024
+    if group == "float32":
+        monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", -1.0)  # group Q off: group A tested
+        g = _knn_graph(20, 4, seed=2)
+        Y, code, P, seed = _data("normal", g.n), engine._APPROX, 40, 2024
+    else:
+        monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", 1.0)
+        g = _knn_graph(24, 4, seed=5)
+        Y = _hard_continuous(g.n, 3)[:, [1, 2, 3, 4, 6, 7]]
+        code, P, seed = engine._QUANT, 40, 77
+    assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == code).all()
     res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
     ge, le = _counts(res, P)
     W = g.sparse.toarray()
@@ -550,8 +565,8 @@ def test_float32_gathers_equal_reference(monkeypatch):
         rge, rle = ref.local_counts(
             "moran", Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, g.n, k) for p in range(P)]
         )
-        np.testing.assert_array_equal(ge[:, s], rge)
-        np.testing.assert_array_equal(le[:, s], rle)
+        np.testing.assert_array_equal(ge[:, s], rge, err_msg=f"column {s}")
+        np.testing.assert_array_equal(le[:, s], rle, err_msg=f"column {s}")
 
 
 def _hard_continuous(n, seed):
@@ -610,30 +625,6 @@ def test_quantised_values_give_float64_counts(monkeypatch, stat, tiles):
     assert (ge[:, 0] + le[:, 0] > 200).any()  # float64 ties occurred (both tails counted)
 
 
-def test_quantised_values_equal_reference(monkeypatch):
-    # the same kind of cells against the exact reference, for local Moran (the orientation
-    # of each unit's counts follows the sign of z_i); not the columns whose float64 sums
-    # tie or not by rounding (decimal values, a large offset): the kernels count float64
-    # sums, which the test above compares
-    from clustermap.stats import _permutation as engine
-
-    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
-    monkeypatch.setattr(engine, "_QUANT_MAX_NEAR", 1.0)
-    g = _knn_graph(24, 4, seed=5)
-    Y = _hard_continuous(g.n, 3)[:, [1, 2, 3, 4, 6, 7]]
-    assert (engine._storage_dtypes("moran", Y, graph_arrays(g)) == engine._QUANT).all()
-    P, seed = 40, 77
-    res = _call("moran", pd.DataFrame(Y, index=g.unique_ids), g, permutations=P, random_state=seed)
-    ge, le = _counts(res, P)
-    W = g.sparse.toarray()
-    for s in range(Y.shape[1]):
-        rge, rle = ref.local_counts(
-            "moran", Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, g.n, k) for p in range(P)]
-        )
-        np.testing.assert_array_equal(ge[:, s], rge, err_msg=f"column {s}")
-        np.testing.assert_array_equal(le[:, s], rle, err_msg=f"column {s}")
-
-
 def test_storage_choice_between_quantised_and_float32(monkeypatch):
     # a planted answer: continuous columns on rows of equal weights are quantised, except
     # those whose draws are often too close to call (three distinct values, one outlier
@@ -661,53 +652,6 @@ def test_storage_choice_between_quantised_and_float32(monkeypatch):
     np.testing.assert_allclose(d, (Y.max(axis=0) - Y.min(axis=0)) / 65535)
     assert (np.abs(Y - (m + d * q)) <= bound).all()
     assert (bound <= 0.5 * d + 1e-9 * np.abs(Y).max(axis=0)).all()
-
-
-@pytest.mark.parametrize("stat", ["moran", "gstar"])
-def test_integer_columns_in_the_quantised_group_count_exactly(monkeypatch, stat):
-    # uint8 / uint16 columns join group Q as themselves (one group per draw instead of
-    # two) and are compared exactly, ties on both sides: counts equal the separate groups'
-    # and the exact reference
-    from clustermap.stats import _permutation as engine
-
-    monkeypatch.setattr(engine, "_APPROX_MIN_BYTES", 0)
-    n = 80
-    g = _knn_graph(n, 6, seed=7)
-    rng = np.random.default_rng(13)
-    Y = np.column_stack(
-        [
-            rng.poisson(0.3, n),  # uint8, mostly zeros
-            rng.poisson(5.0, n),  # uint8
-            rng.integers(300, 2000, n),  # uint16
-            rng.gamma(2.0, size=(n, 2)),  # group Q
-        ]
-    ).astype(float)
-    ga = graph_arrays(g)
-    store = engine._storage_dtypes(stat, Y, ga)
-    assert store.tolist() == [0, 0, 1, engine._QUANT, engine._QUANT]
-    merged, exact, _ = engine._merge_float32(store, n, ga)
-    assert (merged == engine._QUANT).all() and exact.tolist() == [True] * 3 + [False] * 2
-    P, seed = 199, 5
-    kw = {"permutations": P, "random_state": seed}
-    frame = pd.DataFrame(Y, index=g.unique_ids)
-    together = _call(stat, frame, g, **kw)
-    monkeypatch.setattr(
-        engine,
-        "_merge_float32",
-        lambda st, n, ga: (st, np.zeros(st.size, bool), engine._TILE_BYTES),
-    )
-    apart = _call(stat, frame, g, **kw)
-    pd.testing.assert_frame_equal(together.p_greater, apart.p_greater)
-    pd.testing.assert_frame_equal(together.p_lesser, apart.p_lesser)
-    ge, le = _counts(together, P)
-    assert (ge[:, 0] + le[:, 0] > P).any()  # ties occurred
-    W = g.sparse.toarray()
-    for s in (0, 2, 3):
-        rge, rle = ref.local_counts(
-            stat, Y[:, s], W, lambda i, k: [ref.draw_ids(seed, i, p, n, k) for p in range(P)]
-        )
-        np.testing.assert_array_equal(ge[:, s], rge)
-        np.testing.assert_array_equal(le[:, s], rle)
 
 
 def test_decimal_ties_are_exact_once_scaled_to_integers():

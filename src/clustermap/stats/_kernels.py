@@ -179,6 +179,20 @@ def _fill_draw(buf, k, n, i, ukey, p, table):
         _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
 
 
+@njit(inline="always", cache=CACHE)
+def _make_draw(buf, k, n, i, ukey, p, table, direct, ids, off, made, u, q):
+    """Draw p of unit i into buf, unless a previous pass stored it (a block's draws are made
+    once and kept in ``ids`` at ``off`` for the next passes): True when buf holds it."""
+    if direct or q >= made[u]:
+        _fill_draw(buf, k, n, i, ukey, p, table)
+        if not direct:  # store it for the next passes
+            for t in range(k):
+                ids[off + t] = buf[t]
+            made[u] = q + 1
+        return True
+    return False
+
+
 @njit(cache=CACHE)
 def unit_draws(key, i, n, k, p_start, p_end):
     """Neighbour ids drawn for unit ``i`` at draws ``p_start..p_end-1`` ((P, k) int64).
@@ -552,13 +566,7 @@ def _short_draws(wts, X8, X16, X32, X64, XA, XA64, XQ, XQ64, obs, cg, cl, offs, 
     done = p_end
     for q in range(n_draws):
         off = 0 if direct else base + q * kmax
-        if direct or q >= made[u]:
-            _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-            if not direct:  # store it for the next passes
-                for t in range(k):
-                    ids[off + t] = buf[t]
-                made[u] = q + 1
-        else:
+        if not _make_draw(buf, k, n, i, ukey, p_start + q, table, direct, ids, off, made, u, q):
             for t in range(k):
                 buf[t] = ids[off + t]
         for t in range(k, 8):
@@ -787,12 +795,7 @@ def _tile_pass(X8, S8, C8, X16, S16, C16, X32, S32, C32, X64, S64, C64, XA, SA, 
         elif LONG is not None:
             for q in range(n_draws):
                 off = 0 if direct else base + q * kmax
-                if direct or q >= made[u]:
-                    _fill_draw(buf, k, n, i, ukey, p_start + q, table)
-                    if not direct:  # store it for the next passes
-                        for t in range(k):
-                            ids[off + t] = buf[t]
-                        made[u] = q + 1
+                _make_draw(buf, k, n, i, ukey, p_start + q, table, direct, ids, off, made, u, q)
                 src = buf if direct else ids
                 if geary:
                     if X64 is not None:
