@@ -190,7 +190,9 @@ def _group_arrays(
         M3 = np.zeros((n_tiles, 4, shape[2]))
         M3[:, 1, :], M3[:, 2, :] = 1.0, -1.0  # step 1, exact: integers as themselves
     else:
-        M3 = np.zeros((n_tiles, shape[2]))  # max |x| of each column of group A
+        # max |x| of each column of group A; -1 (compared exactly) for padding columns,
+        # whose zero sums would otherwise be too close to call at every draw
+        M3 = np.full((n_tiles, shape[2]), -1.0)
     for tt in range(n_tiles):
         for c0 in range(0, min(tile, group.size - tt * tile), 64):  # small temporaries
             sel = group[tt * tile + c0 : tt * tile + min(tile, c0 + 64)]
