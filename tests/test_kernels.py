@@ -514,7 +514,7 @@ def test_integer_columns_in_the_approximate_group_count_exactly(monkeypatch, sta
     ga = graph_arrays(g)
     store = engine._storage_dtypes(stat, Y, ga)
     assert store.tolist() == [*codes, group, group]
-    merged, exact, _ = engine._merge_float32(store, n, ga)
+    merged, exact, _ = engine._merge_integer_columns(store, n, ga)
     assert (merged == group).all() and exact.tolist() == [True] * len(codes) + [False] * 2
     P, seed = 199, 5
     kw = {"permutations": P, "random_state": seed}
@@ -522,7 +522,7 @@ def test_integer_columns_in_the_approximate_group_count_exactly(monkeypatch, sta
     together = _call(stat, frame, g, **kw)
     monkeypatch.setattr(
         engine,
-        "_merge_float32",
+        "_merge_integer_columns",
         lambda st, n, ga: (st, np.zeros(st.size, bool), engine._TILE_BYTES),
     )
     apart = _call(stat, frame, g, **kw)

@@ -101,7 +101,7 @@ def _permutation_counts(
     common = (ga.indptr, ga.indices, ga.weights, ga.equal, key, table)
     run = np.nonzero(~skip.all(axis=0))[0]  # constant sectors need no draws
     store = _storage_dtypes(kind, X if run.size == S else X[:, run], ga)
-    store, exact, budget = _merge_float32(store, n, ga)
+    store, exact, budget = _merge_integer_columns(store, n, ga)
     # one kernel call: each storage group is cut into tiles, and one draw of neighbours
     # per (unit, permutation) serves every tile of every group
     groups = [run[store == code] for code in range(len(_STORAGE))]
@@ -380,7 +380,7 @@ def _near_share(block: np.ndarray, ga: GraphArrays) -> np.ndarray:
     return near / max(1, units.size * _NEAR_DRAWS)
 
 
-def _merge_float32(
+def _merge_integer_columns(
     store: np.ndarray, n: int, ga: GraphArrays
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Move integer columns into the approximate group (A, else Q) when that makes one
@@ -426,7 +426,7 @@ def _tile_widths(
     """Columns per tile of each storage group, and the first pass of each group.
 
     When all the groups' values for all units fit ``budget`` bytes (``_TILE_BYTES``, or
-    twice that after :func:`_merge_float32` merged groups), they run in one pass
+    twice that after :func:`_merge_integer_columns` merged groups), they run in one pass
     (one draw per unit and permutation for everything; no draw is stored). Otherwise each
     group is cut into tiles of about ``_TILE_BYTES`` (at least one 64-byte cache line per
     row), run one group after the other: measured at N = 35 000 with 488 one-byte and 244
