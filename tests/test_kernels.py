@@ -424,18 +424,18 @@ def test_tiles_blocks_and_storage_groups_do_not_change_counts(monkeypatch):
 def test_fast_draw_path_gives_the_sequential_loop_draws():
     # the kernels draw k <= 8 candidates at once and keep them when distinct; with a
     # duplicate they rerun the rejection loop: the ids must be the loop's, also for tiny n
-    # (duplicates frequent) and for every position of the excluded unit
+    # (duplicates frequent) and for every position of the excluded unit; they come as an
+    # 8-tuple, the padding row n past k
     rng = np.random.default_rng(11)
     for trial in range(4000):
         n = int(rng.integers(2, 12)) if trial % 2 else int(rng.integers(2, 10**6))
         k = int(rng.integers(1, min(n - 1, 8) + 1))
-        i = int(rng.integers(0, n))
-        state = np.uint64(int(rng.integers(0, 2**63)))
+        i, p = int(rng.integers(0, n)), int(rng.integers(0, 5000))
+        ukey = np.uint64(int(rng.integers(0, 2**63)))
         slow = np.zeros(k, dtype=np.int64)
-        fast = np.full(8, -99, dtype=np.int64)
-        K._fill_draw_rng(slow, k, n, i, state)
-        K._fill_draw_fast(fast, k, n, i, state)
-        np.testing.assert_array_equal(fast[:k], slow, err_msg=f"n={n} k={k} i={i}")
+        K._fill_draw_rng(slow, k, n, i, np.uint64(K._draw_state(ukey, p)))
+        fast = K._draw8(k, n, i, ukey, p)
+        assert fast == (*slow.tolist(), *[n] * (8 - k)), f"n={n} k={k} i={i}"
 
 
 def _continuous_with_ties(n, seed):

@@ -130,35 +130,51 @@ def _candidates(state, m, i):
 
 
 @njit(inline="always", cache=CACHE)
-def _fill_draw_fast(buf, k, n, i, state):
-    """:func:`_fill_draw_rng` for k <= 8 with buf of length >= 8: the first eight candidates
-    are made at once, in registers, and kept when the first k are distinct (they are then
-    exactly what the sequential rejection loop accepts); otherwise (probability about
-    k**2 / 2n) the loop runs from the same state. Same draws, about a third of the cost
-    (no branch per candidate, 28 register comparisons instead of a loop over memory).
+def _candidates8(k, n, i, state):
+    """The first eight candidates of a draw (k <= 8) at once, in registers, and whether two
+    of the first k are equal (candidates past k: sentinels distinct from every id and from
+    each other). When they are distinct they are exactly what the sequential rejection
+    loop of :func:`_fill_draw_rng` accepts (probability of a duplicate about k**2 / 2n)."""
+    m = n - 1
+    c0, c1 = _candidates(state + _GOLDEN, m, i)
+    c2, c3 = _candidates(state + np.uint64(2) * _GOLDEN, m, i)
+    c4, c5 = _candidates(state + np.uint64(3) * _GOLDEN, m, i)
+    c6, c7 = _candidates(state + np.uint64(4) * _GOLDEN, m, i)
+    c1, c2, c3 = (c1 if k > 1 else -2), (c2 if k > 2 else -3), (c3 if k > 3 else -4)
+    c4, c5 = (c4 if k > 4 else -5), (c5 if k > 5 else -6)
+    c6, c7 = (c6 if k > 6 else -7), (c7 if k > 7 else -8)
+    dup = (
+        (c0 == c1) | (c0 == c2) | (c0 == c3) | (c0 == c4) | (c0 == c5) | (c0 == c6)
+        | (c0 == c7) | (c1 == c2) | (c1 == c3) | (c1 == c4) | (c1 == c5) | (c1 == c6)
+        | (c1 == c7) | (c2 == c3) | (c2 == c4) | (c2 == c5) | (c2 == c6) | (c2 == c7)
+        | (c3 == c4) | (c3 == c5) | (c3 == c6) | (c3 == c7) | (c4 == c5) | (c4 == c6)
+        | (c4 == c7) | (c5 == c6) | (c5 == c7) | (c6 == c7)
+    )  # fmt: skip
+    return dup, (c0, c1, c2, c3, c4, c5, c6, c7)
+
+
+@njit(cache=CACHE)
+def _draw8(k, n, i, ukey, p):
+    """Unit i's draw number p (k <= 8 neighbours, its own stream) as an 8-tuple of row ids,
+    rows past k the padding row n: :func:`_fill_draw_rng`'s ids, about three times faster
+    (the first eight candidates made at once, :func:`_candidates8`; the loop only after a
+    duplicate).
+
+    Not inlined (one compiled copy for every loop), and scalars in, a tuple out: a call
+    that passes arrays costs reference-count updates and their structures (measured 98
+    against 81 ns per draw of 50 uint16 columns, which is also the cost when inlined).
     """
-    if k <= 8:
-        m = n - 1
-        c0, c1 = _candidates(state + _GOLDEN, m, i)
-        c2, c3 = _candidates(state + np.uint64(2) * _GOLDEN, m, i)
-        c4, c5 = _candidates(state + np.uint64(3) * _GOLDEN, m, i)
-        c6, c7 = _candidates(state + np.uint64(4) * _GOLDEN, m, i)
-        # candidates past k: sentinels distinct from every id and from each other
-        c1, c2, c3 = (c1 if k > 1 else -2), (c2 if k > 2 else -3), (c3 if k > 3 else -4)
-        c4, c5 = (c4 if k > 4 else -5), (c5 if k > 5 else -6)
-        c6, c7 = (c6 if k > 6 else -7), (c7 if k > 7 else -8)
-        dup = (
-            (c0 == c1) | (c0 == c2) | (c0 == c3) | (c0 == c4) | (c0 == c5) | (c0 == c6)
-            | (c0 == c7) | (c1 == c2) | (c1 == c3) | (c1 == c4) | (c1 == c5) | (c1 == c6)
-            | (c1 == c7) | (c2 == c3) | (c2 == c4) | (c2 == c5) | (c2 == c6) | (c2 == c7)
-            | (c3 == c4) | (c3 == c5) | (c3 == c6) | (c3 == c7) | (c4 == c5) | (c4 == c6)
-            | (c4 == c7) | (c5 == c6) | (c5 == c7) | (c6 == c7)
-        )  # fmt: skip
-        if not dup:
-            buf[0], buf[1], buf[2], buf[3] = c0, c1, c2, c3
-            buf[4], buf[5], buf[6], buf[7] = c4, c5, c6, c7
-            return state
-    return _fill_draw_rng(buf, k, n, i, state)
+    state = _draw_state(ukey, p)
+    dup, c = _candidates8(k, n, i, state)
+    if dup:  # rare: the sequential loop from the same state
+        buf = np.empty(8, dtype=np.int64)
+        _fill_draw_rng(buf, k, n, i, state)
+        c = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7])
+    return (
+        c[0], c[1] if k > 1 else n, c[2] if k > 2 else n, c[3] if k > 3 else n,
+        c[4] if k > 4 else n, c[5] if k > 5 else n, c[6] if k > 6 else n,
+        c[7] if k > 7 else n,
+    )  # fmt: skip
 
 
 @njit(cache=CACHE)
@@ -166,17 +182,24 @@ def _fill_draw(buf, k, n, i, ukey, p, table):
     """Unit i's draw number p into buf[:k] (from the shared table, or its own stream).
 
     Not inlined: its code is large, and the kernels' loops share one compiled copy (the
-    general and the one-pass loops compiled 20.3 s with a copy each, 15.4 s sharing it;
-    no difference measured in the time per draw).
+    general and the one-pass loops compiled 20.3 s with a copy each, 15.4 s sharing it).
     """
     if table.shape[0] > 0:
         for t in range(k):
-            c = table[p, t]
-            buf[t] = c + 1 if c >= i else c
-    elif buf.shape[0] >= 8:
-        _fill_draw_fast(buf, k, n, i, _draw_state(ukey, p))
+            buf[t] = _shifted(table, p, t, i)
+    elif k <= 8:
+        c = _draw8(k, n, i, ukey, p)
+        for t in range(k):
+            buf[t] = c[t]
     else:
         _fill_draw_rng(buf, k, n, i, _draw_state(ukey, p))
+
+
+@njit(inline="always", cache=CACHE)
+def _shifted(table, p, t, i):
+    """Id t of row p of the shared table, shifted past unit i."""
+    c = table[p, t]
+    return c + 1 if c >= i else c
 
 
 @njit(inline="always", cache=CACHE)
@@ -184,7 +207,12 @@ def _make_draw(buf, k, n, i, ukey, p, table, direct, ids, off, made, u, q):
     """Draw p of unit i into buf, unless a previous pass stored it (a block's draws are made
     once and kept in ``ids`` at ``off`` for the next passes): True when buf holds it."""
     if direct or q >= made[u]:
-        _fill_draw(buf, k, n, i, ukey, p, table)
+        if k <= 8 and table.shape[0] == 0:  # no array passed: a cheaper call
+            c = _draw8(k, n, i, ukey, p)
+            for t in range(k):
+                buf[t] = c[t]
+        else:
+            _fill_draw(buf, k, n, i, ukey, p, table)
         if not direct:  # store it for the next passes
             for t in range(k):
                 ids[off + t] = buf[t]
@@ -199,7 +227,7 @@ def unit_draws(key, i, n, k, p_start, p_end):
 
     Exposed for tests: the reference implementation checks the kernels' counts with them.
     It always runs the sequential rejection loop (the kernels take the fast path of
-    :func:`_fill_draw_fast` when they can: the tests check that both give the same ids).
+    :func:`_draw8` when they can: the tests check that both give the same ids).
     """
     out = np.empty((p_end - p_start, k), dtype=np.int64)
     ukey = _unit_key(key, i)
@@ -495,48 +523,76 @@ def _lag_count_q(X, X64, ids, off, k, weights, a, acc, lo, hi, t64, cg, cl, ts):
 
 
 @njit(inline="always", cache=CACHE)
-def _sum64(X64, s, buf, k, W, weighted):
+def _sum64(X64, s, J, k, W, weighted):
     """The float64 left fold of a draw's k values in column s (the order of
     :func:`_lag_head`: cells too close to call are decided with it)."""
     v = 0.0
     for t in range(k):
-        x = X64[buf[t], s]
+        x = X64[J[t], s]
         x = W[t] * x if weighted else x
         v = x if t == 0 else v + x
     return v
 
 
 @njit(inline="always", cache=CACHE)
-def _short_f32(X, X64, J, W, weighted, k, buf, tobs, t64, bnd, cg, cl, ts):
+def _short_f32(X, X64, J, W, weighted, k, tobs, t64, bnd, cg, cl, ts):
     """:func:`_lag_count_f32` for a unit with k <= 8 neighbours (one pass, nothing stored:
     the rare cells too close to call are summed again, in float32 to find them, in float64
     to decide them)."""
-    near = np.int32(0)  # int32 lanes: an int64 tally measured 20 % slower in _short_q
+    near = False  # a boolean "or" (integer tallies cost more: see _short_q)
     if weighted:
         for s in range(ts):
-            c = _count_near(_sum8(X, s, J, W, True), tobs[s], bnd[s], cg, cl, s)
-            near = _add_i32(near, np.int32(c))
+            near |= _count_near(_sum8(X, s, J, W, True), tobs[s], bnd[s], cg, cl, s)
     else:
         for s in range(ts):
-            c = _count_near(_sum8(X, s, J, W, False), tobs[s], bnd[s], cg, cl, s)
-            near = _add_i32(near, np.int32(c))
+            near |= _count_near(_sum8(X, s, J, W, False), tobs[s], bnd[s], cg, cl, s)
     if near:
         for s in range(ts):
             if abs(_sum8(X, s, J, W, weighted) - tobs[s]) <= bnd[s]:
-                _count(_sum64(X64, s, buf, k, W, weighted), t64[s], cg, cl, s)
+                _count(_sum64(X64, s, J, k, W, weighted), t64[s], cg, cl, s)
 
 
 @njit(inline="always", cache=CACHE)
-def _short_q(X, X64, J, W, k, buf, lo, hi, t64, cg, cl, ts):
+def _short_q(X, X64, J, W, k, lo, hi, t64, cg, cl, ts):
     """:func:`_lag_count_q` for a unit with k <= 8 neighbours (equal weights)."""
-    decided = np.int32(0)  # int32 lanes: an int64 tally measured 20 % slower
+    near = False
     for s in range(ts):
-        d = np.int32(_count_q(_sum8(X, s, J, W, False), lo[s], hi[s], cg, cl, s))
-        decided = _add_i32(decided, d)
-    if decided < ts:  # rare: find the cells too close to call and sum them in float64
+        v = _sum8(X, s, J, W, False)
+        cg[s] += v > hi[s]
+        cl[s] += v < lo[s]
+        near |= (v >= lo[s]) & (v <= hi[s])
+    if near:  # rare: find the cells too close to call and sum them in float64
         for s in range(ts):
             if lo[s] <= _sum8(X, s, J, W, False) <= hi[s]:
-                _count(_sum64(X64, s, buf, k, W, False), t64[s], cg, cl, s)
+                _count(_sum64(X64, s, J, k, W, False), t64[s], cg, cl, s)
+
+
+@njit(inline="always", cache=CACHE)
+def _short_draw(k, n, i, ukey, p, table, direct, ids, off, made, u, q):
+    """Draw p (number q of the call) of unit i, k <= 8, as an 8-tuple of row ids (past k the
+    padding row n): stored by a previous pass, else made (:func:`_draw8`, or the shared
+    table) and stored for the next passes. The draws of :func:`_make_draw`."""
+    if not direct and q < made[u]:
+        return (
+            np.int64(ids[off]), np.int64(ids[off + 1]) if k > 1 else n,
+            np.int64(ids[off + 2]) if k > 2 else n, np.int64(ids[off + 3]) if k > 3 else n,
+            np.int64(ids[off + 4]) if k > 4 else n, np.int64(ids[off + 5]) if k > 5 else n,
+            np.int64(ids[off + 6]) if k > 6 else n, np.int64(ids[off + 7]) if k > 7 else n,
+        )  # fmt: skip
+    if table.shape[0] > 0:
+        J = (
+            _shifted(table, p, 0, i), _shifted(table, p, 1, i) if k > 1 else n,
+            _shifted(table, p, 2, i) if k > 2 else n, _shifted(table, p, 3, i) if k > 3 else n,
+            _shifted(table, p, 4, i) if k > 4 else n, _shifted(table, p, 5, i) if k > 5 else n,
+            _shifted(table, p, 6, i) if k > 6 else n, _shifted(table, p, 7, i) if k > 7 else n,
+        )  # fmt: skip
+    else:
+        J = _draw8(k, n, i, ukey, p)
+    if not direct:  # store it for the next passes
+        for t in range(k):
+            ids[off + t] = J[t]
+        made[u] = q + 1
+    return J
 
 
 @njit(cache=CACHE)
@@ -556,7 +612,7 @@ def _short_draws(wts, X8, X16, X32, X64, XA, XA64, XQ, XQ64, obs, cg, cl, offs, 
     i, k, n, ukey, u, base = unit
     _, table, p_start, p_end = draws
     tail, h, check = stop
-    direct, ids, made, buf, kmax = cache
+    direct, ids, made, _, kmax = cache
     weighted = wts is not None
     W = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
     if wts is not None:
@@ -570,12 +626,7 @@ def _short_draws(wts, X8, X16, X32, X64, XA, XA64, XQ, XQ64, obs, cg, cl, offs, 
     done = p_end
     for q in range(n_draws):
         off = 0 if direct else base + q * kmax
-        if not _make_draw(buf, k, n, i, ukey, p_start + q, table, direct, ids, off, made, u, q):
-            for t in range(k):
-                buf[t] = ids[off + t]
-        for t in range(k, 8):
-            buf[t] = n  # the padding row
-        J = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7])
+        J = _short_draw(k, n, i, ukey, p_start + q, table, direct, ids, off, made, u, q)
         if X8 is not None:  # noqa: SIM102 - alone, for numba to prune it
             if w8:
                 _short_count(X8, J, W, weighted, t8, cg8, cl8, w8)
@@ -590,10 +641,10 @@ def _short_draws(wts, X8, X16, X32, X64, XA, XA64, XQ, XQ64, obs, cg, cl, offs, 
                 _short_count(X64, J, W, weighted, t64, cg64, cl64, w64)
         if XA is not None:  # noqa: SIM102 - alone, for numba to prune it
             if wa:
-                _short_f32(XA, XA64, J, W, weighted, k, buf, ta, ta64, bnd, cga, cla, wa)
+                _short_f32(XA, XA64, J, W, weighted, k, ta, ta64, bnd, cga, cla, wa)
         if XQ is not None:  # noqa: SIM102 - alone, for numba to prune it
             if wq:
-                _short_q(XQ, XQ64, J, W, k, buf, loq, hiq, tq64, cgq, clq, wq)
+                _short_q(XQ, XQ64, J, W, k, loq, hiq, tq64, cgq, clq, wq)
         if h > 0 and (q + 1) % check == 0 and _tail_done(cg, cl, flip, width, tail, h, q + 1):
             done = p_start + q + 1
             break
