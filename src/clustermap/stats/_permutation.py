@@ -199,7 +199,9 @@ def _group_arrays(
             block = X[:, sel]
             cs = slice(c0, c0 + sel.size)  # in the tile
             at = slice(tt * tile + c0, tt * tile + c0 + sel.size)  # in the group
-            if code == _QUANT:
+            if code == _QUANT and not exact[at].any():  # the usual case: slices, no copies
+                X3[tt, :n, cs], M3[tt, :, cs] = _quantise(block)
+            elif code == _QUANT:
                 keep = exact[at]  # integers 0..65 535, stored as themselves
                 X3[tt][:n, c0 + np.flatnonzero(keep)] = block[:, keep]
                 if not keep.all():
@@ -213,9 +215,14 @@ def _group_arrays(
             if code == _APPROX:
                 M3[tt, cs] = np.where(exact[at], -1.0, np.abs(block).max(axis=0))
             if kind != "geary":
-                S3[tt, :, cs] = 1 if center is None else np.sign(block - center[sel])
+                S3[tt, :, cs] = 1 if center is None else _signs(block, center[sel])
     out = [X3, S3, C3.reshape(n_tiles, shape[2])]
     return [*out, X64, M3] if X64 is not None else out
+
+
+def _signs(block: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """int8 sign of ``block - center`` (by comparisons: no float64 temporaries)."""
+    return np.greater(block, center).view(np.int8) - np.less(block, center).view(np.int8)
 
 
 def _continue_undecided(kind, X, center, common, draws, skip, ge, le, nperm) -> None:

@@ -449,15 +449,14 @@ def _constant_columns(X: np.ndarray) -> np.ndarray:
 
 
 def _significant_tail(ge, le, p, alpha, alternative):
-    """+1 where the upper tail is significant, -1 the lower tail, 0 otherwise."""
-    sig = p <= alpha
+    """+1 where the upper tail is significant, -1 the lower tail, 0 otherwise (int8)."""
+    sig = (p <= alpha).view(np.int8)
     if alternative == "greater":
-        upper = np.ones_like(sig)
-    elif alternative == "lesser":
-        upper = np.zeros_like(sig)
-    else:
-        upper = ge <= le  # p_greater <= p_lesser (same number of draws)
-    return np.where(sig, np.where(upper, 1, -1), 0)
+        return sig
+    if alternative == "lesser":
+        return -sig
+    upper = (ge <= le).view(np.int8)  # p_greater <= p_lesser (same number of draws)
+    return sig * (2 * upper - 1)
 
 
 def _cat_frame(codes: np.ndarray, categories: list[str], ids: pd.Index, cols: pd.Index):
@@ -689,9 +688,9 @@ def _moran_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index) -> _Observ
         z /= np.where(sd > 0, sd, np.nan)
         lag = _sparse(ga, ga.self_weights) @ z
         # 0 HH, 1 LH, 2 LL, 3 HL (esda's q minus one)
-        zp = z > 0
+        zp = (z > 0).view(np.int8)
         lp = lag > 0
-        quadrant = np.where(zp, np.where(lp, 0, 3), np.where(lp, 1, 2)).astype(np.int8)
+        quadrant = np.where(lp, 1 - zp, 2 + zp)  # int8 throughout: no 8-byte temporaries
         del zp, lp
         den = np.einsum("ij,ij->j", z, z)
         stat = lag  # in place: I_i = (n - 1) z_i lag_i / sum z^2
@@ -883,8 +882,7 @@ def _gi_observe(X: np.ndarray, ga: GraphArrays, columns: pd.Index, *, star: Any)
 
 def _gi_label(obs: _Observed, ge, le, p, opts: PermutationOptions) -> np.ndarray:
     tail = _significant_tail(ge, le, p, opts.alpha, opts.alternative)
-    codes = np.where(tail == 1, 0, np.where(tail == -1, 1, 2)).astype(np.int8)
-    return codes
+    return np.where(tail == 1, np.int8(0), np.where(tail == -1, np.int8(1), np.int8(2)))
 
 
 @keyword_only(2, ["star", "permutations", "random_state"])
