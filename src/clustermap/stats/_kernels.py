@@ -539,7 +539,7 @@ def _short_f32(X, X64, J, W, weighted, k, tobs, t64, bnd, cg, cl, ts):
     """:func:`_lag_count_f32` for a unit with k <= 8 neighbours (one pass, nothing stored:
     the rare cells too close to call are summed again, in float32 to find them, in float64
     to decide them)."""
-    near = False  # a boolean "or" (integer tallies cost more: see _short_q)
+    near = False  # a boolean "or" (an integer tally costs more: see _short_q)
     if weighted:
         for s in range(ts):
             near |= _count_near(_sum8(X, s, J, W, True), tobs[s], bnd[s], cg, cl, s)
@@ -554,7 +554,12 @@ def _short_f32(X, X64, J, W, weighted, k, tobs, t64, bnd, cg, cl, ts):
 
 @njit(inline="always", cache=CACHE)
 def _short_q(X, X64, J, W, k, lo, hi, t64, cg, cl, ts):
-    """:func:`_lag_count_q` for a unit with k <= 8 neighbours (equal weights)."""
+    """:func:`_lag_count_q` for a unit with k <= 8 neighbours (equal weights).
+
+    Cells too close to call are flagged by a boolean "or": a 32-bit tally of the decided
+    cells measured about 5 % slower (LLVM made each comparison twice, once as a mask for
+    the tally, and reduced an integer vector at every draw).
+    """
     near = False
     for s in range(ts):
         v = _sum8(X, s, J, W, False)
