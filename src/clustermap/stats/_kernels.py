@@ -205,10 +205,11 @@ def _shifted(table, p, t, i):
 
 @njit(inline="always", cache=CACHE)
 def _make_draw(buf, k, n, i, ukey, p, table, direct, ids, off, made, u, q):
-    """Draw p of unit i into buf, unless a previous pass stored it (a block's draws are made
-    once and kept in ``ids`` at ``off`` for the next passes): True when buf holds it."""
+    """Draw p of unit i into buf, unless a previous pass stored it in ``ids`` at ``off`` (a
+    block's draws are made once and kept there for the next passes). At most 8 ids of its
+    own stream: :func:`_draw8` called directly (passing no array to a compiled call)."""
     if direct or q >= made[u]:
-        if k <= 8 and table.shape[0] == 0:  # no array passed: a cheaper call
+        if k <= 8 and table.shape[0] == 0:
             c = _draw8(k, n, i, ukey, p)
             for t in range(k):
                 buf[t] = c[t]
@@ -218,8 +219,6 @@ def _make_draw(buf, k, n, i, ukey, p, table, direct, ids, off, made, u, q):
             for t in range(k):
                 ids[off + t] = buf[t]
             made[u] = q + 1
-        return True
-    return False
 
 
 @njit(cache=CACHE)
